@@ -1,0 +1,9 @@
+"""sfc_plugin: SFC (Semantic-Aware Fine-Grained Correspondence) for the OpenMMLab ecosystem."""
+from .utils.checkpoint import register_mmengine_safe_globals
+from .version import __version__
+
+# mmengine stores its message hub (HistoryBuffer, numpy scalars) in checkpoints; allow exactly
+# those types so that `--resume` works with torch.load(weights_only=True) under torch >= 2.6.
+register_mmengine_safe_globals()
+
+__all__ = ['__version__']

@@ -1,0 +1,87 @@
+"""Safe checkpoint loading: ``weights_only=True`` by default and no silently ignored keys."""
+import os
+from typing import Dict, List, Mapping, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class CheckpointMismatchError(RuntimeError):
+    """A state dict does not fit a model: lists the missing, unexpected and mis-shaped keys."""
+
+    def __init__(self, source: str, missing: List[str], unexpected: List[str],
+                 mismatched: List[str]):
+        self.missing, self.unexpected, self.mismatched = missing, unexpected, mismatched
+        lines = [f'{source} does not fit the model:']
+        for title, keys in (('missing keys', missing), ('unexpected keys', unexpected),
+                            ('shape mismatches', mismatched)):
+            if keys:
+                shown = ', '.join(keys[:20]) + (f', ... ({len(keys) - 20} more)' if len(keys) > 20 else '')
+                lines.append(f'  {len(keys)} {title}: {shown}')
+        super().__init__('\n'.join(lines))
+
+
+def register_mmengine_safe_globals() -> None:
+    """Allow-list the non-tensor objects that mmengine writes into its checkpoints.
+
+    torch >= 2.6 loads with ``weights_only=True`` by default, which rejects mmengine's
+    ``HistoryBuffer`` and the numpy scalars and arrays kept in the message hub; mmengine 0.10.7
+    then cannot ``--resume``. Registering these few plain data types keeps the safe unpickler
+    (nothing here can run code) and makes resume work.
+    """
+    add_safe_globals = getattr(torch.serialization, 'add_safe_globals', None)
+    if add_safe_globals is None:  # torch < 2.4 loads full pickles by default
+        return
+    from mmengine.logging import HistoryBuffer
+    numpy_core = getattr(np, '_core', None) or np.core
+    safe = [HistoryBuffer, np.ndarray, np.dtype, numpy_core.multiarray._reconstruct,
+            numpy_core.multiarray.scalar]
+    safe += [type(np.dtype(name)) for name in (
+        'bool', 'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32', 'uint64',
+        'float16', 'float32', 'float64')]
+    add_safe_globals(safe)
+
+
+def load_checkpoint_file(path: str, allow_pickle: bool = False) -> dict:
+    """Load a checkpoint file on the CPU.
+
+    ``weights_only=True`` unless ``allow_pickle`` (an explicit user flag such as
+    ``--unsafe-pickle``) asks for a full pickle, which can run arbitrary code: only for files
+    you trust.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'{path}: no such checkpoint file')
+    try:
+        checkpoint = torch.load(path, map_location='cpu', weights_only=not allow_pickle)
+    except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
+        hint = ('' if allow_pickle else
+                ' If the file holds more than tensors and you trust its source, pass the flag'
+                ' that allows a full pickle (e.g. --unsafe-pickle).')
+        raise RuntimeError(f'{path}: cannot load the checkpoint: {error}.{hint}') from error
+    if not isinstance(checkpoint, Mapping):
+        raise RuntimeError(f'{path}: expected a dict of tensors, got {type(checkpoint).__name__}')
+    return dict(checkpoint)
+
+
+def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
+                           source: str = 'checkpoint',
+                           allow_missing: Optional[List[str]] = None) -> Dict[str, List[str]]:
+    """Load ``state_dict`` into ``model``; raise CheckpointMismatchError on any mismatch.
+
+    ``allow_missing`` lists key prefixes that may legitimately be absent (e.g. a head that is
+    trained from scratch); they are still reported in the returned dict.
+    """
+    allow_missing = allow_missing or []
+    own = model.state_dict()
+    missing = [key for key in own if key not in state_dict]
+    unexpected = [key for key in state_dict if key not in own]
+    mismatched = [
+        f'{key} (checkpoint {tuple(state_dict[key].shape)} vs model {tuple(own[key].shape)})'
+        for key in own if key in state_dict and tuple(state_dict[key].shape) != tuple(own[key].shape)
+    ]
+    fatal_missing = [key for key in missing if not any(key.startswith(p) for p in allow_missing)]
+    if fatal_missing or unexpected or mismatched:
+        raise CheckpointMismatchError(source, fatal_missing, unexpected, mismatched)
+    model.load_state_dict({k: v for k, v in state_dict.items() if k in own}, strict=False)
+    return dict(missing=missing, unexpected=unexpected)

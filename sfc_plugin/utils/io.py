@@ -1,0 +1,101 @@
+"""Image and label I/O with errors that name the file, and atomic writes."""
+import os
+import tempfile
+from contextlib import contextmanager
+from typing import Iterator, Optional, Tuple
+
+import cv2
+import numpy as np
+from PIL import Image
+
+
+class ImageReadError(OSError):
+    """An image or annotation file is missing, unreadable or not what was expected."""
+
+
+@contextmanager
+def atomic_path(path: str) -> Iterator[str]:
+    """Yield a temporary path beside ``path``; move it onto ``path`` only if the block succeeds.
+
+    A crash or Ctrl-C inside the block leaves ``path`` as it was (absent or the old file) and no
+    temporary file behind.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    stem, ext = os.path.splitext(os.path.basename(path))
+    fd, tmp = tempfile.mkstemp(prefix=f'.{stem}.', suffix=f'.tmp{ext}', dir=directory)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def read_image(path: str) -> np.ndarray:
+    """Read an image file as RGB uint8 (H, W, 3); raise ImageReadError naming the file otherwise."""
+    if not os.path.isfile(path):
+        raise ImageReadError(f'{path}: no such image file')
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageReadError(f'{path}: cannot decode the image (corrupt or not an image)')
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_label_png(path: str, require_indexed: bool = True) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """Read an annotation PNG as (ids (H, W) uint8, palette (256, 3) uint8 or None).
+
+    With ``require_indexed`` an RGB or RGBA image is an error: DAVIS-style annotations are
+    indexed (palette) PNGs whose pixel values are the object ids.
+    """
+    if not os.path.isfile(path):
+        raise ImageReadError(f'{path}: no such annotation file')
+    try:
+        with Image.open(path) as image:
+            image.load()
+            mode = image.mode
+            palette = image.getpalette()
+            ids = np.array(image)
+    except (OSError, ValueError) as error:
+        raise ImageReadError(f'{path}: cannot decode the annotation ({error})') from error
+    if mode == 'P':
+        colours = np.zeros((256, 3), np.uint8)
+        if palette is not None:
+            values = np.asarray(palette, np.uint8).reshape(-1, 3)[:256]
+            colours[:len(values)] = values
+        return ids.astype(np.uint8), colours
+    if mode in ('L', 'I', 'I;16') and not require_indexed:
+        if ids.max(initial=0) > 255:
+            raise ImageReadError(f'{path}: label ids above 255 are not supported')
+        return ids.astype(np.uint8), None
+    raise ImageReadError(
+        f'{path}: expected an indexed (palette) PNG of object ids, got mode {mode!r}'
+        + (' (an RGB colour mask?)' if mode in ('RGB', 'RGBA') else ''))
+
+
+def write_label_png(path: str, ids: np.ndarray, palette: Optional[np.ndarray] = None) -> None:
+    """Write ``ids`` (H, W) as an indexed PNG with ``palette`` (256, 3), atomically."""
+    if ids.ndim != 2:
+        raise ValueError(f'{path}: label map must be 2-D, got shape {ids.shape}')
+    image = Image.fromarray(np.ascontiguousarray(ids, dtype=np.uint8))
+    if palette is None:
+        palette = default_palette()
+    image.putpalette(  # turns the 'L' image into a 'P' one
+        np.asarray(palette, np.uint8).reshape(-1).tolist())
+    with atomic_path(path) as tmp:
+        image.save(tmp, format='PNG')
+
+
+def default_palette() -> np.ndarray:
+    """The DAVIS colour palette (the PASCAL VOC bit-interleaved one), (256, 3) uint8."""
+    palette = np.zeros((256, 3), np.uint8)
+    for index in range(256):
+        label, red, green, blue = index, 0, 0, 0
+        for shift in range(7, -1, -1):
+            red |= ((label >> 0) & 1) << shift
+            green |= ((label >> 1) & 1) << shift
+            blue |= ((label >> 2) & 1) << shift
+            label >>= 3
+        palette[index] = (red, green, blue)
+    return palette
