@@ -66,16 +66,22 @@ def load_checkpoint_file(path: str, allow_pickle: bool = False) -> dict:
 
 def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
                            source: str = 'checkpoint',
-                           allow_missing: Optional[List[str]] = None) -> Dict[str, List[str]]:
+                           allow_missing: Optional[List[str]] = None,
+                           ignore_unexpected: Optional[List[str]] = None) -> Dict[str, List[str]]:
     """Load ``state_dict`` into ``model``; raise CheckpointMismatchError on any mismatch.
 
     ``allow_missing`` lists key prefixes that may legitimately be absent (e.g. a head that is
-    trained from scratch); they are still reported in the returned dict.
+    trained from scratch); ``ignore_unexpected`` lists prefixes of checkpoint keys the model
+    deliberately lacks (e.g. ``layer4.`` and ``fc.`` of a truncated ResNet). Both are returned so
+    the caller can log them.
     """
     allow_missing = allow_missing or []
+    ignore_unexpected = ignore_unexpected or []
     own = model.state_dict()
     missing = [key for key in own if key not in state_dict]
     unexpected = [key for key in state_dict if key not in own]
+    ignored = [key for key in unexpected if any(key.startswith(p) for p in ignore_unexpected)]
+    unexpected = [key for key in unexpected if key not in ignored]
     mismatched = [
         f'{key} (checkpoint {tuple(state_dict[key].shape)} vs model {tuple(own[key].shape)})'
         for key in own if key in state_dict and tuple(state_dict[key].shape) != tuple(own[key].shape)
@@ -84,4 +90,4 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tens
     if fatal_missing or unexpected or mismatched:
         raise CheckpointMismatchError(source, fatal_missing, unexpected, mismatched)
     model.load_state_dict({k: v for k, v in state_dict.items() if k in own}, strict=False)
-    return dict(missing=missing, unexpected=unexpected)
+    return dict(missing=missing, ignored=ignored)
