@@ -7,6 +7,7 @@ after ``custom_imports=dict(imports=['sfc_plugin'])``.
 from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import EVALUATOR as MMENGINE_EVALUATOR
+from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import LOG_PROCESSORS as MMENGINE_LOG_PROCESSORS
 from mmengine.registry import LOOPS as MMENGINE_LOOPS
@@ -40,6 +41,8 @@ DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope=SCOPE, locations=
 # Data samplers (mmengine's).
 DATA_SAMPLERS = Registry(
     'data sampler', parent=MMENGINE_DATA_SAMPLERS, scope=SCOPE, locations=['sfc_plugin.datasets'])
+# Collate functions (one video per sample for label propagation).
+FUNCTIONS = Registry('function', parent=MMENGINE_FUNCTIONS, scope=SCOPE, locations=['sfc_plugin.datasets'])
 # Data transforms: two-view crops, video loading and packing.
 TRANSFORMS = Registry(
     'transform', parent=MMENGINE_TRANSFORMS, scope=SCOPE, locations=['sfc_plugin.datasets.transforms'])

@@ -1,1 +1,3 @@
-__all__ = []
+from .runner import build_test_config, build_train_config, test, train
+
+__all__ = ['build_test_config', 'build_train_config', 'test', 'train']

@@ -1,1 +1,3 @@
-__all__ = []
+from .propagation_model import PropagationModel
+
+__all__ = ['PropagationModel']

@@ -1,0 +1,145 @@
+"""The evaluation model: a correspondence backbone driving the label-propagation core over videos."""
+import os.path as osp
+import time
+from typing import List, Optional, Tuple
+
+import cv2
+import numpy as np
+import torch
+from mmengine.logging import print_log
+from mmengine.model import BaseModel
+from torch import Tensor
+
+from sfc_plugin.datasets.video_datasets import VideoDataError, validate_video_sample
+from sfc_plugin.propagation import LabelPropagator, mask_to_soft_labels, soft_labels_to_ids
+from sfc_plugin.propagation.keypoints import heatmaps_to_keypoints, keypoints_to_heatmaps
+from sfc_plugin.registry import MODELS
+from sfc_plugin.utils import read_image, read_label_png, write_label_png
+
+VOID_LABEL = 255
+
+
+@MODELS.register_module()
+class PropagationModel(BaseModel):
+    """Propagate the first frame's labels through each video (DAVIS masks, VIP parts, JHMDB pose).
+
+    Args:
+        backbone: config of the feature network; it takes RGB in [0, 1] and returns
+            L2-normalised stride-8 features (``SFCBackbone``, fused or single-branch).
+        propagator: settings of :class:`LabelPropagator` (topk, context_len, radius, temperature...).
+        out_dir: if set, each predicted frame is written as an indexed PNG to
+            ``out_dir/<video>/<frame>.png`` with the first annotation's palette.
+        keypoint_sigma: std of the Gaussian drawn per JHMDB joint, in feature cells.
+        keypoint_topk: number of highest cells averaged to decode a joint.
+    """
+
+    def __init__(self,
+                 backbone: dict,
+                 propagator: dict,
+                 out_dir: Optional[str] = None,
+                 keypoint_sigma: float = 0.5,
+                 keypoint_topk: int = 3,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.backbone = MODELS.build(backbone)
+        self.propagator_cfg = dict(propagator)
+        LabelPropagator(**self.propagator_cfg)  # fail at build time on bad settings
+        self.out_dir = out_dir
+        self.keypoint_sigma = keypoint_sigma
+        self.keypoint_topk = keypoint_topk
+
+    def forward(self, inputs: Tensor, data_samples: Optional[list] = None, mode: str = 'tensor') -> Tensor:
+        """Features of a batch of RGB images in [0, 1], (B, 3, H, W) -> (B, C, H/8, W/8)."""
+        if mode != 'tensor':
+            raise ValueError(f'PropagationModel only evaluates (test_step); got mode {mode!r}')
+        return self.backbone(inputs)
+
+    @torch.no_grad()
+    def test_step(self, data: List[dict]) -> List[dict]:
+        """Propagate each video sample of the batch (see the video datasets for the sample keys)."""
+        self.eval()
+        return [self.propagate_video(sample) for sample in data]
+
+    val_step = test_step
+
+    def propagate_video(self, sample: dict) -> dict:
+        """Run one video through the backbone and the propagation core, one frame at a time."""
+        validate_video_sample(sample)
+        task = sample['task']
+        frame_paths = sample['frame_paths']
+        height, width = sample['ori_shape']
+        input_size = sample.get('input_size')
+        propagator = LabelPropagator(**self.propagator_cfg)
+        start = time.perf_counter()
+
+        palette = None
+        if task == 'pose':
+            gt_keypoints = np.asarray(sample['keypoints'], np.float32)  # (T, J, 2) original pixels
+            predictions = np.zeros_like(gt_keypoints)
+        else:
+            first_ids, palette = read_label_png(sample['first_anno_path'], require_indexed=task == 'vos')
+            label_values = [int(v) for v in np.unique(first_ids) if v != VOID_LABEL]
+            if 0 not in label_values:
+                label_values = [0] + label_values
+            predictions = np.zeros((len(frame_paths), height, width), np.uint8)
+
+        for index, path in enumerate(frame_paths):
+            image = self._load_frame(path, (height, width), input_size)
+            feat = self.backbone(image)[0]  # (C, h, w)
+            feat_size = tuple(feat.shape[-2:])
+            if index == 0:
+                if task == 'pose':
+                    first_labels = keypoints_to_heatmaps(
+                        self._to_input_pixels(gt_keypoints[0], (height, width), input_size),
+                        feat_size, self._input_shape((height, width), input_size),
+                        sigma=self.keypoint_sigma)
+                    predictions[0] = gt_keypoints[0]
+                else:
+                    first_labels = mask_to_soft_labels(
+                        np.where(first_ids == VOID_LABEL, 0, first_ids), label_values, feat_size)
+                    predictions[0] = first_ids
+                propagator.step(feat, torch.as_tensor(first_labels, dtype=feat.dtype, device=feat.device))
+            else:
+                soft = propagator.step(feat)
+                if task == 'pose':
+                    predictions[index] = heatmaps_to_keypoints(
+                        soft, (height, width), topk=self.keypoint_topk)
+                else:
+                    predictions[index] = soft_labels_to_ids(soft, (height, width), label_values)
+            if self.out_dir is not None and task != 'pose':
+                stem = osp.splitext(osp.basename(path))[0]
+                write_label_png(osp.join(self.out_dir, sample['video'], f'{stem}.png'),
+                                predictions[index], palette)
+
+        seconds = time.perf_counter() - start
+        print_log(f'{sample["video"]}: {len(frame_paths)} frames in {seconds:.1f} s '
+                  f'({len(frame_paths) / max(seconds, 1e-9):.2f} frames/s)', logger='current')
+        result = {key: sample.get(key) for key in ('video', 'anno_paths', 'keypoints', 'ori_shape', 'task')}
+        result['pred_keypoints' if task == 'pose' else 'pred_ids'] = predictions
+        return result
+
+    def _load_frame(self, path: str, ori_shape: Tuple[int, int],
+                    input_size: Optional[Tuple[int, int]]) -> Tensor:
+        """Read one frame as a (1, 3, H, W) float tensor in [0, 1] on the model's device."""
+        image = read_image(path)
+        if image.shape[:2] != tuple(ori_shape):
+            raise VideoDataError(f'{path}: frame size {image.shape[:2]} differs from the '
+                                 f'video size {tuple(ori_shape)}')
+        if input_size is not None:
+            image = cv2.resize(image, (input_size[1], input_size[0]), interpolation=cv2.INTER_LINEAR)
+        device = next(self.backbone.parameters()).device
+        return torch.from_numpy(image).to(device).permute(2, 0, 1)[None].float().div_(255)
+
+    @staticmethod
+    def _input_shape(ori_shape: Tuple[int, int], input_size: Optional[Tuple[int, int]]) -> Tuple[int, int]:
+        return tuple(input_size) if input_size is not None else tuple(ori_shape)
+
+    @staticmethod
+    def _to_input_pixels(keypoints: np.ndarray, ori_shape: Tuple[int, int],
+                         input_size: Optional[Tuple[int, int]]) -> np.ndarray:
+        """Scale (J, 2) x, y from original to network-input pixels."""
+        if input_size is None:
+            return keypoints
+        scale = np.array([input_size[1] / ori_shape[1], input_size[0] / ori_shape[0]], np.float32)
+        return keypoints * scale
+
