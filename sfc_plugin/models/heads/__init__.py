@@ -1,1 +1,3 @@
-__all__ = []
+from .dense_mlp import DenseMLPHead
+
+__all__ = ['DenseMLPHead']

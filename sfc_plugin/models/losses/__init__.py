@@ -1,1 +1,3 @@
-__all__ = []
+from .fc_loss import FCLoss, fc_positive_mask
+
+__all__ = ['FCLoss', 'fc_positive_mask']

@@ -1,1 +1,4 @@
-__all__ = []
+from .data_preprocessor import TwoViewDataPreprocessor
+from .fc import FC
+
+__all__ = ['FC', 'TwoViewDataPreprocessor']

@@ -1,0 +1,75 @@
+"""The SFC feature: a fine-grained and a semantic network, each L2-normalised, fused late (eq. 7)."""
+from typing import Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+
+from sfc_plugin.registry import MODELS
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@MODELS.register_module()
+class SFCBackbone(BaseModule):
+    """Fused (or single-network) correspondence feature, the one implementation of METHOD.md eq. 7.
+
+    Takes float RGB in [0, 1]; each branch normalises its own input with its own mean/std, so
+    the whole preprocessing lives inside the model (as an exported ONNX graph needs). Output, per
+    location: ``normalize(cat(lambda * normalize(F_fc), normalize(F_sem)))`` over channels,
+    fine-grained channels first; its cosine affinity is
+    ``(lambda^2 cos_fc + cos_sem) / (1 + lambda^2)``. With one branch: ``normalize(F)``.
+    If the branches' spatial sizes differ (e.g. a semantic branch at stride 16), the semantic map
+    is resized bilinearly to the fine-grained one's size before fusing.
+
+    Checkpoint keys are ``semantic.*`` and ``fine_grained.*`` (``backbone.semantic.*`` ... in a
+    full model); ``tools/convert_checkpoint.py --prefix ... --merge ...`` writes such a file.
+
+    Args:
+        semantic: config of the semantic network (e.g. a MoCo ResNet-50), or None.
+        fine_grained: config of the fine-grained network (the FC ResNet-18), or None.
+        fine_grained_weight: lambda of eq. 7 (1.75 on DAVIS, 1.0 on JHMDB and VIP).
+        semantic_mean, semantic_std, fine_grained_mean, fine_grained_std: per-branch input
+            normalisation on the [0, 1] scale (ImageNet's by default).
+        init_cfg: mmengine initialisation config.
+    """
+
+    def __init__(self,
+                 semantic: Optional[dict] = None,
+                 fine_grained: Optional[dict] = None,
+                 fine_grained_weight: float = 1.75,
+                 semantic_mean: Sequence[float] = IMAGENET_MEAN,
+                 semantic_std: Sequence[float] = IMAGENET_STD,
+                 fine_grained_mean: Sequence[float] = IMAGENET_MEAN,
+                 fine_grained_std: Sequence[float] = IMAGENET_STD,
+                 init_cfg: Union[dict, list, None] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if semantic is None and fine_grained is None:
+            raise ValueError('SFCBackbone needs a semantic or a fine_grained network config (or both)')
+        self.fine_grained_weight = float(fine_grained_weight)
+        self.semantic = MODELS.build(semantic) if semantic is not None else None
+        self.fine_grained = MODELS.build(fine_grained) if fine_grained is not None else None
+        # Not persistent: checkpoints hold network weights only.
+        self.register_buffer('semantic_mean', torch.tensor(semantic_mean).view(1, 3, 1, 1), False)
+        self.register_buffer('semantic_std', torch.tensor(semantic_std).view(1, 3, 1, 1), False)
+        self.register_buffer('fine_grained_mean', torch.tensor(fine_grained_mean).view(1, 3, 1, 1), False)
+        self.register_buffer('fine_grained_std', torch.tensor(fine_grained_std).view(1, 3, 1, 1), False)
+
+        branches = [branch for branch in (self.fine_grained, self.semantic) if branch is not None]
+        self.out_channels = sum(branch.out_channels for branch in branches)
+        self.stride = branches[0].stride  # the fine-grained one's when both are given
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) RGB in [0, 1] -> (B, out_channels, h, w) per-location L2-normalised."""
+        if self.fine_grained is None:
+            return F.normalize(self.semantic((images - self.semantic_mean) / self.semantic_std), dim=1)
+        fine = F.normalize(
+            self.fine_grained((images - self.fine_grained_mean) / self.fine_grained_std), dim=1)
+        if self.semantic is None:
+            return fine
+        semantic = self.semantic((images - self.semantic_mean) / self.semantic_std)
+        if semantic.shape[-2:] != fine.shape[-2:]:
+            semantic = F.interpolate(semantic, size=fine.shape[-2:], mode='bilinear', align_corners=False)
+        semantic = F.normalize(semantic, dim=1)
+        return F.normalize(torch.cat([self.fine_grained_weight * fine, semantic], dim=1), dim=1)

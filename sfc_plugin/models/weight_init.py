@@ -1,0 +1,121 @@
+"""``StrictPretrained``: an ``init_cfg`` initialiser that loads a checkpoint and refuses any mismatch.
+
+mmengine's ``Pretrained`` loads with ``strict=False``: a checkpoint with the wrong prefix or the
+wrong architecture leaves the network randomly initialised with only a warning. This one raises
+``CheckpointMismatchError`` listing the missing, unexpected and mis-shaped keys instead.
+"""
+from typing import Dict, Mapping, Optional, Sequence, Union
+
+import torch
+from mmengine.logging import print_log
+from mmengine.model.weight_init import update_init_info
+from torch import nn
+
+from sfc_plugin.registry import WEIGHT_INITIALIZERS
+from sfc_plugin.utils.checkpoint import load_checkpoint_file, load_state_dict_strict
+
+
+def extract_state_dict(checkpoint: Mapping, source: str) -> Dict[str, torch.Tensor]:
+    """The tensors of a loaded checkpoint: its ``state_dict`` or ``model`` entry, or itself."""
+    for top_key in ('state_dict', 'model'):
+        if top_key in checkpoint:
+            state_dict = checkpoint[top_key]
+            break
+    else:
+        state_dict = checkpoint
+    if not isinstance(state_dict, Mapping):
+        raise RuntimeError(f'{source}: expected a dict of tensors, got {type(state_dict).__name__}')
+    not_tensors = [key for key, value in state_dict.items() if not isinstance(value, torch.Tensor)]
+    if not_tensors:
+        raise RuntimeError(f'{source}: expected a dict of tensors under "state_dict", "model" or '
+                           f'at the top level; these entries are not tensors: {not_tensors[:10]}')
+    return dict(state_dict)
+
+
+def strip_prefix(state_dict: Mapping[str, torch.Tensor], prefix: str,
+                 source: str) -> Dict[str, torch.Tensor]:
+    """Keep the keys that start with ``prefix``, without it; raise if there are none."""
+    stripped = {key[len(prefix):]: value for key, value in state_dict.items() if key.startswith(prefix)}
+    if not stripped:
+        sample = ', '.join(list(state_dict)[:8])
+        raise RuntimeError(f'{source}: no key starts with the prefix {prefix!r} '
+                           f'(the checkpoint has {len(state_dict)} keys, e.g. {sample})')
+    return stripped
+
+
+def fill_num_batches_tracked(state_dict: Dict[str, torch.Tensor]) -> int:
+    """Add ``num_batches_tracked = 0`` beside every BN ``running_mean`` that lacks it, in place.
+
+    Checkpoints saved before PyTorch 0.4.1 (e.g. torchvision's original resnet50-19c8e357.pth)
+    have no such counter; it only matters for BN layers with ``momentum=None``, which no network
+    here uses. Returns how many counters were added.
+    """
+    added = 0
+    for key in list(state_dict):
+        if key.endswith('running_mean'):
+            counter = key[:-len('running_mean')] + 'num_batches_tracked'
+            if counter not in state_dict:
+                state_dict[counter] = torch.tensor(0, dtype=torch.long)
+                added += 1
+    return added
+
+
+@WEIGHT_INITIALIZERS.register_module()
+class StrictPretrained:
+    """Initialise a module from a checkpoint file; every key must match unless ignored on purpose.
+
+    Usage: ``init_cfg=dict(type='StrictPretrained', checkpoint=PATH, prefix='backbone.')``.
+
+    Args:
+        checkpoint: path of a checkpoint, loaded with ``weights_only=True``. Its tensors are taken
+            from ``state_dict``, ``model`` or the top level.
+        prefix: load only the keys starting with it, stripped (e.g. ``'backbone.'``).
+        ignore_unexpected: prefixes of checkpoint keys the module deliberately lacks (e.g.
+            ``('layer4.', 'fc.')`` for a ResNet truncated after ``layer3``); they are logged.
+        map_location: device the tensors are moved to before they are copied into the module.
+    """
+
+    def __init__(self, checkpoint: str, prefix: Optional[str] = None,
+                 ignore_unexpected: Sequence[str] = (), map_location: str = 'cpu') -> None:
+        self.checkpoint = checkpoint
+        self.prefix = prefix
+        self.ignore_unexpected = tuple(ignore_unexpected)
+        self.map_location = map_location
+
+    def __call__(self, module: nn.Module) -> None:
+        source = self.checkpoint if not self.prefix else f'{self.checkpoint} (keys under {self.prefix!r})'
+        state_dict = extract_state_dict(load_checkpoint_file(self.checkpoint), self.checkpoint)
+        if self.prefix:
+            state_dict = strip_prefix(state_dict, self.prefix, self.checkpoint)
+        added = fill_num_batches_tracked(state_dict)
+        state_dict = {key: value.to(self.map_location) for key, value in state_dict.items()}
+        result = load_state_dict_strict(module, state_dict, source=source,
+                                        ignore_unexpected=list(self.ignore_unexpected))
+        print_log(f'Loaded {type(module).__name__} from {source}', logger='current')
+        if result['ignored']:
+            print_log(f'{source}: ignored {len(result["ignored"])} keys the model does not have by '
+                      f'design (prefixes {self.ignore_unexpected}): '
+                      f'{", ".join(result["ignored"][:10])}{", ..." if len(result["ignored"]) > 10 else ""}',
+                      logger='current')
+        if added:
+            print_log(f'{source}: the checkpoint predates BN num_batches_tracked; set {added} '
+                      'counters to 0', logger='current')
+        if hasattr(module, '_params_init_info'):
+            update_init_info(module, init_info=f'StrictPretrained: load from {source}')
+
+
+def with_default_ignores(init_cfg: Union[dict, list, None],
+                         ignore_unexpected: Sequence[str]) -> Union[dict, list, None]:
+    """Copy of ``init_cfg`` where each ``StrictPretrained`` entry that does not set
+    ``ignore_unexpected`` itself gets ``ignore_unexpected``."""
+    if init_cfg is None:
+        return None
+    cfgs = [init_cfg] if isinstance(init_cfg, Mapping) else list(init_cfg)
+    updated = []
+    for cfg in cfgs:
+        cfg = dict(cfg)
+        if (cfg.get('type') in ('StrictPretrained', 'sfc.StrictPretrained', StrictPretrained)
+                and 'ignore_unexpected' not in cfg):
+            cfg['ignore_unexpected'] = tuple(ignore_unexpected)
+        updated.append(cfg)
+    return updated[0] if isinstance(init_cfg, Mapping) else updated

@@ -1,0 +1,120 @@
+"""SFCBackbone: the fused feature of METHOD.md eq. 7, single-branch use, and registry wiring."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import DefaultScope
+
+from sfc_plugin.models import ResNet, SFCBackbone
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EVAL_R18 = dict(type='ResNet', depth=18, strides=(1, 2, 1), num_stages=3)
+SEM_MEAN, SEM_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+FC_MEAN, FC_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
+
+
+def randomise_bn(model: torch.nn.Module) -> None:
+    """Non-trivial BN statistics and gammas, so that branches give distinct, non-zero features."""
+    torch.manual_seed(0)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.weight.data.uniform_(0.5, 1.5)
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 2.0)
+
+
+def cosine_matrix(features: torch.Tensor) -> torch.Tensor:
+    """(C, h, w) -> (h*w, h*w) cosine similarities, written with explicit norms."""
+    flat = features.reshape(features.shape[0], -1)
+    norms = torch.sqrt((flat ** 2).sum(dim=0))
+    return (flat.T @ flat) / (norms[:, None] * norms[None, :])
+
+
+def branch_input(images, mean, std):
+    return (images - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+
+
+def test_fused_affinity_equals_weighted_branch_affinities():
+    weight = 1.75
+    model = SFCBackbone(semantic=EVAL_R18, fine_grained=EVAL_R18, fine_grained_weight=weight,
+                        semantic_mean=SEM_MEAN, semantic_std=SEM_STD,
+                        fine_grained_mean=FC_MEAN, fine_grained_std=FC_STD).eval()
+    randomise_bn(model)
+    images = torch.rand(1, 3, 40, 48)
+    with torch.no_grad():
+        fused = model(images)[0]  # (512, 5, 6)
+        fine = model.fine_grained(branch_input(images, FC_MEAN, FC_STD))[0]
+        semantic = model.semantic(branch_input(images, SEM_MEAN, SEM_STD))[0]
+    assert fused.shape == (512, 5, 6)
+    assert (model.out_channels, model.stride) == (512, 8)
+    assert torch.allclose(fused.norm(dim=0), torch.ones(5, 6), atol=1e-5)
+
+    expected = (weight ** 2 * cosine_matrix(fine) + cosine_matrix(semantic)) / (1 + weight ** 2)
+    fused_flat = fused.reshape(512, -1)
+    assert torch.allclose(fused_flat.T @ fused_flat, expected, atol=1e-5)
+    # fine-grained channels first, scaled by lambda / sqrt(1 + lambda^2)
+    fine_unit = fine / fine.norm(dim=0, keepdim=True)
+    assert torch.allclose(fused[:256], weight / (1 + weight ** 2) ** 0.5 * fine_unit, atol=1e-5)
+
+
+def test_single_branch_is_its_normalised_feature():
+    for branch in ('semantic', 'fine_grained'):
+        model = SFCBackbone(**{branch: EVAL_R18}).eval()
+        randomise_bn(model)
+        images = torch.rand(2, 3, 32, 32)
+        with torch.no_grad():
+            out = model(images)
+            raw = getattr(model, branch)(branch_input(images, SEM_MEAN, SEM_STD))
+        assert out.shape == (2, 256, 4, 4) and model.out_channels == 256
+        assert torch.allclose(out, raw / raw.norm(dim=1, keepdim=True), atol=1e-6)
+    with pytest.raises(ValueError, match='semantic or a fine_grained'):
+        SFCBackbone()
+
+
+def test_semantic_branch_at_another_stride_is_resized_to_the_fine_grained_grid():
+    semantic_stride16 = dict(type='ResNet', depth=18, strides=(1, 2, 2), num_stages=3)
+    model = SFCBackbone(semantic=semantic_stride16, fine_grained=EVAL_R18, fine_grained_weight=1.0).eval()
+    randomise_bn(model)
+    images = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        fused = model(images)
+        semantic = model.semantic(branch_input(images, SEM_MEAN, SEM_STD))
+    assert semantic.shape[-2:] == (4, 4) and fused.shape == (1, 512, 8, 8) and model.stride == 8
+    resized = torch.nn.functional.interpolate(semantic, size=(8, 8), mode='bilinear', align_corners=False)
+    resized = resized / resized.norm(dim=1, keepdim=True)
+    assert torch.allclose(fused[:, 256:], resized / 2 ** 0.5, atol=1e-5)
+
+
+def test_state_dict_holds_only_network_weights():
+    model = SFCBackbone(semantic=EVAL_R18, fine_grained=EVAL_R18)
+    keys = list(model.state_dict())
+    assert all(key.startswith(('semantic.', 'fine_grained.')) for key in keys)
+    assert 'fine_grained.layer3.1.bn2.weight' in keys and 'semantic.conv1.weight' in keys
+
+
+def test_built_from_config_under_the_sfc_scope():
+    cfg = dict(type='SFCBackbone', fine_grained=EVAL_R18, semantic=dict(EVAL_R18, depth=50))
+    with DefaultScope.overwrite_default_scope('sfc'):
+        model = MMENGINE_MODELS.build(cfg)
+        resnet = MMENGINE_MODELS.build(dict(type='ResNet', depth=18))
+    assert isinstance(model, SFCBackbone) and isinstance(model.semantic, ResNet)
+    assert model.out_channels == 256 + 1024
+    assert isinstance(resnet, ResNet)
+    assert isinstance(MMENGINE_MODELS.build(dict(type='sfc.ResNet', depth=18)), ResNet)
+
+
+def test_registry_wiring_after_importing_only_the_package():
+    """A fresh interpreter that only runs `import sfc_plugin` finds `sfc.ResNet` and `sfc.SFCBackbone`
+    in mmengine's root MODELS registry (what custom_imports=['sfc_plugin'] relies on)."""
+    code = ('import sfc_plugin\n'
+            'from mmengine.registry import MODELS\n'
+            "m = MODELS.build(dict(type='sfc.SFCBackbone', fine_grained=dict(type='sfc.ResNet', depth=18,"
+            ' strides=(1, 2, 1), num_stages=3)))\n'
+            'print(type(m).__name__, type(m.fine_grained).__name__)\n')
+    result = subprocess.run([sys.executable, '-c', code], cwd=REPO_ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ['SFCBackbone', 'ResNet']
