@@ -1,1 +1,5 @@
-__all__ = []
+from .formatting import PackTwoViewInputs
+from .loading import LoadRGBImage
+from .two_view import TwoViewRandomResizedCrop
+
+__all__ = ['LoadRGBImage', 'TwoViewRandomResizedCrop', 'PackTwoViewInputs']
