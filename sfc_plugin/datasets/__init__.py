@@ -1,1 +1,4 @@
+from .collate import video_collate
+from .image_datasets import *  # noqa: F401,F403
 from .transforms import *  # noqa: F401,F403
+from .video_datasets import *  # noqa: F401,F403
