@@ -32,7 +32,7 @@ def test_train_cli_loss_goes_down_and_writes_checkpoint(tmp_path, real_image_dir
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     losses = [row['loss'] for row in _scalars(str(work_dir)) if 'loss' in row]
-    assert len(losses) == 10
+    assert len(losses) >= 10  # every 4 iterations, plus mmengine's end-of-epoch rows
     first, last = sum(losses[:3]) / 3, sum(losses[-3:]) / 3
     assert last < first - 0.1, losses
     checkpoint = torch.load(work_dir / 'iter_40.pth', map_location='cpu', weights_only=True)

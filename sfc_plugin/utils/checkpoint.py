@@ -23,17 +23,20 @@ class CheckpointMismatchError(RuntimeError):
 
 
 def register_mmengine_safe_globals() -> None:
-    """Allow-list the non-tensor objects that mmengine writes into its checkpoints.
+    """Make mmengine's training checkpoints loadable with ``weights_only=True``.
 
-    torch >= 2.6 loads with ``weights_only=True`` by default, which rejects mmengine's
-    ``HistoryBuffer`` and the numpy scalars and arrays kept in the message hub; mmengine 0.10.7
-    then cannot ``--resume``. Registering these few plain data types keeps the safe unpickler
-    (nothing here can run code) and makes resume work.
+    torch >= 2.6 loads with ``weights_only=True`` by default, which rejects what mmengine 0.10.7
+    keeps in its message hub, so ``--resume`` fails. Two changes fix that without a full pickle:
+    allow-list the plain data types involved (``HistoryBuffer`` and numpy arrays, dtypes and
+    scalars; none of them can run code), and stop ``HistoryBuffer`` from pickling its class-level
+    table of statistics functions (they pickle as ``getattr`` calls, which must never be
+    allowed; ``HistoryBuffer.__setstate__`` re-registers the defaults on load anyway).
     """
+    from mmengine.logging import HistoryBuffer
+    HistoryBuffer.__getstate__ = _history_buffer_state
     add_safe_globals = getattr(torch.serialization, 'add_safe_globals', None)
     if add_safe_globals is None:  # torch < 2.4 loads full pickles by default
         return
-    from mmengine.logging import HistoryBuffer
     numpy_core = getattr(np, '_core', None) or np.core
     safe = [HistoryBuffer, np.ndarray, np.dtype, numpy_core.multiarray._reconstruct,
             numpy_core.multiarray.scalar]
@@ -41,6 +44,13 @@ def register_mmengine_safe_globals() -> None:
         'bool', 'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32', 'uint64',
         'float16', 'float32', 'float64')]
     add_safe_globals(safe)
+
+
+def _history_buffer_state(buffer) -> dict:
+    """``HistoryBuffer`` state without the statistics functions (see above)."""
+    state = dict(buffer.__dict__)
+    state.pop('statistics_methods', None)
+    return state
 
 
 def load_checkpoint_file(path: str, allow_pickle: bool = False) -> dict:

@@ -12,7 +12,8 @@ from torch import Tensor
 
 from sfc_plugin.datasets.video_datasets import VideoDataError, validate_video_sample
 from sfc_plugin.propagation import LabelPropagator, mask_to_soft_labels, soft_labels_to_ids
-from sfc_plugin.propagation.keypoints import heatmaps_to_keypoints, keypoints_to_heatmaps
+from sfc_plugin.propagation.keypoints import (cells_to_image, heatmaps_to_keypoints,
+                                              keypoints_to_heatmaps, resize_keypoints)
 from sfc_plugin.registry import MODELS
 from sfc_plugin.utils import read_image, read_label_png, write_label_png
 
@@ -69,6 +70,7 @@ class PropagationModel(BaseModel):
         frame_paths = sample['frame_paths']
         height, width = sample['ori_shape']
         input_size = sample.get('input_size')
+        network_size = tuple(input_size) if input_size is not None else (height, width)
         propagator = LabelPropagator(**self.propagator_cfg)
         start = time.perf_counter()
 
@@ -90,9 +92,8 @@ class PropagationModel(BaseModel):
             if index == 0:
                 if task == 'pose':
                     first_labels = keypoints_to_heatmaps(
-                        self._to_input_pixels(gt_keypoints[0], (height, width), input_size),
-                        feat_size, self._input_shape((height, width), input_size),
-                        sigma=self.keypoint_sigma)
+                        resize_keypoints(gt_keypoints[0], (height, width), network_size),
+                        feat_size, stride=self.backbone.stride, sigma=self.keypoint_sigma)
                     predictions[0] = gt_keypoints[0]
                 else:
                     first_labels = mask_to_soft_labels(
@@ -102,8 +103,9 @@ class PropagationModel(BaseModel):
             else:
                 soft = propagator.step(feat)
                 if task == 'pose':
-                    predictions[index] = heatmaps_to_keypoints(
-                        soft, (height, width), topk=self.keypoint_topk)
+                    cells = heatmaps_to_keypoints(soft.cpu().numpy(), topk=self.keypoint_topk)
+                    predictions[index] = cells_to_image(
+                        cells, self.backbone.stride, network_size, (height, width))
                 else:
                     predictions[index] = soft_labels_to_ids(soft, (height, width), label_values)
             if self.out_dir is not None and task != 'pose':
@@ -129,17 +131,3 @@ class PropagationModel(BaseModel):
             image = cv2.resize(image, (input_size[1], input_size[0]), interpolation=cv2.INTER_LINEAR)
         device = next(self.backbone.parameters()).device
         return torch.from_numpy(image).to(device).permute(2, 0, 1)[None].float().div_(255)
-
-    @staticmethod
-    def _input_shape(ori_shape: Tuple[int, int], input_size: Optional[Tuple[int, int]]) -> Tuple[int, int]:
-        return tuple(input_size) if input_size is not None else tuple(ori_shape)
-
-    @staticmethod
-    def _to_input_pixels(keypoints: np.ndarray, ori_shape: Tuple[int, int],
-                         input_size: Optional[Tuple[int, int]]) -> np.ndarray:
-        """Scale (J, 2) x, y from original to network-input pixels."""
-        if input_size is None:
-            return keypoints
-        scale = np.array([input_size[1] / ori_shape[1], input_size[0] / ori_shape[0]], np.float32)
-        return keypoints * scale
-
