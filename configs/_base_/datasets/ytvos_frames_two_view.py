@@ -3,7 +3,8 @@
 data_root = 'data/youtube_vos/train'
 train_pipeline = [
     dict(type='LoadRGBImage'),
-    dict(type='TwoViewRandomResizedCrop', size=256, scale=(0.0, 1.0), ratio=(3 / 4, 4 / 3)),
+    dict(type='TwoViewRandomResizedCrop', size=256, scale=(0.0, 1.0), ratio=(3 / 4, 4 / 3),
+         backend='pillow'),  # PIL's bilinear resize, as torchvision's in the reference
     dict(type='PackTwoViewInputs'),
 ]
 train_dataloader = dict(
