@@ -107,7 +107,7 @@ class PropagationModel(BaseModel):
                     predictions[index] = cells_to_image(
                         cells, self.backbone.stride, network_size, (height, width))
                 else:
-                    predictions[index] = soft_labels_to_ids(soft, (height, width), label_values)
+                    predictions[index] = soft_labels_to_ids(soft, (height, width), label_values).cpu().numpy()
             if self.out_dir is not None and task != 'pose':
                 stem = osp.splitext(osp.basename(path))[0]
                 write_label_png(osp.join(self.out_dir, sample['video'], f'{stem}.png'),

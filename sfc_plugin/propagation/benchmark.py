@@ -1,0 +1,289 @@
+"""Benchmark of the propagation core against the dense reference on identical random inputs.
+
+Time: median wall time per frame of the streaming :class:`.core.LabelPropagator` in steady state
+(frames after the first ``context + 1``, when the short-term window holds ``context`` distinct
+predicted frames), and of :func:`.reference.reference_propagate_step` on a full context of distinct
+frames. Peak memory: every measurement runs in a fresh process (multiprocessing 'spawn') whose peak
+resident set size, ``resource.getrusage(RUSAGE_SELF).ru_maxrss``, is reported; it includes torch's
+CPU allocations, which tracemalloc does not see, and the interpreter with torch loaded
+(``startup_mb``, the peak before any input exists).
+"""
+import argparse
+import ctypes
+import json
+import logging
+import multiprocessing
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, replace
+from typing import Callable, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmengine.logging import MMLogger
+
+from .core import LabelPropagator, PropagationSettings, propagate_step, resolve_select_dtype
+from .geometry import TileGeometry
+from .reference import reference_propagate_step
+
+DAVIS_FEATURE_SIZE = (60, 107)  # 480 x 854 frames at stride 8
+_M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
+LIVE_MEMORY_MMAP_THRESHOLD = 1 << 20  # the video-length comparison's fixed mmap threshold
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    """One measured configuration (defaults: DAVIS-2017 geometry and the SFC settings)."""
+    height: int = DAVIS_FEATURE_SIZE[0]
+    width: int = DAVIS_FEATURE_SIZE[1]
+    channels: int = 1280
+    context: int = 20
+    topk: int = 15
+    radius: float = 15.0
+    temperature: float = 0.1
+    classes: int = 6
+    frames: int = 32
+    select_dtype: str = 'auto'
+    tile_size: Optional[Tuple[int, int]] = None
+    device: str = 'cpu'
+    threads: Optional[int] = None
+    seed: int = 0
+    malloc_mmap_threshold: Optional[int] = None  # fixed glibc M_MMAP_THRESHOLD (None: glibc's dynamic one)
+
+
+def _peak_mb() -> float:
+    """Peak resident set size of this process so far (ru_maxrss is in KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2 ** 20 if platform.system() == 'Darwin' else peak / 2 ** 10
+
+
+def _sync(device: str) -> None:
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+
+
+def random_frame(config: BenchmarkConfig, index: int) -> torch.Tensor:
+    """(C, h, w) L2-normalised Gaussian features of frame ``index`` (deterministic)."""
+    g = torch.Generator().manual_seed(config.seed * 100_003 + index)
+    feat = torch.randn(config.channels, config.height, config.width, generator=g)
+    return F.normalize(feat, dim=0).to(config.device)
+
+
+def random_soft_labels(config: BenchmarkConfig, index: int) -> torch.Tensor:
+    """(K, h, w) soft labels of frame ``index`` (deterministic)."""
+    g = torch.Generator().manual_seed(config.seed * 100_003 + 50_000 + index)
+    logits = 3 * torch.randn(config.classes, config.height, config.width, generator=g)
+    return torch.softmax(logits, 0).to(config.device)
+
+
+def _setup(config: BenchmarkConfig) -> float:
+    """Threads and allocator of a measuring process; returns its peak RSS so far (MB).
+
+    glibc raises its mmap threshold after large frees, after which freed temporaries stay in the
+    heap and the RSS high-water mark drifts by 10-30 % from run to run; a small fixed threshold
+    returns them to the system, so that the peak follows the memory in use (at the cost of page
+    faults: timings are slower).
+    """
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    if config.malloc_mmap_threshold and platform.system() == 'Linux':
+        ctypes.CDLL('libc.so.6').mallopt(_M_MMAP_THRESHOLD, config.malloc_mmap_threshold)
+    return _peak_mb()
+
+
+def measure_core(config: BenchmarkConfig) -> dict:
+    """Stream ``config.frames`` frames through a LabelPropagator (run in a fresh process)."""
+    startup_mb = _setup(config)
+    propagator = LabelPropagator(topk=config.topk, context_len=config.context, radius=config.radius,
+                                 temperature=config.temperature, select_dtype=config.select_dtype,
+                                 tile_size=config.tile_size)
+    propagator.step(random_frame(config, 0), random_soft_labels(config, 0))
+    seconds, cpu_seconds = [], []
+    for index in range(1, config.frames):
+        if index == config.context + 1:
+            early_stats = Counter(propagator.stats)
+        feat = random_frame(config, index)
+        _sync(config.device)
+        start, cpu_start = time.perf_counter(), time.process_time()
+        propagator.step(feat)
+        _sync(config.device)
+        seconds.append(time.perf_counter() - start)
+        cpu_seconds.append(time.process_time() - cpu_start)
+    steady = slice(config.context, None)  # frames > context: the window holds distinct frames only
+    geometry = propagator._geometry
+    return dict(height=config.height, width=config.width, frames=config.frames,
+                ms_per_frame=1e3 * statistics.median(seconds[steady]), steady_frames=len(seconds[steady]),
+                cpu_ms_per_frame=1e3 * statistics.median(cpu_seconds[steady]),
+                ms_per_frame_early=1e3 * statistics.median(seconds[:config.context]),
+                peak_mb=_peak_mb(), startup_mb=startup_mb, held_mb=propagator.memory_bytes() / 2 ** 20,
+                select_dtype=str(resolve_select_dtype(config.select_dtype, config.device)),
+                tile_size=[geometry.tile_h, geometry.tile_w],
+                stats=dict(all_frames=dict(propagator.stats), steady_frames=dict(propagator.stats - early_stats)))
+
+
+def _full_context(config: BenchmarkConfig):
+    """Long memory = frame 0, short-term window = frames 1 .. context (distinct), with labels."""
+    short = range(1, config.context + 1)
+    return (random_frame(config, 0), random_soft_labels(config, 0),
+            torch.stack([random_frame(config, i) for i in short]),
+            torch.stack([random_soft_labels(config, i) for i in short]))
+
+
+def measure_reference(config: BenchmarkConfig, num_queries: int, query_chunk: int) -> dict:
+    """Time the dense reference on ``num_queries`` frames with a full context, then compare the
+    core's step (two-stage and exact) on the same inputs (run in a fresh process)."""
+    startup_mb = _setup(config)
+    context = _full_context(config)
+    queries = [random_frame(config, config.context + 1 + i) for i in range(num_queries)]
+    options = dict(topk=config.topk, radius=config.radius, temperature=config.temperature)
+    seconds, cpu_seconds, references = [], [], []
+    for query in queries:
+        _sync(config.device)
+        start, cpu_start = time.perf_counter(), time.process_time()
+        references.append(reference_propagate_step(query, context[0], context[1], list(context[2]),
+                                                   list(context[3]), **options, query_chunk=query_chunk))
+        _sync(config.device)
+        seconds.append(time.perf_counter() - start)
+        cpu_seconds.append(time.process_time() - cpu_start)
+    peak_mb = _peak_mb()
+
+    geometry = TileGeometry(config.height, config.width, config.radius, config.tile_size, config.device)
+    agreement = {}
+    for name, select_dtype in (('core', config.select_dtype), ('exact_core', None)):
+        settings = PropagationSettings(**options, select_dtype=select_dtype, tile_size=config.tile_size)
+        predictions = [propagate_step(query, *context, 0, settings, geometry) for query in queries]
+        agree = torch.cat([(p.argmax(0) == r.argmax(0)).flatten() for p, r in zip(predictions, references)])
+        agreement[name] = dict(argmax_agreement=float(agree.float().mean()),
+                               soft_max_abs_diff=max(float((p - r).abs().max())
+                                                     for p, r in zip(predictions, references)))
+    return dict(ms_per_frame=1e3 * statistics.median(seconds), cpu_ms_per_frame=1e3 * statistics.median(cpu_seconds),
+                frames=num_queries, query_chunk=query_chunk,
+                peak_mb=peak_mb, startup_mb=startup_mb, agreement=agreement)
+
+
+def in_fresh_process(function: Callable, *args):
+    """Run ``function(*args)`` in a new interpreter, so that its peak RSS is its own."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn')) as pool:
+        return pool.submit(function, *args).result()
+
+
+def scaled(config: BenchmarkConfig, scale: float, frames: int) -> BenchmarkConfig:
+    """The configuration with the feature map's sides scaled by ``scale``."""
+    return replace(config, height=max(1, round(config.height * scale)), width=max(1, round(config.width * scale)),
+                   frames=frames)
+
+
+def run_benchmark(config: BenchmarkConfig, reference_frames: int = 2, query_chunk: int = 512,
+                  lengths: Tuple[int, int] = (50, 200), length_scale: float = 0.5,
+                  scales: Tuple[float, ...] = (0.25, 0.5), log: Callable[[str], None] = print) -> dict:
+    """Measure the core and the reference; returns the JSON-ready report."""
+    load_before = os.getloadavg()
+    log(f'core: {config.frames} frames of {config.height} x {config.width} x {config.channels}')
+    core = in_fresh_process(measure_core, config)
+    log(f'core: {core["ms_per_frame"]:.0f} ms/frame; reference: {reference_frames} frames')
+    reference = in_fresh_process(measure_reference, config, reference_frames, query_chunk)
+    log(f'reference: {reference["ms_per_frame"]:.0f} ms/frame; video length {lengths} at scale {length_scale}')
+    pinned = replace(config, malloc_mmap_threshold=config.malloc_mmap_threshold or LIVE_MEMORY_MMAP_THRESHOLD)
+    by_length = [in_fresh_process(measure_core, scaled(pinned, length_scale, frames)) for frames in lengths]
+    log(f'resolution scales {scales}')
+    by_scale = [in_fresh_process(measure_core, scaled(config, scale, config.context + 11)) for scale in scales]
+    by_scale.append(core)
+    keys = ('height', 'width', 'frames', 'ms_per_frame', 'peak_mb', 'held_mb')
+    return dict(
+        core_ms_per_frame=core['ms_per_frame'],
+        reference_ms_per_frame=reference['ms_per_frame'],
+        speedup=reference['ms_per_frame'] / core['ms_per_frame'],
+        core_cpu_ms_per_frame=core['cpu_ms_per_frame'],
+        reference_cpu_ms_per_frame=reference['cpu_ms_per_frame'],
+        cpu_time_speedup=reference['cpu_ms_per_frame'] / core['cpu_ms_per_frame'],
+        core_peak_mb=core['peak_mb'],
+        reference_peak_mb=reference['peak_mb'],
+        core_held_mb=core['held_mb'],
+        startup_mb=core['startup_mb'],
+        argmax_agreement=reference['agreement']['core']['argmax_agreement'],
+        soft_max_abs_diff=reference['agreement']['core']['soft_max_abs_diff'],
+        exact_core_agreement=reference['agreement']['exact_core'],
+        core_select_dtype=core['select_dtype'],
+        core_tile_size=core['tile_size'],
+        core_stats=core['stats'],
+        core_ms_per_frame_first_frames=core['ms_per_frame_early'],
+        core_steady_frames=core['steady_frames'],
+        reference_frames=reference['frames'],
+        reference_query_chunk=reference['query_chunk'],
+        scaling=dict(
+            video_length=[{key: run[key] for key in keys} for run in by_length],
+            peak_ratio_longest_vs_shortest=by_length[-1]['peak_mb'] / by_length[0]['peak_mb'],
+            resolution=[{key: run[key] for key in keys} for run in by_scale]),
+        config=asdict(config),
+        method=dict(
+            time='median wall time per frame; core: streaming LabelPropagator in steady state (after the '
+                 'first context + 1 frames); reference: dense step on a full context of distinct frames. '
+                 'cpu_*: median process CPU time per frame (time.process_time; all threads), less '
+                 'sensitive than wall time to other processes on the machine',
+            peak_memory='peak RSS of a fresh process per configuration (resource.getrusage ru_maxrss), '
+                        'includes the interpreter and torch (startup_mb); glibc mmap threshold: '
+                        f'{config.malloc_mmap_threshold or "glibc default"} (main and resolution runs), '
+                        f'{pinned.malloc_mmap_threshold} bytes (video-length runs, so that the peak follows '
+                        'the memory in use; their times include the extra page faults); held_mb: bytes of '
+                        'the tensors the propagator keeps between frames',
+            agreement='core propagate_step vs dense reference on the same query and context frames'),
+        environment=dict(torch=torch.__version__, threads=config.threads or torch.get_num_threads(),
+                         cpu_capability=torch.backends.cpu.get_cpu_capability(), cpu_count=os.cpu_count(),
+                         load_average_before=load_before, load_average_after=os.getloadavg()))
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Benchmark the label-propagation core against the dense '
+                                                 'reference; prints one JSON object.')
+    parser.add_argument('--frames', type=int, default=32,
+                        help='frames streamed through the core (the first context + 1 fill the window)')
+    parser.add_argument('--height', type=int, default=DAVIS_FEATURE_SIZE[0], help='feature map height')
+    parser.add_argument('--width', type=int, default=DAVIS_FEATURE_SIZE[1], help='feature map width')
+    parser.add_argument('--channels', type=int, default=1280)
+    parser.add_argument('--context', type=int, default=20, help='short-term window m')
+    parser.add_argument('--topk', type=int, default=15)
+    parser.add_argument('--radius', type=float, default=15.0)
+    parser.add_argument('--temperature', type=float, default=0.1)
+    parser.add_argument('--classes', type=int, default=6, help='label channels (objects + background)')
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--repeats', type=int, default=2, help='query frames timed with the dense reference')
+    parser.add_argument('--select-dtype', default='auto', choices=['auto', 'float16', 'bfloat16', 'none'])
+    parser.add_argument('--tile', type=int, nargs=2, default=None, metavar=('H', 'W'), help='tile size')
+    parser.add_argument('--threads', type=int, default=None, help='torch threads (default: torch default)')
+    parser.add_argument('--lengths', type=int, nargs=2, default=[50, 200], help='video lengths compared')
+    parser.add_argument('--length-scale', type=float, default=0.5,
+                        help='feature-map scale of the video-length comparison')
+    parser.add_argument('--scales', type=float, nargs='*', default=[0.25, 0.5],
+                        help='feature-map scales measured besides the full size')
+    parser.add_argument('--malloc-mmap-threshold', type=int, default=None,
+                        help='fix glibc\'s mmap threshold (bytes) in the measured processes, e.g. 1048576 '
+                             'for peaks that follow the memory in use (default: glibc\'s dynamic threshold; '
+                             'the video-length runs always fix it)')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
+    config = BenchmarkConfig(height=args.height, width=args.width, channels=args.channels, context=args.context,
+                             topk=args.topk, radius=args.radius, temperature=args.temperature,
+                             classes=args.classes, frames=args.frames,
+                             select_dtype=None if args.select_dtype == 'none' else args.select_dtype,
+                             tile_size=tuple(args.tile) if args.tile else None, device=args.device,
+                             threads=args.threads,
+                             malloc_mmap_threshold=args.malloc_mmap_threshold)
+    if min(config.frames, *args.lengths) <= config.context + 1:
+        raise SystemExit(f'--frames and --lengths must exceed context + 1 = {config.context + 1} '
+                         f'to reach the steady state')
+    logger = MMLogger.get_instance('benchmark_propagation')
+    for handler in logger.handlers:  # progress on stderr: stdout holds only the JSON report
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(sys.stderr)
+    report = run_benchmark(config, reference_frames=args.repeats, lengths=tuple(args.lengths),
+                           length_scale=args.length_scale, scales=tuple(args.scales), log=logger.info)
+    print(json.dumps(report, indent=2))

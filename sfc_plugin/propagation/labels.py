@@ -1,0 +1,55 @@
+"""Label maps <-> soft labels at feature resolution (METHOD.md section 3).
+
+Frame 0's label values define the classes (background included). Its mask becomes a one-hot map at
+image size, resized bilinearly (``align_corners=False``) to the feature size ``ceil(H/8) x ceil(W/8)``;
+a predicted soft map is resized bilinearly back to the image size and its argmax mapped to the label
+values.
+"""
+import math
+from typing import Sequence, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+ArrayLike = Union[Tensor, np.ndarray]
+
+
+def feature_size(image_size: Tuple[int, int], stride: int = 8) -> Tuple[int, int]:
+    """Feature-map size of a stride-``stride`` network: ``(ceil(H / stride), ceil(W / stride))``."""
+    return math.ceil(image_size[0] / stride), math.ceil(image_size[1] / stride)
+
+
+def mask_label_values(ids: ArrayLike) -> list:
+    """Sorted label values present in a mask."""
+    return [int(v) for v in torch.unique(torch.as_tensor(ids))]
+
+
+def mask_to_soft_labels(ids: ArrayLike, label_values: Sequence[int], feat_size: Tuple[int, int]) -> Tensor:
+    """(H, W) integer mask -> (K, h, w) float32 soft labels, channel k for ``label_values[k]``.
+
+    Raises:
+        ValueError: if the mask holds a value that is not in ``label_values``.
+    """
+    ids = torch.as_tensor(ids)
+    if ids.dim() != 2 or ids.is_floating_point():
+        raise ValueError(f'ids must be an (H, W) integer mask, got {ids.dtype} of shape {tuple(ids.shape)}')
+    values = torch.as_tensor(list(label_values), dtype=torch.long, device=ids.device)
+    one_hot = ids.long()[None] == values[:, None, None]  # (K, H, W)
+    known = one_hot.any(0)
+    if not bool(known.all()):
+        unknown = sorted(int(v) for v in torch.unique(ids[~known]))
+        raise ValueError(f'mask holds label values {unknown} that are not in label_values {values.tolist()}')
+    soft = F.interpolate(one_hot[None].float(), size=tuple(feat_size), mode='bilinear', align_corners=False)
+    return soft[0]
+
+
+def soft_labels_to_ids(soft: Tensor, image_size: Tuple[int, int], label_values: Sequence[int]) -> Tensor:
+    """(K, h, w) soft labels -> (H, W) int64 label values (bilinear upsampling, argmax)."""
+    if soft.dim() != 3 or soft.shape[0] != len(label_values):
+        raise ValueError(f'soft must be ({len(label_values)}, h, w) for {len(label_values)} label values, '
+                         f'got {tuple(soft.shape)}')
+    upsampled = F.interpolate(soft[None].float(), size=tuple(image_size), mode='bilinear', align_corners=False)
+    values = torch.as_tensor(list(label_values), dtype=torch.long, device=soft.device)
+    return values[upsampled[0].argmax(0)]
