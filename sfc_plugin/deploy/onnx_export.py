@@ -1,0 +1,434 @@
+"""``sfc-export onnx``: the fused backbone and one propagation step as ONNX models, with ``meta.json``.
+
+``backbone.onnx`` is :class:`SFCBackbone` (RGB in [0, 1], per-branch normalisation and the L2
+normalisations inside); ``propagate.onnx`` is :class:`sfc_plugin.propagation.PropagationStep`, the exact
+step of the one propagation core, traced for a fixed feature size, context length and number of label
+channels. Both use the TorchScript exporter at opset 17 (TensorRT 10/11 and onnxruntime). Before anything
+is moved into place, onnxruntime runs both models against PyTorch; the folder then receives the models
+and, last, ``meta.json`` (see :mod:`.meta`), so an interrupted export never looks like a finished one.
+"""
+import dataclasses
+import math
+import os
+import tempfile
+import time
+import warnings
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import onnx
+import onnxruntime
+import torch
+import torch.nn.functional as F
+from mmengine.config import Config
+from mmengine.logging import print_log
+from onnx import helper, numpy_helper
+
+from sfc_plugin.propagation import LabelPropagator, PropagationSettings, PropagationStep
+from sfc_plugin.utils import load_checkpoint_file, load_state_dict_strict
+from sfc_plugin.version import __version__
+from .fp16 import convert_to_fp16
+from .meta import (META_FILE, MODEL_FILES, ExportMeta, check_model_io, file_sha256, write_export_meta)
+from .trt_compat import check_tensorrt_compatibility
+
+DEFAULT_IMAGE_SIZE = (480, 854)  # DAVIS 480p
+DEFAULT_NUM_LABELS = 8
+DEFAULT_OPSET = 17
+# Parity of onnxruntime against PyTorch, per model precision, checked at export and in the tests.
+# FP16 backbone: convolutions in FP16, normalisations in FP32; measured max abs error 2e-4 on the
+# L2-normalised features. FP16 propagation (opt-in): the affinity products in FP16, top-k, softmax and the
+# label blend in FP32. FP16 rounds affinities near 1 to ~5e-4, so keys closer than that swap places in the
+# top-k: the tiny model agrees on 98.5-99.5 % of the cells (mean abs error 2-7e-3), the random-weight full
+# SFC model at 480x854, whose affinities crowd near 1, on only 88 %; hence FP32 propagation by default.
+TOLERANCES = {
+    'backbone': {'fp32': dict(max_abs=1e-4), 'fp16': dict(max_abs=5e-3)},
+    'propagate': {'fp32': dict(max_abs=1e-4, argmax_agreement=0.999),  # max_abs: at untied cells
+                  'fp16': dict(max_abs=0.3, mean_abs=1e-2, argmax_agreement=0.97)},
+}
+# Affinities closer than this at the top-k boundary are a tie (fp32 products of unit vectors differ by
+# ~1e-6 between implementations that sum in different orders).
+TIE_GAP = 1e-5
+# Uniform constants with at least this many elements are stored as ConstantOfShape.
+UNIFORM_CONSTANT_MIN_SIZE = 1024
+
+
+class ExportError(RuntimeError):
+    """The export could not be written or its models do not match PyTorch."""
+
+
+def build_model(config: str, checkpoint: Optional[str] = None, cfg_options: Optional[dict] = None,
+                allow_pickle: bool = False) -> Tuple[torch.nn.Module, Config]:
+    """The evaluation model of a config (a ``PropagationModel``), weights loaded strictly, in eval mode.
+
+    Without a checkpoint the config's ``init_cfg`` initialises the weights (as ``tools/test.py``).
+    """
+    import sfc_plugin  # noqa: F401  (registers the plugin)
+    from sfc_plugin.registry import MODELS
+    if not os.path.isfile(config):
+        raise FileNotFoundError(f'{config}: no such config file')
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    model_cfg = cfg.get('model')
+    if model_cfg is None or 'backbone' not in model_cfg or 'propagator' not in model_cfg:
+        raise ValueError(f'{config}: model must be an evaluation model with a backbone and propagator '
+                         f'settings (e.g. PropagationModel), got {model_cfg.get("type") if model_cfg else None}')
+    model = MODELS.build(model_cfg)
+    if checkpoint is None:
+        model.init_weights()
+    else:
+        load_weights(model, checkpoint, allow_pickle)
+    return model.eval(), cfg
+
+
+def load_weights(model: torch.nn.Module, checkpoint: str, allow_pickle: bool = False) -> None:
+    """Load ``checkpoint`` (its ``state_dict`` entry or the whole file) strictly into ``model``."""
+    state = load_checkpoint_file(checkpoint, allow_pickle=allow_pickle)
+    load_state_dict_strict(model, state.get('state_dict', state), source=checkpoint)
+
+
+def check_image_size(image_size: Sequence[int], stride: int, topk: int) -> Tuple[int, int]:
+    """The feature size of ``image_size`` (H, W); ValueError for sizes no export can use.
+
+    Sizes must be positive integers whose stride-``stride`` feature map, ``ceil(H / stride) x
+    ceil(W / stride)``, holds at least ``topk`` cells (the keys one context frame offers a query).
+    """
+    if len(image_size) != 2 or not all(isinstance(v, (int, np.integer)) and v > 0 for v in image_size):
+        raise ValueError(f'image size must be two positive integers (height, width), got {tuple(image_size)}')
+    height, width = (int(v) for v in image_size)
+    feat_size = (math.ceil(height / stride), math.ceil(width / stride))
+    if feat_size[0] * feat_size[1] < topk:
+        raise ValueError(f'image size {height}x{width} gives a {feat_size[0]}x{feat_size[1]} feature map '
+                         f'(stride {stride}): fewer than topk={topk} cells per frame; use a larger image')
+    return feat_size
+
+
+def onnxruntime_session(model: Union[str, bytes], providers: Optional[List[str]] = None):
+    """An onnxruntime session on a model file or serialized model (CPUExecutionProvider by default)."""
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # errors only
+    return onnxruntime.InferenceSession(model, options, providers=providers or ['CPUExecutionProvider'])
+
+
+def compact_uniform_constants(model: onnx.ModelProto, min_size: int = UNIFORM_CONSTANT_MIN_SIZE) -> int:
+    """Replace large constants that hold one repeated value by ``ConstantOfShape``; return how many.
+
+    The traced propagation step fills the blocks of key tiles above and below the map with -inf
+    constants (over 100 MB at DAVIS size); as ``ConstantOfShape`` they cost a few bytes.
+    """
+    def uniform(array: np.ndarray) -> bool:
+        if array.size < min_size or array.dtype.kind not in 'biuf':
+            return False
+        return bool(np.all(array == array.flat[0]) or (array.dtype.kind == 'f' and np.all(np.isnan(array))))
+
+    def constant_of_shape(name: str, array: np.ndarray) -> List[onnx.NodeProto]:
+        shape_name = f'{name}__shape'
+        return [helper.make_node('Constant', [], [shape_name], name=f'{shape_name}_node',
+                                 value=numpy_helper.from_array(np.array(array.shape, np.int64), shape_name)),
+                helper.make_node('ConstantOfShape', [shape_name], [name], name=f'{name}_node',
+                                 value=numpy_helper.from_array(array.reshape(-1)[:1].copy(), f'{name}__value'))]
+
+    nodes, replaced = [], 0
+    for init in list(model.graph.initializer):
+        array = numpy_helper.to_array(init)
+        if uniform(array):
+            nodes += constant_of_shape(init.name, array)
+            model.graph.initializer.remove(init)
+            replaced += 1
+    for node in model.graph.node:
+        if node.op_type == 'Constant' and node.attribute[0].name == 'value':
+            array = numpy_helper.to_array(node.attribute[0].t)
+            if uniform(array):
+                nodes += constant_of_shape(node.output[0], array)
+                replaced += 1
+                continue
+        nodes.append(node)
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return replaced
+
+
+def _set_shape(value: onnx.ValueInfoProto, dims: Sequence) -> None:
+    shape = value.type.tensor_type.shape
+    del shape.dim[:]
+    for dim in dims:
+        if isinstance(dim, str):
+            shape.dim.add().dim_param = dim
+        else:
+            shape.dim.add().dim_value = int(dim)
+
+
+def _trace_to_onnx(module: torch.nn.Module, args: tuple, path: str, input_names: List[str], output_names: List[str],
+                   opset: int, dynamic_axes: Optional[dict] = None) -> None:
+    with warnings.catch_warnings(), torch.no_grad():
+        # The legacy exporter warns that it is legacy; tracing warns about Python-level shape checks.
+        warnings.simplefilter('ignore', category=torch.jit.TracerWarning)
+        warnings.simplefilter('ignore', category=DeprecationWarning)
+        warnings.simplefilter('ignore', category=UserWarning)
+        torch.onnx.export(module, args, path, input_names=input_names, output_names=output_names,
+                          opset_version=opset, dynamic_axes=dynamic_axes, do_constant_folding=True, dynamo=False)
+
+
+def _finish_model(path: str, io_shapes: Dict[str, Dict[str, list]], fp16: bool) -> onnx.ModelProto:
+    """Fix the I/O shapes, compact uniform constants, optionally convert to FP16, check and save."""
+    model = onnx.load(path)
+    for value in model.graph.input:
+        _set_shape(value, io_shapes['inputs'][value.name])
+    for value in model.graph.output:
+        _set_shape(value, io_shapes['outputs'][value.name])
+    compact_uniform_constants(model)
+    if fp16:
+        model = convert_to_fp16(model)
+    onnx.checker.check_model(model, full_check=True)
+    check_model_io(model, io_shapes, path)
+    onnx.save(model, path)
+    return model
+
+
+def _branch_normalization(backbone: torch.nn.Module) -> Dict[str, Dict[str, List[float]]]:
+    normalization = {}
+    for branch in ('fine_grained', 'semantic'):
+        if getattr(backbone, branch, None) is not None:
+            normalization[branch] = {
+                'mean': [round(float(v), 8) for v in getattr(backbone, f'{branch}_mean').flatten()],
+                'std': [round(float(v), 8) for v in getattr(backbone, f'{branch}_std').flatten()],
+                'scale': '[0, 1] RGB; applied inside backbone.onnx'}
+    return normalization
+
+
+def _verification_inputs(features: torch.Tensor, context_len: int, num_labels: int,
+                         seed: int = 0) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A query and a context that look like a video: real backbone features (C, h, w) shifted a little
+    per frame plus noise, and soft labels of ``num_labels`` regions (nearest of random centres, with
+    smoothed boundaries) that move with them."""
+    generator = torch.Generator().manual_seed(seed)
+    channels, height, width = features.shape
+    rows, cols = torch.meshgrid(torch.arange(height), torch.arange(width), indexing='ij')
+    centres = torch.rand(num_labels, 2, generator=generator) * torch.tensor([height, width])
+    distance = (rows[None] - centres[:, 0, None, None]) ** 2 + (cols[None] - centres[:, 1, None, None]) ** 2
+    regions = F.one_hot(distance.argmin(0), num_labels).permute(2, 0, 1).float()  # (K, h, w)
+    labels = F.avg_pool2d(regions[None], 3, stride=1, padding=1, count_include_pad=False)[0]
+
+    def frame(index: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        shift = (index % 3 - 1, index % 5 - 2)  # at most 2 cells
+        noise = torch.randn(features.shape, generator=generator) * 0.5 / math.sqrt(channels)
+        moved = F.normalize(torch.roll(features, shifts=shift, dims=(1, 2)) + noise, dim=0)
+        return moved, torch.roll(labels, shifts=shift, dims=(1, 2))
+
+    frames = [(features, labels)] + [frame(index) for index in range(1, context_len + 2)]
+    query = frames.pop()[0]
+    return query, torch.stack([f for f, _ in frames]), torch.stack([lab for _, lab in frames])
+
+
+def topk_boundary_gaps(query: torch.Tensor, context_feats: torch.Tensor, cells: torch.Tensor,
+                       settings: PropagationSettings) -> torch.Tensor:
+    """For the query cells ``cells`` (flat indices), the gap between the k-th and (k+1)-th largest
+    affinity over the context keys each may use (METHOD.md section 3: the radius restricts the short-term
+    frames, and the first one too with ``radius_on_first``). A gap near zero is a tie at the top-k
+    boundary: either key is a correct choice, and two correct implementations may blend different labels.
+    """
+    height, width = query.shape[1:]
+    scores = torch.einsum('cn,fck->nfk', query.flatten(1)[:, cells], context_feats.flatten(2))  # (n, m + 1, hw)
+    keys = torch.arange(height * width)
+    distance2 = ((cells[:, None] // width - keys // width) ** 2 + (cells[:, None] % width - keys % width) ** 2)
+    first_restricted = 0 if settings.radius_on_first else 1
+    scores[:, first_restricted:] = scores[:, first_restricted:].masked_fill(
+        (distance2 >= settings.radius ** 2)[:, None], -math.inf)
+    top = scores.flatten(1).topk(settings.topk + 1, dim=1).values
+    return top[:, settings.topk - 1] - top[:, settings.topk]
+
+
+def _verify(backbone: torch.nn.Module, step: PropagationStep, paths: Dict[str, str], sizes: List[Tuple[int, int]],
+            context_len: int, num_labels: int, precisions: Dict[str, str]) -> dict:
+    """Run both models with onnxruntime and compare them with PyTorch; ExportError beyond tolerance.
+
+    FP32 soft labels must agree to ``max_abs`` at every cell whose top-k is not tied (k-th and (k+1)-th
+    affinities more than TIE_GAP apart); at tied cells either choice is right (see topk_boundary_gaps).
+    """
+    session = onnxruntime_session(paths['backbone'])
+    generator = torch.Generator().manual_seed(0)
+    backbone_errors, features = [], None
+    for size in sizes:
+        image = torch.rand(1, 3, *size, generator=generator)
+        with torch.no_grad():
+            expected = backbone(image)
+        actual = session.run(None, {'image': image.numpy()})[0]
+        backbone_errors.append(float(np.abs(actual - expected.numpy()).max())
+                               if actual.shape == tuple(expected.shape) else math.inf)
+        if features is None:
+            features = expected[0]
+    session = onnxruntime_session(paths['propagate'])
+    query, context_feats, context_labels = _verification_inputs(features, context_len, num_labels)
+    expected = step(query, context_feats, context_labels)
+    actual = torch.from_numpy(session.run(None, {'query': query.numpy(), 'context_feats': context_feats.numpy(),
+                                                 'context_labels': context_labels.numpy()})[0])
+    errors = (actual - expected).abs().amax(0).flatten()  # per cell
+    propagate = {'max_abs': float(errors.max()), 'mean_abs': float((actual - expected).abs().mean()),
+                 'argmax_agreement': float((actual.argmax(0) == expected.argmax(0)).float().mean())}
+    if precisions['propagate'] == 'fp32':
+        differing = torch.nonzero(errors > TOLERANCES['propagate']['fp32']['max_abs']).flatten()
+        tied = differing[topk_boundary_gaps(query, context_feats, differing, step.settings) <= TIE_GAP]
+        untied_errors = errors.clone()
+        untied_errors[tied] = 0
+        propagate.update(max_abs=float(untied_errors.max()), max_abs_with_ties=float(errors.max()),
+                         tied_cells=len(tied))
+    measured = {'backbone': {'max_abs': max(backbone_errors)}, 'propagate': propagate}
+    failures = []
+    for model, values in measured.items():
+        tolerance = TOLERANCES[model][precisions[model]]
+        for metric, limit in tolerance.items():
+            value = values[metric]
+            if (value < limit) if metric == 'argmax_agreement' else (value > limit):
+                failures.append(f'{model} {metric} {value:.4g} (tolerance {limit})')
+    if failures:
+        raise ExportError('onnxruntime does not match PyTorch: ' + '; '.join(failures))
+    return {'provider': 'CPUExecutionProvider', 'image_sizes': [list(size) for size in sizes],
+            'measured': measured,
+            'tolerances': {model: TOLERANCES[model][precisions[model]] for model in measured}}
+
+
+def prepare_out_dir(out_dir: str) -> None:
+    """Create ``out_dir`` if needed; ExportError naming it if it is not a writable folder."""
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix='.write-test.', dir=out_dir)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as error:
+        raise ExportError(f'{out_dir}: cannot write the export there ({error.strerror or error})') from error
+
+
+def export_onnx(config: str,
+                checkpoint: Optional[str],
+                out_dir: str,
+                image_size: Optional[Sequence[int]] = None,
+                dynamic: bool = False,
+                num_labels: int = DEFAULT_NUM_LABELS,
+                fp16: bool = False,
+                fp16_propagate: bool = False,
+                opset: int = DEFAULT_OPSET,
+                cfg_options: Optional[dict] = None,
+                allow_pickle: bool = False,
+                verify: bool = True) -> ExportMeta:
+    """Write ``backbone.onnx``, ``propagate.onnx`` and ``meta.json`` into ``out_dir``.
+
+    Args:
+        config, checkpoint: the evaluation config and its weights (None: the config's ``init_cfg``).
+        out_dir: export folder (created if needed; an existing export there is replaced).
+        image_size: (H, W) the backbone is exported for; with ``dynamic`` the size it is traced and
+            verified at, and the one whose feature map ``propagate.onnx`` takes. Default: the config's
+            ``test_dataloader.dataset.input_size`` if set, else 480 x 854 (DAVIS 480p).
+        dynamic: dynamic image height and width in ``backbone.onnx``.
+        num_labels: K, label channels (background included) of ``propagate.onnx``; videos with fewer
+            labels pad the extra channels with zeros, which stay zero.
+        fp16: FP16 backbone (normalisations in FP32; inputs and outputs stay FP32).
+        fp16_propagate: with ``fp16``, FP16 affinity products in ``propagate.onnx`` too; approximate
+            top-k (see TOLERANCES), so off by default.
+        opset: ONNX opset (TensorRT 10/11 parse 9..20).
+        cfg_options: overrides merged into the config (e.g. ``model.propagator.context_len``).
+        allow_pickle: load a checkpoint that is a full pickle (trusted files only).
+        verify: compare onnxruntime with PyTorch before writing (ExportError beyond tolerance).
+    Returns:
+        The :class:`ExportMeta` written as ``meta.json``.
+    """
+    start = time.perf_counter()
+    if num_labels < 1:
+        raise ValueError(f'num_labels must be >= 1, got {num_labels}')
+    if fp16_propagate and not fp16:
+        raise ValueError('an FP16 propagation step (fp16_propagate) is part of an FP16 export (fp16)')
+    model, cfg = build_model(config, checkpoint, cfg_options, allow_pickle)
+    backbone = model.backbone
+    propagator = LabelPropagator(**model.propagator_cfg)
+    settings = dataclasses.replace(propagator.settings, select_dtype=None)  # the exact fp32 step
+    context_len = propagator.context_len
+    if image_size is None:
+        dataset_cfg = cfg.get('test_dataloader', {}).get('dataset', {})
+        image_size = tuple(dataset_cfg.get('input_size') or DEFAULT_IMAGE_SIZE)
+    feat_size = check_image_size(image_size, backbone.stride, settings.topk)
+    image_size = tuple(int(v) for v in image_size)
+    if dynamic and backbone.semantic is not None and backbone.fine_grained is not None \
+            and backbone.semantic.stride != backbone.fine_grained.stride:
+        # SFCBackbone resizes the semantic map only where the sizes differ, a test the trace fixes.
+        raise ValueError(f'--dynamic needs branches of equal stride (semantic {backbone.semantic.stride}, '
+                         f'fine-grained {backbone.fine_grained.stride}); export a fixed image size instead')
+    prepare_out_dir(out_dir)
+
+    with torch.no_grad():
+        traced_size = tuple(backbone(torch.zeros(1, 3, *image_size)).shape[-2:])
+    if traced_size != feat_size:
+        raise ExportError(f'the backbone gives a {traced_size} feature map for {image_size}, expected {feat_size} '
+                          f'(stride {backbone.stride})')
+    step = PropagationStep(feat_size[0], feat_size[1], context_len, settings)
+    precisions = {'backbone': 'fp16' if fp16 else 'fp32', 'propagate': 'fp16' if fp16_propagate else 'fp32'}
+    meta = ExportMeta(
+        image_size=None if dynamic else list(image_size), export_image_size=list(image_size),
+        feat_size=list(feat_size), stride=int(backbone.stride), channels=int(backbone.out_channels),
+        num_labels=int(num_labels), context_len=int(context_len), topk=int(settings.topk),
+        radius=float(settings.radius), temperature=float(settings.temperature),
+        radius_on_first=bool(settings.radius_on_first), hard_labels=bool(settings.hard_labels),
+        pad_with_first=bool(propagator.pad_with_first),
+        fine_grained_weight=(float(backbone.fine_grained_weight)
+                             if backbone.fine_grained is not None and backbone.semantic is not None else None),
+        normalization=_branch_normalization(backbone), opset=int(opset),
+        precision='fp16' if fp16 else 'fp32', precisions=precisions,
+        source_config=os.path.abspath(config), checkpoint=os.path.abspath(checkpoint) if checkpoint else None,
+        checkpoint_sha256=file_sha256(checkpoint) if checkpoint else None,
+        sfc_plugin_version=__version__, torch_version=torch.__version__, onnx_version=onnx.__version__,
+        onnxruntime_version=onnxruntime.__version__, sha256={})
+    io_shapes = meta.io_shapes()
+
+    temp_paths: Dict[str, str] = {}
+    try:
+        for name, file_name in MODEL_FILES.items():
+            fd, temp_paths[name] = tempfile.mkstemp(prefix=f'.{file_name}.', suffix='.tmp', dir=out_dir)
+            os.close(fd)
+        print_log(f'Exporting the backbone ({image_size[0]}x{image_size[1]}{", dynamic" if dynamic else ""})',
+                  logger='current')
+        dynamic_axes = ({'image': {2: 'height', 3: 'width'}, 'features': {2: 'feat_height', 3: 'feat_width'}}
+                        if dynamic else None)
+        _trace_to_onnx(backbone, (torch.zeros(1, 3, *image_size),), temp_paths['backbone'], ['image'],
+                       ['features'], opset, dynamic_axes)
+        _finish_model(temp_paths['backbone'], io_shapes['backbone'], precisions['backbone'] == 'fp16')
+        print_log(f'Exporting the propagation step (features {feat_size[0]}x{feat_size[1]}x{meta.channels}, '
+                  f'context {context_len} + 1, {num_labels} labels)', logger='current')
+        example = (torch.zeros(meta.channels, *feat_size), torch.zeros(context_len + 1, meta.channels, *feat_size),
+                   torch.zeros(context_len + 1, num_labels, *feat_size))
+        _trace_to_onnx(step, example, temp_paths['propagate'],
+                       ['query', 'context_feats', 'context_labels'], ['labels'], opset)
+        _finish_model(temp_paths['propagate'], io_shapes['propagate'], precisions['propagate'] == 'fp16')
+
+        allowed_dynamic = {'backbone': {'image': (2, 3)} if dynamic else {}, 'propagate': {}}
+        for name, path in temp_paths.items():
+            report = check_tensorrt_compatibility(path, allowed_dynamic[name])
+            meta.tensorrt_check[name] = report.errors
+            if not report.ok:
+                print_log(report.summary(MODEL_FILES[name]), logger='current', level=30)
+        if verify:
+            sizes = [image_size]
+            if dynamic:  # a second, smaller size
+                sizes.append((max(backbone.stride, image_size[0] // 2 + 3),
+                              max(backbone.stride, image_size[1] // 2 + 5)))
+            meta.verification = _verify(backbone, step, temp_paths, sizes, context_len, num_labels, precisions)
+            print_log(f'onnxruntime vs PyTorch: {meta.verification["measured"]}', logger='current')
+        meta.sha256 = {name: file_sha256(path) for name, path in temp_paths.items()}
+        _commit(out_dir, temp_paths, meta)
+    finally:
+        for path in temp_paths.values():
+            if os.path.exists(path):
+                os.remove(path)
+    print_log(f'Wrote {out_dir} ({", ".join(MODEL_FILES.values())}, {META_FILE}) in '
+              f'{time.perf_counter() - start:.1f} s', logger='current')
+    return meta
+
+
+def _commit(out_dir: str, temp_paths: Dict[str, str], meta: ExportMeta) -> None:
+    """Move the models into place and write meta.json last; an old meta.json goes first, so a folder
+    caught half-way has no meta.json and is refused by :func:`load_export_meta`."""
+    meta_path = os.path.join(out_dir, META_FILE)
+    if os.path.exists(meta_path):
+        os.remove(meta_path)
+    for name, path in temp_paths.items():
+        os.chmod(path, 0o644)  # mkstemp creates 0600 files
+        os.replace(path, os.path.join(out_dir, MODEL_FILES[name]))
+    write_export_meta(meta, meta_path)
+
