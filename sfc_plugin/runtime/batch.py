@@ -1,0 +1,123 @@
+"""Batch mode for pipelines: many (video, mask, output) jobs in one process, the model loaded once.
+
+The job list is a JSON or a CSV file (by extension):
+
+- JSON: a list of jobs (or ``{"jobs": [...]}``), each ``{"video": ..., "mask": ..., "out": ...}`` with
+  optional ``"overlay": "x.mp4"`` and ``"keyframes": {"40": "mask_40.png"}``;
+- CSV: a header row naming the columns ``video,mask,out`` and optionally ``overlay``; one job per row.
+
+Relative paths are taken from the list file's folder. A failing job is reported and skipped; the others run.
+"""
+import csv
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+from mmengine.logging import print_log
+
+from .backends import Backend
+from .pipeline import propagate_video, write_summary
+
+REQUIRED_KEYS = ('video', 'mask', 'out')
+OPTIONAL_KEYS = ('overlay', 'keyframes')
+
+
+class JobListError(ValueError):
+    """The job list cannot be read or a job in it is malformed."""
+
+
+@dataclass
+class Job:
+    """One video: its first-frame mask, optional keyframe masks, output folder and overlay video."""
+    video: str
+    mask: str
+    out: str
+    overlay: Optional[str] = None
+    keyframes: Dict[int, str] = field(default_factory=dict)
+
+    def masks(self) -> Dict[int, str]:
+        return {0: self.mask, **self.keyframes}
+
+
+def _job(values: dict, where: str, base: str) -> Job:
+    if not isinstance(values, dict):
+        raise JobListError(f'{where}: a job must be an object with {", ".join(REQUIRED_KEYS)}, got {values!r}')
+    unknown = sorted(set(values) - set(REQUIRED_KEYS) - set(OPTIONAL_KEYS))
+    missing = [key for key in REQUIRED_KEYS if not values.get(key)]
+    if unknown or missing:
+        raise JobListError(f'{where}: ' + '; '.join(
+            ([f'missing {", ".join(missing)}'] if missing else []) + ([f'unknown keys {unknown}'] if unknown else [])))
+    keyframes = values.get('keyframes') or {}
+    if not isinstance(keyframes, dict) or not all(str(frame).isdigit() for frame in keyframes):
+        raise JobListError(f'{where}: keyframes must map frame indices to mask files, got {keyframes!r}')
+
+    def resolve(path: Optional[str]) -> Optional[str]:
+        return os.path.join(base, path) if path else None
+
+    return Job(resolve(values['video']), resolve(values['mask']), resolve(values['out']),
+               resolve(values.get('overlay')), {int(frame): resolve(path) for frame, path in keyframes.items()})
+
+
+def read_job_list(path: str) -> List[Job]:
+    """The jobs of a JSON or CSV list file; JobListError naming the file (and job) on bad input."""
+    base = os.path.dirname(os.path.abspath(path))
+    extension = os.path.splitext(path)[1].lower()
+    if extension not in ('.json', '.csv'):
+        raise JobListError(f'{path}: a job list is a .json or .csv file')
+    try:
+        with open(path, newline='') as f:
+            if extension == '.json':
+                entries = json.load(f)
+                if isinstance(entries, dict):
+                    entries = entries.get('jobs')
+                if not isinstance(entries, list):
+                    raise JobListError(f'{path}: expected a list of jobs (or {{"jobs": [...]}})')
+                jobs = [_job(values, f'{path} job {i}', base) for i, values in enumerate(entries)]
+            else:
+                rows = list(csv.DictReader(f))
+                jobs = [_job({key.strip(): (value or '').strip() for key, value in row.items() if key},
+                             f'{path} line {i + 2}', base) for i, row in enumerate(rows)]
+    except FileNotFoundError:
+        raise JobListError(f'{path}: no such job list') from None
+    except (OSError, ValueError, csv.Error) as error:
+        if isinstance(error, JobListError):
+            raise
+        raise JobListError(f'{path}: cannot read the job list ({error})') from error
+    if not jobs:
+        raise JobListError(f'{path}: no jobs')
+    return jobs
+
+
+def run_batch(backend: Backend, jobs: List[Job], summary: Optional[str] = None, resume: bool = False,
+              max_frames: Optional[int] = None, progress: bool = True) -> dict:
+    """Run every job with one backend; a job that fails is reported and skipped.
+
+    Returns (and writes to ``summary``) ``{'jobs': [...], 'succeeded', 'failed', 'seconds', 'backend', ...}``,
+    each job with its status ('ok' or 'failed'), its error message, and its run summary.
+    """
+    start = time.perf_counter()
+    results = []
+    for number, job in enumerate(jobs, 1):
+        print_log(f'Job {number}/{len(jobs)}: {job.video}', logger='current')
+        entry = {'video': job.video, 'mask': job.mask, 'out': job.out, 'overlay': job.overlay,
+                 'keyframes': {str(frame): path for frame, path in job.keyframes.items()}}
+        try:
+            result = propagate_video(backend, job.video, job.masks(), job.out, overlay=job.overlay, resume=resume,
+                                     max_frames=max_frames, progress=progress)
+            entry.update(status='ok', error=None, frames=result['frames'], seconds=result['seconds'],
+                         result=result)
+        except Exception as error:  # a failing job is reported, the others go on
+            print_log(f'Job {number}/{len(jobs)} failed: {error}', logger='current', level=40)
+            entry.update(status='failed', error=f'{type(error).__name__}: {error}')
+        results.append(entry)
+    failed = sum(entry['status'] == 'failed' for entry in results)
+    description = backend.describe()
+    report = {'jobs': results, 'succeeded': len(results) - failed, 'failed': failed,
+              'seconds': round(time.perf_counter() - start, 3), 'backend': description['backend'],
+              'execution_provider': description['execution_provider'], 'device': description['device'],
+              'model': description['model'], 'settings': description['settings']}
+    if summary:
+        write_summary(report, summary)
+    return report

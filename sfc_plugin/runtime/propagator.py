@@ -1,0 +1,111 @@
+"""The streaming video propagator: a frame (and its mask, if annotated) in, the frame's mask out."""
+import time
+from collections import Counter
+from typing import Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor
+
+from sfc_plugin.propagation import mask_to_soft_labels, soft_labels_to_ids
+from .backends import Backend
+
+
+def prepare_image(rgb: np.ndarray, size: Tuple[int, int]) -> Tensor:
+    """(H, W, 3) uint8 RGB -> (3, h, w) float32 in [0, 1] at ``size`` (bilinear, as the evaluation's loader)."""
+    if rgb.shape[:2] != tuple(size):
+        rgb = cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255)
+
+
+class VideoPropagator:
+    """One video through a backend, one frame at a time (Cutie-like ``step``).
+
+    The first frame must come with a mask; a later frame given a mask is a keyframe: its mask replaces the
+    prediction and becomes the long memory. Masks are at the frame's size; the network sees the frame at
+    ``backend.input_size(frame_size)``; soft predictions are resized bilinearly to the frame's size and their
+    argmax mapped to the label values.
+
+    Args:
+        backend: see :mod:`.backends`.
+        label_values: the object ids of the video, background 0 included (channel k is ``label_values[k]``).
+
+    Attributes:
+        seconds: time per stage ('backbone', 'propagate', 'postprocess'), summed over frames.
+    """
+
+    def __init__(self, backend: Backend, label_values: Sequence[int]) -> None:
+        if backend.max_labels is not None and len(label_values) > backend.max_labels:
+            raise ValueError(f'{len(label_values)} label values {list(label_values)}, but the model takes at most '
+                             f'{backend.max_labels} label channels')
+        self.backend = backend
+        self.label_values = [int(v) for v in label_values]
+        self.propagator = backend.new_propagator()
+        self.seconds = Counter()
+
+    def _timed(self, stage: str, start: float) -> float:
+        if self.backend.device.type == 'cuda':
+            torch.cuda.synchronize(self.backend.device)
+        now = time.perf_counter()
+        self.seconds[stage] += now - start
+        return now
+
+    def _features(self, image: Tensor) -> Tensor:
+        start = time.perf_counter()
+        feat = self.backend.features(image.to(self.backend.device, non_blocking=True)[None])
+        self._timed('backbone', start)
+        return feat
+
+    def mask_labels(self, mask: np.ndarray, feat_size: Tuple[int, int]) -> Tensor:
+        """(H, W) ids -> (k, h, w) soft labels on the backend's device."""
+        return mask_to_soft_labels(torch.from_numpy(np.asarray(mask)), self.label_values,
+                                   feat_size).to(self.backend.device)
+
+    @torch.no_grad()
+    def step(self, image: Tensor, frame_size: Tuple[int, int],
+             mask: Optional[np.ndarray] = None) -> Tuple[np.ndarray, Tensor]:
+        """Segment the next frame.
+
+        Args:
+            image: (3, h', w') float32 RGB in [0, 1] at ``backend.input_size(frame_size)`` (see
+                :func:`prepare_image`), on any device.
+            frame_size: (H, W) of the original frame.
+            mask: (H, W) integer ids for an annotated frame (required for the first frame).
+        Returns:
+            (H, W) uint8 ids (the mask itself for an annotated frame) and the (k, h, w) soft labels.
+        """
+        feat = self._features(image)
+        start = time.perf_counter()
+        if mask is not None:
+            labels = self.propagator.step(feat, self.mask_labels(mask, tuple(feat.shape[-2:])))
+            self._timed('propagate', start)
+            return np.asarray(mask, np.uint8), labels
+        soft = self.propagator.step(feat)
+        start = self._timed('propagate', start)
+        ids = soft_labels_to_ids(soft, tuple(frame_size), self.label_values).to(torch.uint8).cpu().numpy()
+        self._timed('postprocess', start)
+        return ids, soft
+
+    @torch.no_grad()
+    def restore(self, image: Tensor, long_memory: bool, mask: Optional[np.ndarray] = None,
+                labels: Optional[Tensor] = None) -> None:
+        """Put a frame of an earlier run back into the context without predicting it (``--resume``).
+
+        Args:
+            image: as in :meth:`step`.
+            long_memory: make it the long memory (``step(feat, labels)`` of the propagator), else append it to
+                the short-term window (``append(feat, labels)``; the long memory is unchanged).
+            mask: (H, W) ids of an annotated frame, or
+            labels: (k, h, w) soft labels the earlier run predicted for it.
+        """
+        feat = self._features(image)
+        start = time.perf_counter()
+        if mask is not None:
+            labels = self.mask_labels(mask, tuple(feat.shape[-2:]))
+        labels = labels.to(self.backend.device)
+        if long_memory:
+            self.propagator.step(feat, labels)
+        else:
+            self.propagator.append(feat, labels)
+        self._timed('propagate', start)
