@@ -8,7 +8,7 @@ from mmengine.config import Config, DictAction
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
-from sfc_plugin.utils import load_checkpoint_file, load_state_dict_strict
+from sfc_plugin.utils import load_model_weights
 
 
 def train_arg_parser() -> argparse.ArgumentParser:
@@ -117,7 +117,6 @@ def test(argv: Optional[List[str]] = None) -> dict:
     if args.checkpoint is None:
         model.init_weights()
     else:
-        checkpoint = load_checkpoint_file(args.checkpoint, allow_pickle=args.unsafe_pickle)
-        load_state_dict_strict(model, checkpoint.get('state_dict', checkpoint), source=args.checkpoint)
+        load_model_weights(model, args.checkpoint, allow_pickle=args.unsafe_pickle)
         runner.logger.info(f'Loaded {args.checkpoint}')
     return runner.test()

@@ -25,7 +25,7 @@ from mmengine.logging import print_log
 from onnx import helper, numpy_helper
 
 from sfc_plugin.propagation import LabelPropagator, PropagationSettings, PropagationStep
-from sfc_plugin.utils import load_checkpoint_file, load_state_dict_strict
+from sfc_plugin.utils import load_model_weights
 from sfc_plugin.version import __version__
 from .fp16 import convert_to_fp16
 from .meta import (META_FILE, MODEL_FILES, ExportMeta, check_model_io, file_sha256, write_export_meta)
@@ -77,14 +77,8 @@ def build_model(config: str, checkpoint: Optional[str] = None, cfg_options: Opti
     if checkpoint is None:
         model.init_weights()
     else:
-        load_weights(model, checkpoint, allow_pickle)
+        load_model_weights(model, checkpoint, allow_pickle)
     return model.eval(), cfg
-
-
-def load_weights(model: torch.nn.Module, checkpoint: str, allow_pickle: bool = False) -> None:
-    """Load ``checkpoint`` (its ``state_dict`` entry or the whole file) strictly into ``model``."""
-    state = load_checkpoint_file(checkpoint, allow_pickle=allow_pickle)
-    load_state_dict_strict(model, state.get('state_dict', state), source=checkpoint)
 
 
 def check_image_size(image_size: Sequence[int], stride: int, topk: int) -> Tuple[int, int]:

@@ -4,7 +4,7 @@ Time: median wall time per frame of the streaming :class:`.core.LabelPropagator`
 (frames after the first ``context + 1``, when the short-term window holds ``context`` distinct
 predicted frames), and of :func:`.reference.reference_propagate_step` on a full context of distinct
 frames. Peak memory: every measurement runs in a fresh process (multiprocessing 'spawn') whose peak
-resident set size, ``resource.getrusage(RUSAGE_SELF).ru_maxrss``, is reported; it includes torch's
+resident set size (``VmHWM`` on Linux, see :func:`sfc_plugin.utils.memory.peak_rss_mb`) is reported; it includes torch's
 CPU allocations, which tracemalloc does not see, and the interpreter with torch loaded
 (``startup_mb``, the peak before any input exists).
 """
@@ -15,7 +15,6 @@ import logging
 import multiprocessing
 import os
 import platform
-import resource
 import statistics
 import sys
 import time
@@ -27,6 +26,8 @@ from typing import Callable, List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 from mmengine.logging import MMLogger
+
+from sfc_plugin.utils.memory import peak_rss_mb
 
 from .core import LabelPropagator, PropagationSettings, propagate_step, resolve_select_dtype
 from .geometry import TileGeometry
@@ -55,12 +56,6 @@ class BenchmarkConfig:
     threads: Optional[int] = None
     seed: int = 0
     malloc_mmap_threshold: Optional[int] = None  # fixed glibc M_MMAP_THRESHOLD (None: glibc's dynamic one)
-
-
-def _peak_mb() -> float:
-    """Peak resident set size of this process so far (ru_maxrss is in KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2 ** 20 if platform.system() == 'Darwin' else peak / 2 ** 10
 
 
 def _sync(device: str) -> None:
@@ -94,7 +89,7 @@ def _setup(config: BenchmarkConfig) -> float:
         torch.set_num_threads(config.threads)
     if config.malloc_mmap_threshold and platform.system() == 'Linux':
         ctypes.CDLL('libc.so.6').mallopt(_M_MMAP_THRESHOLD, config.malloc_mmap_threshold)
-    return _peak_mb()
+    return peak_rss_mb()
 
 
 def measure_core(config: BenchmarkConfig) -> dict:
@@ -121,7 +116,7 @@ def measure_core(config: BenchmarkConfig) -> dict:
                 ms_per_frame=1e3 * statistics.median(seconds[steady]), steady_frames=len(seconds[steady]),
                 cpu_ms_per_frame=1e3 * statistics.median(cpu_seconds[steady]),
                 ms_per_frame_early=1e3 * statistics.median(seconds[:config.context]),
-                peak_mb=_peak_mb(), startup_mb=startup_mb, held_mb=propagator.memory_bytes() / 2 ** 20,
+                peak_mb=peak_rss_mb(), startup_mb=startup_mb, held_mb=propagator.memory_bytes() / 2 ** 20,
                 select_dtype=str(resolve_select_dtype(config.select_dtype, config.device)),
                 tile_size=[geometry.tile_h, geometry.tile_w],
                 stats=dict(all_frames=dict(propagator.stats), steady_frames=dict(propagator.stats - early_stats)))
@@ -151,7 +146,7 @@ def measure_reference(config: BenchmarkConfig, num_queries: int, query_chunk: in
         _sync(config.device)
         seconds.append(time.perf_counter() - start)
         cpu_seconds.append(time.process_time() - cpu_start)
-    peak_mb = _peak_mb()
+    peak_mb = peak_rss_mb()
 
     geometry = TileGeometry(config.height, config.width, config.radius, config.tile_size, config.device)
     agreement = {}
@@ -226,7 +221,7 @@ def run_benchmark(config: BenchmarkConfig, reference_frames: int = 2, query_chun
                  'first context + 1 frames); reference: dense step on a full context of distinct frames. '
                  'cpu_*: median process CPU time per frame (time.process_time; all threads), less '
                  'sensitive than wall time to other processes on the machine',
-            peak_memory='peak RSS of a fresh process per configuration (resource.getrusage ru_maxrss), '
+            peak_memory='peak RSS of a fresh process per configuration (VmHWM), '
                         'includes the interpreter and torch (startup_mb); glibc mmap threshold: '
                         f'{config.malloc_mmap_threshold or "glibc default"} (main and resolution runs), '
                         f'{pinned.malloc_mmap_threshold} bytes (video-length runs, so that the peak follows '

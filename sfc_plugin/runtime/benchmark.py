@@ -24,7 +24,6 @@ import contextlib
 import json
 import os
 import platform
-import resource
 import shutil
 import sys
 import tempfile
@@ -41,6 +40,7 @@ from sfc_plugin.deploy import export_onnx
 from sfc_plugin.propagation import mask_to_soft_labels
 from sfc_plugin.propagation.benchmark import in_fresh_process
 from sfc_plugin.utils import read_label_png
+from sfc_plugin.utils.memory import peak_rss_mb
 from .backends import DEFAULT_MODEL_CHECKPOINT, DEFAULT_MODEL_CONFIG, load_backend
 from .cli import DEMO_CLIP, DEMO_MASK
 from .pipeline import propagate_video
@@ -51,23 +51,6 @@ TINY_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.pa
 SIZE_480P = (480, 854)
 OVERHEAD_LIMIT = 0.20
 MEMORY_LIMIT = 0.10
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far, in MiB.
-
-    Linux: ``VmHWM`` of /proc/self/status, which starts afresh in a new program (``ru_maxrss`` carries the
-    parent's peak over fork and exec); elsewhere ``ru_maxrss`` (KiB on Linux, bytes on macOS).
-    """
-    try:
-        with open('/proc/self/status') as f:
-            for line in f:
-                if line.startswith('VmHWM:'):
-                    return int(line.split()[1]) / 2 ** 10
-    except OSError:
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2 ** 20 if platform.system() == 'Darwin' else peak / 2 ** 10
 
 
 def hardware() -> dict:

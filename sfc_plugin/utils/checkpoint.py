@@ -101,3 +101,9 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tens
         raise CheckpointMismatchError(source, fatal_missing, unexpected, mismatched)
     model.load_state_dict({k: v for k, v in state_dict.items() if k in own}, strict=False)
     return dict(missing=missing, ignored=ignored)
+
+
+def load_model_weights(model: nn.Module, path: str, allow_pickle: bool = False) -> None:
+    """Load a checkpoint file (its ``state_dict`` entry or the whole file) strictly into ``model``."""
+    checkpoint = load_checkpoint_file(path, allow_pickle=allow_pickle)
+    load_state_dict_strict(model, checkpoint.get('state_dict', checkpoint), source=path)
