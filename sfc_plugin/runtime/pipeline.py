@@ -19,11 +19,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from sfc_plugin.deploy.meta import file_sha256
 from sfc_plugin.utils import atomic_path, read_label_png, write_label_png
+from sfc_plugin.utils.io import ensure_writable_dir
 from .backends import Backend
 from .masks import Annotations, MaskError, load_annotations
 from .propagator import VideoPropagator, prepare_image
 from .resume import RunState, completed_frames, resume_plan
-from .video_io import BackgroundWriter, FrameSource, OverlayVideo, PrefetchReader, prepare_out_dir
+from .video_io import BackgroundWriter, FrameSource, OutputError, OverlayVideo, PrefetchReader
 
 
 def run_signature(backend: Backend, frames: FrameSource, annotations: Annotations,
@@ -86,7 +87,7 @@ def propagate_video(backend: Backend,
     annotations.check_num_labels(backend.max_labels, f'the {backend.name} model')
     if frames.declared_frames is not None:
         _check_keyframes(annotations, frames.declared_frames, video)
-    prepare_out_dir(out_dir)
+    ensure_writable_dir(out_dir, OutputError, 'the output')
     network_size = backend.input_size(frames.size)
     state = RunState(out_dir, run_signature(backend, frames, annotations, network_size))
     done = completed_frames(out_dir, frames.frame_name, frames.declared_frames) if resume else 0

@@ -210,17 +210,6 @@ class BackgroundWriter:
             raise self.error
 
 
-def prepare_out_dir(path: str) -> None:
-    """Create ``path`` if needed; OutputError naming it unless files can be created there."""
-    try:
-        os.makedirs(path, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix='.write-test.', dir=path)
-        os.close(fd)
-        os.remove(probe)
-    except OSError as error:
-        raise OutputError(f'{path}: cannot write the output there ({error.strerror or error})') from error
-
-
 def overlay_frame(rgb: np.ndarray, ids: np.ndarray, palette: np.ndarray, alpha: float = 0.5) -> np.ndarray:
     """The frame with the objects (ids != 0) blended in their palette colours and their outlines drawn."""
     colours = palette[ids]  # (H, W, 3)

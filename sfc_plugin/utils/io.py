@@ -2,7 +2,7 @@
 import os
 import tempfile
 from contextlib import contextmanager
-from typing import Iterator, Optional, Tuple
+from typing import Iterator, Optional, Tuple, Type
 
 import cv2
 import numpy as np
@@ -32,6 +32,17 @@ def atomic_path(path: str) -> Iterator[str]:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def ensure_writable_dir(path: str, error_type: Type[Exception] = OSError, what: str = 'files') -> None:
+    """Create the folder ``path`` if needed; raise ``error_type`` naming it unless files can be created there."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix='.write-test.', dir=path)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as error:
+        raise error_type(f'{path}: cannot write {what} there ({error.strerror or error})') from error
 
 
 def read_image(path: str) -> np.ndarray:
