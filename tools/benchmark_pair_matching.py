@@ -11,12 +11,15 @@ import argparse
 import json
 
 import torch
+from mmengine.config import DictAction
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument('configs', nargs='+', help='evaluation configs (PropagationModel)')
     parser.add_argument('--thresholds', type=float, nargs='+', default=[4, 8, 16])
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of every config, e.g. model.backbone.semantic.out_block=4')
     args = parser.parse_args()
 
     from skimage import data
@@ -27,7 +30,7 @@ def main() -> None:
     results = {}
     for config in args.configs:
         torch.manual_seed(0)  # the same random initialisation for configs without weights
-        model, _ = build_model(config)
+        model, _ = build_model(config, cfg_options=args.cfg_options)
         pck = stereo_pck(model.backbone, left, right, disparity, args.thresholds)
         results[config] = {f'PCK@{t:g}px': round(value, 4) for t, value in pck.items()}
     print(json.dumps(dict(pair='skimage.data.stereo_motorcycle (500x741, ground-truth disparity)',

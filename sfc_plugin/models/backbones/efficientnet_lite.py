@@ -99,9 +99,11 @@ class EfficientNetLite0(BaseModule):
 
     Which depth matches best, measured with ``sfc_plugin.evaluation.pair_matching.stereo_pck`` on
     scikit-image's ``stereo_motorcycle`` pair (ground-truth disparity, nearest neighbour over the
-    whole right image, PCK@8px / @16px): ``out_block=4`` 0.66 / 0.73 (random init 0.20 / 0.27);
-    ``out_block=10`` upsampled bilinearly to stride 8 (as ``SFCBackbone`` does) 0.75 / 0.88
-    (random init 0.57 / 0.77); ``out_block=10`` at stride 16 0.56 / 0.87.
+    whole right image, as the semantic branch of ``SFCBackbone``, PCK@4 / 8 / 16 px):
+    ``out_block=4`` 0.38 / 0.64 / 0.71 (random init 0.07 / 0.12 / 0.17); ``out_block=10``
+    upsampled bilinearly to stride 8 0.15 / 0.57 / 0.87 (random init 0.11 / 0.36 / 0.58). The
+    shallow cut is more precise, the deep one finds more of the right regions; which serves label
+    propagation is measured in docs/default_model.md.
 
     Args:
         out_block: index of the last MBConv block kept, 0..15.
