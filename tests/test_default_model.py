@@ -53,3 +53,15 @@ def test_short_offline_training_is_reproducible(tmp_path):
     second = torch.load(tmp_path / 'b' / 'iter_2.pth', map_location='cpu', weights_only=True)['state_dict']
     for key, value in first.items():
         assert torch.equal(value, second[key]), key
+
+
+def test_runtime_benchmark_measures_the_default_model(tmp_path, monkeypatch):
+    from sfc_plugin.runtime import benchmark
+    calls = []
+    monkeypatch.setattr(benchmark, 'run_benchmark', lambda config, checkpoint, *args, **kwargs: calls.append(
+        (config, checkpoint)) or {'model': config})
+    benchmark.main(['--out', str(tmp_path / 'report.json'), '--memory-frames'])
+    (config, checkpoint), = calls
+    assert config == DEFAULT_MODEL_CONFIG
+    model, _ = build_model(config, checkpoint)  # what the benchmark's backends build from the pair
+    assert model.backbone.fine_grained_weight == 1.75

@@ -41,7 +41,7 @@ from sfc_plugin.propagation import mask_to_soft_labels
 from sfc_plugin.propagation.benchmark import in_fresh_process
 from sfc_plugin.utils import read_label_png
 from sfc_plugin.utils.memory import peak_rss_mb
-from .backends import DEFAULT_MODEL_CHECKPOINT, DEFAULT_MODEL_CONFIG, load_backend
+from .backends import ModelNotFoundError, default_model, load_backend
 from .cli import DEMO_CLIP, DEMO_MASK
 from .pipeline import propagate_video
 from .propagator import prepare_image
@@ -271,9 +271,9 @@ def main(argv: Optional[List[str]] = None) -> None:
         os.environ['OMP_NUM_THREADS'] = str(args.threads)  # the memory runs' fresh processes
     config, checkpoint = args.config, args.checkpoint
     if config is None:
-        if os.path.isfile(DEFAULT_MODEL_CONFIG) and os.path.isfile(DEFAULT_MODEL_CHECKPOINT):
-            config, checkpoint = DEFAULT_MODEL_CONFIG, DEFAULT_MODEL_CHECKPOINT
-        else:
+        try:
+            config, checkpoint = default_model()
+        except ModelNotFoundError:
             config = TINY_CONFIG  # random weights: timings only
     with contextlib.redirect_stdout(sys.stderr):  # logs go to stderr, the report alone to stdout
         report = run_benchmark(config, checkpoint, args.frames_480p, args.memory_frames, repeats=args.repeats)
