@@ -1,11 +1,13 @@
-"""Shared fixtures: real photos from scikit-image written as an image folder."""
+"""Shared fixtures and helpers: real photos from scikit-image as an image folder, random checkpoints."""
 import os
 import sys
 
 import pytest
 import torch
+from mmengine.config import Config
 
 from sfc_plugin.datasets.offline_data import write_skimage_photos
+from sfc_plugin.registry import MODELS
 
 # One thread per test process: the suite runs under pytest-xdist (one worker per core), and
 # oversubscribed OpenMP threads slow torch on CPU by an order of magnitude. Subprocesses inherit it.
@@ -23,3 +25,17 @@ def real_image_dir(tmp_path_factory) -> str:
     folder = str(tmp_path_factory.mktemp('real_photos'))
     write_skimage_photos(folder)
     return folder
+
+
+def make_checkpoint(config: str, path: str, seed: int = 0) -> str:
+    """Random weights for the config's model, with non-trivial BN statistics and gammas (the ResNets
+    zero-initialise the last BN of each block, which would hide half of the network)."""
+    torch.manual_seed(seed)
+    model = MODELS.build(Config.fromfile(config).model)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.weight.data.uniform_(0.5, 1.5)
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 2.0)
+    torch.save({'state_dict': model.state_dict()}, path)
+    return path

@@ -13,7 +13,7 @@ import torch
 from mmengine.config import Config
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, make_checkpoint
 from sfc_plugin.datasets.offline_data import skimage_photo
 from sfc_plugin.deploy import ExportFormatError, convert_to_fp16, load_export_meta
 from sfc_plugin.deploy import onnx_export
@@ -27,20 +27,6 @@ TINY_CONFIG = os.path.join(REPO_ROOT, 'configs', 'sfc', 'sfc_r18-r18_tiny.py')
 FULL_CONFIG = os.path.join(REPO_ROOT, 'configs', 'sfc', 'sfc_r50-moco_r18-fc_davis2017.py')
 TINY_SETTINGS = PropagationSettings(topk=5, radius=6, temperature=0.05)  # configs/sfc/sfc_r18-r18_tiny.py
 NUM_LABELS = 3
-
-
-def make_checkpoint(config: str, path: str, seed: int = 0) -> str:
-    """Random weights for the config's model, with non-trivial BN statistics and gammas (the ResNets
-    zero-initialise the last BN of each block, which would hide half of the network)."""
-    torch.manual_seed(seed)
-    model = MODELS.build(Config.fromfile(config).model)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.weight.data.uniform_(0.5, 1.5)
-            module.running_mean.uniform_(-0.1, 0.1)
-            module.running_var.uniform_(0.5, 2.0)
-    torch.save({'state_dict': model.state_dict()}, path)
-    return path
 
 
 def load_model(config: str, checkpoint: str) -> torch.nn.Module:

