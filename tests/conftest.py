@@ -1,5 +1,6 @@
 """Shared fixtures and helpers: real photos from scikit-image as an image folder, random checkpoints."""
 import os
+import socket
 import sys
 
 import pytest
@@ -39,3 +40,10 @@ def make_checkpoint(config: str, path: str, seed: int = 0) -> str:
             module.running_var.uniform_(0.5, 2.0)
     torch.save({'state_dict': model.state_dict()}, path)
     return path
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now, for a torchrun rendezvous."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]

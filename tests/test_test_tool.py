@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, free_port
 from sfc_plugin.apis import test as run_test
 from sfc_plugin.evaluation.functional import davis_statistics, davis_video_scores
 from video_fixtures import make_davis, make_jhmdb, make_vip
@@ -144,7 +144,7 @@ def test_two_process_test_spreads_videos(tmp_path):
     make_davis(davis_root, videos)
     out_dir = str(tmp_path / 'pred')
     result = subprocess.run(
-        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', '29519',
+        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', str(free_port()),
          'tools/test.py', _config(tmp_path, 'davis2017_val.py', davis_root), '--launcher', 'pytorch',
          '--out-dir', out_dir, '--work-dir', str(tmp_path / 'work')],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, free_port
 from sfc_plugin.apis import train
 from train_helpers import SimulatedCrash
 
@@ -85,7 +85,7 @@ def test_two_process_gloo_training(tmp_path, real_image_dir):
     env = dict(os.environ, OMP_NUM_THREADS='1')
     result = subprocess.run(
         [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
-         '--master_port', '29517', 'tools/train.py', TINY_CONFIG, '--launcher', 'pytorch',
+         '--master_port', str(free_port()), 'tools/train.py', TINY_CONFIG, '--launcher', 'pytorch',
          '--work-dir', str(work_dir), '--cfg-options',
          f'train_dataloader.dataset.data_root={real_image_dir}', 'train_cfg.max_iters=4',
          'default_hooks.checkpoint.interval=4', 'default_hooks.logger.interval=2'],
