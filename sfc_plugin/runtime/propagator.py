@@ -16,7 +16,11 @@ def prepare_image(rgb: np.ndarray, size: Tuple[int, int]) -> Tensor:
     """(H, W, 3) uint8 RGB -> (3, h, w) float32 in [0, 1] at ``size`` (bilinear, as the evaluation's loader)."""
     if rgb.shape[:2] != tuple(size):
         rgb = cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
-    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255)
+    # NumPy, not torch: this runs in the reader thread, where a torch op would start a second OpenMP team
+    # competing with the model's for the same cores.
+    image = np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32)
+    image /= 255
+    return torch.from_numpy(image)
 
 
 class VideoPropagator:
