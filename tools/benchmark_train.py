@@ -7,7 +7,9 @@ Without --data-root, scikit-image's real photos are written to a temporary folde
 JSON object with a row per config.
 """
 import argparse
+import contextlib
 import json
+import sys
 import tempfile
 
 
@@ -27,8 +29,9 @@ def main() -> None:
         from sfc_plugin.datasets.offline_data import write_skimage_photos
         data_root = tempfile.mkdtemp(prefix='sfc_photos_')
         write_skimage_photos(data_root, max_side=512)
-    rows = [benchmark_training(config, data_root, args.iters, args.warmup, args.batch_size,
-                               args.num_workers) for config in args.configs]
+    with contextlib.redirect_stdout(sys.stderr):  # mmengine's logs go to stderr, the report alone to stdout
+        rows = [benchmark_training(config, data_root, args.iters, args.warmup, args.batch_size,
+                                   args.num_workers) for config in args.configs]
     print(json.dumps(dict(data_root=data_root, results=rows), indent=2))
 
 
