@@ -355,7 +355,7 @@ class OnnxEngine:
     through TensorRTEngine's interface (``run({name: tensor}) -> {name: tensor}``, ``device``, ``sidecar``)."""
     opened = []
 
-    def __init__(self, path: str, onnx_sha256=None) -> None:
+    def __init__(self, path: str, onnx_sha256=None, device=None) -> None:
         self.path, self.onnx_sha256 = path, onnx_sha256
         self.session = onnxruntime_session(path.replace('.engine', '.onnx'))
         self.device = torch.device('cpu')

@@ -5,6 +5,7 @@ otherwise. Everything around them (no-TensorRT errors, sidecar checks, precision
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -16,10 +17,12 @@ from conftest import REPO_ROOT
 from sfc_plugin.deploy import load_export_meta
 from sfc_plugin.deploy.cli import main
 from sfc_plugin.deploy.onnx_export import TIE_GAP, onnxruntime_session, topk_boundary_gaps
+from sfc_plugin.deploy import tensorrt_engine
 from sfc_plugin.deploy.tensorrt_engine import (EngineMismatchError, TensorRTEngine, TensorRTUnavailableError,
                                                backbone_profile, build_export_engines, build_plan,
                                                check_engine_sidecar, parse_image_size, read_engine_sidecar)
 from sfc_plugin.propagation import PropagationSettings
+from tensorrt_standin import CACHE_MAGIC, GPU, RecordingStream, make_tensorrt
 from test_export_onnx import TINY_CONFIG, load_model, make_checkpoint, real_context, real_frames
 
 try:
@@ -203,3 +206,169 @@ def test_engine_for_another_tensorrt_or_gpu_is_refused(exports):
     finally:
         with open(engine + '.json', 'w') as f:
             json.dump(sidecar, f)
+
+
+# The build and run code paths on a CPU, against a stand-in ``tensorrt`` module (tests/tensorrt_standin.py)
+# that mirrors the bindings of TensorRT 10 and 11 and records every call.
+
+@pytest.fixture(params=['10.8.0', '11.4.0'], ids=['trt10', 'trt11'])
+def standin(request, monkeypatch):
+    trt = make_tensorrt(request.param)
+    monkeypatch.setitem(sys.modules, 'tensorrt', trt)
+    monkeypatch.setattr(tensorrt_engine, '_require_cuda', lambda device=None: torch.device('cpu'))
+    monkeypatch.setattr(tensorrt_engine, 'gpu_identity', lambda device=None: (GPU, [9, 0]))
+    monkeypatch.setattr(tensorrt_engine, 'EngineStream', lambda device: RecordingStream(device, trt.calls))
+    tensorrt_engine.shared_logger.cache_clear()
+    yield trt
+    tensorrt_engine.shared_logger.cache_clear()
+
+
+def calls(trt, name: str) -> list:
+    return [arguments for called, arguments in trt.calls if called == name]
+
+
+def copy_export(folder: str, tmp_path) -> str:
+    target = str(tmp_path / os.path.basename(folder))
+    shutil.copytree(folder, target)
+    return target
+
+
+def test_standin_build_keeps_fp32_exact_and_updates_the_timing_cache(standin, exports, tmp_path):
+    folder, cache = copy_export(exports['fixed'], tmp_path), str(tmp_path / 'timing.cache')
+    sidecars = build_export_engines(folder, timing_cache=cache)
+    trt11 = standin.__version__.startswith('11')
+    strongly_typed = 1 << int(standin.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    assert [c['flags'] for c in calls(standin, 'Builder.create_network')] == [strongly_typed if trt11 else 0] * 2
+    assert calls(standin, 'IBuilderConfig.clear_flag') == [{'flag': standin.BuilderFlag.TF32}] * 2
+    assert not calls(standin, 'IBuilderConfig.set_flag')
+    assert len(calls(standin, 'Logger.__init__')) == 1  # (f) one logger for every build
+    assert all(sidecar['precision'] == 'fp32' and sidecar['tensorrt_version'] == standin.__version__
+               for sidecar in sidecars.values())
+    # (e) the timing cache set was accepted, and the one the builder updated is the one written
+    attached = calls(standin, 'IBuilderConfig.set_timing_cache')
+    assert [c['ignore_mismatch'] for c in attached] == [False, False]
+    written = json.loads(open(cache, 'rb').read()[len(CACHE_MAGIC):])
+    assert written['header']['tensorrt'] == standin.__version__
+    assert [os.path.basename(path) for path in written['entries']] == ['backbone.onnx', 'propagate.onnx']
+    assert not calls(standin, 'IBuilderConfig.get_timing_cache')
+
+
+def test_standin_fp16_flag_is_for_the_backbone_only(standin, exports, tmp_path):
+    folder = copy_export(exports['fixed'], tmp_path)
+    with pytest.raises(ValueError, match='backbone engine only'):
+        build_export_engines(folder, fp16_flag=True, models=['propagate'])
+    if standin.__version__.startswith('11'):
+        with pytest.raises(ValueError, match='strongly typed networks only'):
+            build_export_engines(folder, fp16_flag=True)
+        return
+    sidecars = build_export_engines(folder, fp16_flag=True, allow_tf32=True)
+    assert calls(standin, 'IBuilderConfig.set_flag') == [{'flag': standin.BuilderFlag.FP16}]  # (b) backbone only
+    assert calls(standin, 'IBuilderConfig.clear_flag') == [{'flag': standin.BuilderFlag.TF32}]  # propagate
+    assert sidecars['backbone']['precision'] == 'fp16' and sidecars['propagate']['precision'] == 'fp32'
+    assert sidecars['propagate']['fp16_flag'] is False and sidecars['propagate']['tf32'] is False
+
+
+def test_standin_stale_or_damaged_timing_cache_is_replaced(standin, exports, tmp_path):
+    folder, cache = copy_export(exports['fixed'], tmp_path), tmp_path / 'timing.cache'
+    for blob in (CACHE_MAGIC + json.dumps({'header': {'tensorrt': '9.0.0', 'gpu': GPU}, 'entries': ['x']}).encode(),
+                 b'damaged'):
+        cache.write_bytes(blob)
+        standin.calls.clear()
+        build_export_engines(folder, timing_cache=str(cache), models=['backbone'])
+        accepted = [c for c in calls(standin, 'IBuilderConfig.set_timing_cache')]
+        assert len(accepted) == (2 if blob != b'damaged' else 1)
+        written = json.loads(cache.read_bytes()[len(CACHE_MAGIC):])
+        assert written['header']['tensorrt'] == standin.__version__ and written['entries'][-1].endswith('backbone.onnx')
+
+
+def test_standin_engines_run_on_their_stream_at_the_given_addresses(standin, exports, tmp_path):
+    folder = copy_export(exports['dynamic'], tmp_path)
+    meta = load_export_meta(folder)
+    build_export_engines(folder, min_size=(32, 48), max_size=(128, 192))
+    assert calls(standin, 'IOptimizationProfile.set_shape') == [
+        {'input': 'image', 'min': (1, 3, 32, 48), 'opt': (1, 3, 64, 96), 'max': (1, 3, 128, 192)}]
+    engine = TensorRTEngine(os.path.join(folder, 'backbone.engine'), onnx_sha256=meta.sha256['backbone'])
+    session = onnxruntime_session(os.path.join(folder, 'backbone.onnx'))
+    for size in ((32, 48), (72, 80)):
+        standin.calls.clear()
+        image = real_frames(size, 1)
+        features = engine.run({'image': image})['features']
+        assert np.array_equal(features.numpy(), session.run(None, {'image': image.numpy()})[0])
+        order = [name for name, _ in standin.calls if name in (
+            'IExecutionContext.set_tensor_address', 'EngineStream.begin', 'IExecutionContext.execute_async_v3',
+            'EngineStream.end')]
+        assert order == ['IExecutionContext.set_tensor_address'] * 2 + [
+            'EngineStream.begin', 'IExecutionContext.execute_async_v3', 'EngineStream.end']
+        assert calls(standin, 'IExecutionContext.execute_async_v3') == [{'stream_handle': RecordingStream.HANDLE}]
+        addresses = {c['name']: c['memory'] for c in calls(standin, 'IExecutionContext.set_tensor_address')}
+        assert addresses['features'] == features.data_ptr()
+    assert not standin.warnings  # (d) never the default stream
+    with pytest.raises(ValueError, match='does not fit the engine'):
+        engine.run({'image': real_frames((256, 256), 1)})
+    engine.context.refuse_addresses = True
+    with pytest.raises(RuntimeError, match='refused the address of image'):  # (e)
+        engine.run({'image': real_frames((64, 96), 1)})
+
+    model = load_model(TINY_CONFIG, exports['checkpoint'])
+    query, context_feats, context_labels = real_context(model, (64, 96), 4, 3)
+    inputs = {'query': query, 'context_feats': context_feats, 'context_labels': context_labels}
+    labels = TensorRTEngine(os.path.join(folder, 'propagate.engine')).run(inputs)['labels']
+    expected = onnxruntime_session(os.path.join(folder, 'propagate.onnx')).run(
+        None, {key: value.numpy() for key, value in inputs.items()})[0]
+    assert np.array_equal(labels.numpy(), expected)
+    assert not calls(standin, 'Logger.__init__')  # (f) the logger of the build serves every engine
+    assert len(calls(standin, 'Runtime.__init__')) == 1
+
+
+def test_standin_auto_backend_falls_back_to_onnxruntime_for_foreign_engines(standin, exports, tmp_path,
+                                                                            monkeypatch):
+    from sfc_plugin.runtime import backends
+    folder = copy_export(exports['fixed'], tmp_path)
+    build_export_engines(folder)
+    monkeypatch.setattr(backends, 'has_tensorrt_engines', lambda export_dir: True)
+    runner = backends.load_backend(export_dir=folder)
+    assert runner.name == 'tensorrt'
+    image = real_frames((64, 96), 1)
+    expected = onnxruntime_session(os.path.join(folder, 'backbone.onnx')).run(None, {'image': image.numpy()})[0]
+    assert np.array_equal(runner.features(image).numpy(), expected[0])
+
+    monkeypatch.setitem(sys.modules, 'tensorrt', make_tensorrt('10.9.0'))  # (h) engines of another TensorRT
+    runner = backends.load_backend(export_dir=folder)
+    assert runner.name == 'onnxruntime' and 'rebuild it on this machine' in runner.describe()['fallback']
+    assert np.array_equal(runner.features(image).numpy(), expected[0])
+    with pytest.raises(EngineMismatchError, match=r'built for TensorRT \S+ \(this machine: 10\.9\.0\)'):
+        backends.load_backend('tensorrt', export_dir=folder)
+
+
+def test_onnxruntime_providers_are_exact_on_the_given_gpu():
+    from sfc_plugin.runtime.backends import session_providers
+    gpu_providers = ['TensorrtExecutionProvider', 'CUDAExecutionProvider', 'CPUExecutionProvider']
+    args = dict(available=gpu_providers, gpu=True, device_id=1, cache_dir='/cache', ort_version='1.27.0')
+    cuda = ('CUDAExecutionProvider', {'device_id': '1', 'use_tf32': '0'})  # (a), (c)
+    trt = ('TensorrtExecutionProvider', {'device_id': '1', 'trt_engine_cache_enable': '1',  # (g)
+                                         'trt_engine_cache_path': '/cache', 'trt_timing_cache_enable': '1',
+                                         'trt_timing_cache_path': '/cache'})
+    for model in ('backbone', 'propagate'):
+        # no TensorRT libraries: onnxruntime lists the provider anyway, but it is not put first
+        assert session_providers(model, None, tensorrt_version=None, tf32_override=None, **args) == [
+            cuda, 'CPUExecutionProvider']
+    assert session_providers('backbone', None, tensorrt_version='10.8.0', tf32_override=None, **args) == [
+        trt, cuda, 'CPUExecutionProvider']
+    # the TensorRT provider cannot turn TF32 off for the propagation step, unless the process does
+    assert session_providers('propagate', None, tensorrt_version='10.8.0', tf32_override=None, **args) == [
+        cuda, 'CPUExecutionProvider']
+    assert session_providers('propagate', None, tensorrt_version='10.8.0', tf32_override='0', **args)[0] == trt
+    with pytest.raises(ValueError, match='NVIDIA_TF32_OVERRIDE=0'):
+        session_providers('propagate', ['TensorrtExecutionProvider'], tensorrt_version='10.8.0',
+                          tf32_override=None, **args)
+    # TensorRT 11 needs onnxruntime >= 1.27
+    old = dict(args, ort_version='1.26.1')
+    assert session_providers('backbone', None, tensorrt_version='11.4.0', tf32_override='0', **old) == [
+        cuda, 'CPUExecutionProvider']
+    with pytest.raises(ValueError, match=r'TensorRT 11\.4\.0 needs onnxruntime >= 1\.27 \(installed: 1\.26\.1\)'):
+        session_providers('backbone', ['TensorrtExecutionProvider'], tensorrt_version='11.4.0',
+                          tf32_override='0', **old)
+    assert session_providers('backbone', None, tensorrt_version='11.4.0', tf32_override=None, **args)[0] == trt
+    assert session_providers('propagate', None, available=gpu_providers, gpu=False, device_id=0, cache_dir='/c',
+                             ort_version='1.31.1', tensorrt_version='10.8.0', tf32_override='0') == [
+        'CPUExecutionProvider']

@@ -54,13 +54,15 @@ def arg_parser() -> argparse.ArgumentParser:
     trt = commands.add_parser('tensorrt', help='TensorRT engines for an export folder (needs TensorRT and a GPU)')
     trt.add_argument('export_dir', help='folder written by sfc-export onnx')
     trt.add_argument('--fp16', action='store_true',
-                     help='FP16 builder flag for FP32 models (TensorRT 10 only; on 11 export with --fp16)')
+                     help='FP16 builder flag for an FP32 backbone (TensorRT 10 only; on 11 export with --fp16); the '
+                          'propagation engine keeps the precision of propagate.onnx')
     trt.add_argument('--min', type=parse_image_size, metavar='HxW', help='smallest image of a dynamic backbone')
     trt.add_argument('--opt', type=parse_image_size, metavar='HxW', help='image size to optimise for')
     trt.add_argument('--max', type=parse_image_size, metavar='HxW', help='largest image of a dynamic backbone')
     trt.add_argument('--workspace', type=int, metavar='MB', help='builder workspace memory limit')
     trt.add_argument('--timing-cache', metavar='FILE', help='timing cache, read if present and updated')
-    trt.add_argument('--tf32', action='store_true', help='allow TF32 in FP32 layers (faster, less exact)')
+    trt.add_argument('--tf32', action='store_true',
+                     help='allow TF32 in the FP32 backbone (faster, less exact); never in the propagation step')
     trt.add_argument('--models', nargs='+', choices=sorted(MODEL_FILES), default=sorted(MODEL_FILES),
                      help='which engines to build (default: both)')
 

@@ -109,8 +109,11 @@ def check_image_size(image_size: Sequence[int], stride: int, topk: int) -> Tuple
     return feat_size
 
 
-def onnxruntime_session(model: Union[str, bytes], providers: Optional[List[str]] = None):
-    """An onnxruntime session on a model file or serialized model (CPUExecutionProvider by default)."""
+def onnxruntime_session(model: Union[str, bytes], providers: Optional[Sequence[Union[str, tuple]]] = None):
+    """An onnxruntime session on a model file or serialized model (CPUExecutionProvider by default).
+
+    ``providers``: names, or ``(name, options)`` pairs, best first.
+    """
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3  # errors only
     return onnxruntime.InferenceSession(model, options, providers=providers or ['CPUExecutionProvider'])

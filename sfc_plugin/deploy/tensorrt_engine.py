@@ -8,15 +8,22 @@ Written against NVIDIA's TensorRT Python API as documented for 10.x and 11.x
 
 Precision: TensorRT 11 builds strongly typed networks only (``BuilderFlag.FP16`` is gone), so FP16 comes
 from an FP16 ONNX export (``sfc-export onnx --fp16``), built strongly typed (TensorRT 10 too). On
-TensorRT 10 an FP32 ONNX model can still be built with the FP16 builder flag (``--fp16``). FP32 builds
-disable TF32 unless asked, so that they match the FP32 models (top-k selection is sensitive to it).
+TensorRT 10 an FP32 ONNX backbone can still be built with the FP16 builder flag (``--fp16``). The
+propagation engine is built exactly as its ONNX model is typed, never with the FP16 flag or TF32: its top-k
+selection is the FP32 one of the dense reference (an FP16 step comes only from ``--fp16-propagate``).
+
+One ``trt.Logger`` serves the whole process, and engines run on a stream of their own that is ordered after
+the caller's current stream (inputs) and before its later work (outputs) without host synchronisation.
 
 Each ``<name>.engine`` gets a sidecar ``<name>.engine.json`` (TensorRT version, GPU, compute capability,
 shapes, precision, hashes). Engines only run with the TensorRT version and GPU model they were built for;
 :class:`TensorRTEngine` checks the sidecar first and says how to rebuild.
 """
+import contextlib
 import datetime
+import functools
 import json
+import logging
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -52,11 +59,53 @@ def import_tensorrt():
     return tensorrt
 
 
-def _require_cuda() -> torch.device:
+@functools.lru_cache(maxsize=None)
+def shared_logger(trt):
+    """The one ``trt.Logger`` of this process for ``trt`` (TensorRT warns when a second one is made)."""
+    return trt.Logger(trt.Logger.WARNING)
+
+
+def _require_cuda(device: Optional[str] = None) -> torch.device:
+    """``device`` ('cuda', 'cuda:1'; default: the current CUDA device) as a torch.device with its index."""
     if not torch.cuda.is_available():
         raise TensorRTUnavailableError('TensorRT engines need a CUDA device, and torch sees none here '
                                        f'(torch {torch.__version__}, CUDA build: {torch.version.cuda})')
-    return torch.device('cuda', torch.cuda.current_device())
+    device = torch.device(device) if device is not None else torch.device('cuda', torch.cuda.current_device())
+    if device.type != 'cuda':
+        raise ValueError(f'TensorRT engines run on a CUDA device, not {device}')
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    if index >= torch.cuda.device_count():
+        raise ValueError(f'device {device}: torch sees {torch.cuda.device_count()} CUDA device(s) here')
+    return torch.device('cuda', index)
+
+
+class EngineStream:
+    """A CUDA stream of an engine's own on ``device``: work queued on it waits for what the caller's current
+    stream queued before (:meth:`begin`), and the current stream's later work waits for it (:meth:`end`), with
+    no host synchronisation (TensorRT synchronises the device around every call on the default stream)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.stream = torch.cuda.Stream(device)
+
+    @property
+    def handle(self) -> int:
+        """The ``cudaStream_t`` for ``execute_async_v3``."""
+        return self.stream.cuda_stream
+
+    def scope(self) -> contextlib.AbstractContextManager:
+        """Make :attr:`device` current (engines are created and run with their device current)."""
+        return torch.cuda.device(self.device)
+
+    def begin(self, inputs: Sequence[torch.Tensor]) -> None:
+        """Order the engine after the work that wrote ``inputs``; keep their memory until the engine is done."""
+        self.stream.wait_stream(torch.cuda.current_stream(self.device))
+        for tensor in inputs:
+            tensor.record_stream(self.stream)
+
+    def end(self) -> None:
+        """Order the caller's later work (reading the outputs) after the engine."""
+        torch.cuda.current_stream(self.device).wait_stream(self.stream)
 
 
 def gpu_identity(device: Optional[torch.device] = None) -> Tuple[str, List[int]]:
@@ -135,7 +184,7 @@ def build_engine(onnx_path: str, engine_path: str, precision: str,
     trt = import_tensorrt()
     device = _require_cuda()
     plan = build_plan(precision, fp16_flag, hasattr(trt.BuilderFlag, 'FP16'), allow_tf32)
-    logger = trt.Logger(trt.Logger.WARNING)
+    logger = shared_logger(trt)
     builder = trt.Builder(logger)
     flags = 0
     if plan['strongly_typed'] and hasattr(trt.NetworkDefinitionCreationFlag, 'STRONGLY_TYPED'):
@@ -157,15 +206,9 @@ def build_engine(onnx_path: str, engine_path: str, precision: str,
         optimization_profile = builder.create_optimization_profile()
         for name, (low, opt, high) in profile.items():
             optimization_profile.set_shape(name, low, opt, high)
-        config.add_optimization_profile(optimization_profile)
-    cache = None
-    if timing_cache is not None:
-        blob = b''
-        if os.path.isfile(timing_cache):
-            with open(timing_cache, 'rb') as f:
-                blob = f.read()
-        cache = config.create_timing_cache(blob)
-        config.set_timing_cache(cache, ignore_mismatch=False)
+        if config.add_optimization_profile(optimization_profile) < 0:
+            raise ValueError(f'{onnx_path}: TensorRT rejects the optimization profile {profile} (see its log)')
+    cache = _attach_timing_cache(config, timing_cache) if timing_cache is not None else None
 
     print_log(f'Building {engine_path} with TensorRT {trt.__version__} (can take minutes)', logger='current')
     serialized = builder.build_serialized_network(network, config)
@@ -174,10 +217,10 @@ def build_engine(onnx_path: str, engine_path: str, precision: str,
     with atomic_path(engine_path) as tmp:
         with open(tmp, 'wb') as f:
             f.write(memoryview(serialized))
-    if cache is not None:
+    if cache is not None:  # the cache the builder used and updated (get_timing_cache() can be None)
         with atomic_path(timing_cache) as tmp:
             with open(tmp, 'wb') as f:
-                f.write(memoryview(config.get_timing_cache().serialize()))
+                f.write(memoryview(cache.serialize()))
 
     gpu_name, capability = gpu_identity(device)
     inputs = {}
@@ -204,20 +247,49 @@ def build_engine(onnx_path: str, engine_path: str, precision: str,
     return sidecar
 
 
+def _attach_timing_cache(config, path: str):
+    """Give ``config`` the timing cache of ``path`` (a new one if the file is absent or was made by another
+    TensorRT version or GPU, which TensorRT refuses); return the cache object the build will update."""
+    blob = b''
+    if os.path.isfile(path):
+        with open(path, 'rb') as f:
+            blob = f.read()
+    cache = config.create_timing_cache(blob)
+    if cache is not None and config.set_timing_cache(cache, ignore_mismatch=False):
+        return cache
+    if not blob:
+        raise RuntimeError(f'{path}: TensorRT did not accept a new, empty timing cache')
+    print_log(f'{path}: TensorRT refuses this timing cache (made by another TensorRT version or GPU, or damaged); '
+              'building with a new one, which replaces it', logger='current', level=logging.WARNING)
+    cache = config.create_timing_cache(b'')
+    if cache is None or not config.set_timing_cache(cache, ignore_mismatch=False):
+        raise RuntimeError(f'{path}: TensorRT did not accept a new, empty timing cache')
+    return cache
+
+
 def build_export_engines(export_dir: str, fp16_flag: bool = False, min_size: Optional[Sequence[int]] = None,
                          opt_size: Optional[Sequence[int]] = None, max_size: Optional[Sequence[int]] = None,
                          workspace_mb: Optional[int] = None, timing_cache: Optional[str] = None,
                          allow_tf32: bool = False, models: Sequence[str] = tuple(MODEL_FILES)) -> Dict[str, dict]:
-    """``backbone.engine`` and ``propagate.engine`` (with sidecars) beside the ONNX models of an export."""
+    """``backbone.engine`` and ``propagate.engine`` (with sidecars) beside the ONNX models of an export.
+
+    ``fp16_flag`` and ``allow_tf32`` apply to the backbone only: the propagation engine keeps the precision of
+    ``propagate.onnx`` (FP32 unless exported with ``--fp16-propagate``), so that its top-k is the exact one.
+    """
     import_tensorrt()  # say plainly that TensorRT is missing before reading anything
     _require_cuda()
+    if (fp16_flag or allow_tf32) and 'backbone' not in models:
+        raise ValueError('--fp16 and --tf32 apply to the backbone engine only; the propagation engine keeps the '
+                         'precision of propagate.onnx (export with --fp16 --fp16-propagate for an FP16 step)')
     meta = load_export_meta(export_dir)
     profiles = {'backbone': backbone_profile(meta, min_size, opt_size, max_size), 'propagate': None}
     sidecars = {}
     for name in models:
+        reduced = name == 'backbone'
         sidecars[name] = build_engine(
             meta.model_path(export_dir, name), os.path.join(export_dir, ENGINE_FILES[name]), meta.precisions[name],
-            profiles[name], fp16_flag, workspace_mb, timing_cache, allow_tf32, meta.sha256[name])
+            profiles[name], fp16_flag and reduced, workspace_mb, timing_cache, allow_tf32 and reduced,
+            meta.sha256[name])
     return sidecars
 
 
@@ -262,30 +334,34 @@ class TensorRTEngine:
         path: ``backbone.engine`` or ``propagate.engine``; its sidecar must match this machine.
         onnx_sha256: if given, the engine must have been built from the ONNX model with this hash
             (e.g. ``load_export_meta(dir).sha256['backbone']``), so a re-export makes it stale.
+        device: CUDA device to run on ('cuda:1'...; default: the current one).
 
     ``run({'image': tensor})`` returns ``{'features': tensor}`` (likewise ``query``, ``context_feats``,
-    ``context_labels`` -> ``labels``): outputs are new CUDA tensors written on the current stream.
+    ``context_labels`` -> ``labels``): new CUDA tensors, computed on the engine's own stream and safe to use on
+    the caller's current stream (no host synchronisation).
     """
 
-    def __init__(self, path: str, onnx_sha256: Optional[str] = None) -> None:
+    def __init__(self, path: str, onnx_sha256: Optional[str] = None, device: Optional[str] = None) -> None:
         if not os.path.isfile(path):
             raise FileNotFoundError(f'{path}: no such engine file')
         self.path = path
         self.sidecar = read_engine_sidecar(path)
         trt = import_tensorrt()
-        self.device = _require_cuda()
+        self.device = _require_cuda(device)
         check_engine_sidecar(self.sidecar, path, trt.__version__, *gpu_identity(self.device))
         rebuild = f'rebuild it with `sfc-export tensorrt {os.path.dirname(os.path.abspath(path))}`'
         if onnx_sha256 is not None and self.sidecar.get('onnx_sha256') != onnx_sha256:
             raise EngineMismatchError(f'{path} was built from another export of the ONNX model; {rebuild}')
         with open(path, 'rb') as f:
             blob = f.read()
-        self._logger = trt.Logger(trt.Logger.WARNING)
-        self._runtime = trt.Runtime(self._logger)
-        self.engine = self._runtime.deserialize_cuda_engine(blob)
-        if self.engine is None:
-            raise EngineMismatchError(f'{path}: TensorRT {trt.__version__} cannot deserialize this engine; {rebuild}')
-        self.context = self.engine.create_execution_context()
+        self.stream = EngineStream(self.device)
+        with self.stream.scope():
+            self._runtime = trt.Runtime(shared_logger(trt))
+            self.engine = self._runtime.deserialize_cuda_engine(blob)
+            if self.engine is None:
+                raise EngineMismatchError(f'{path}: TensorRT {trt.__version__} cannot deserialize this engine; '
+                                          f'{rebuild}')
+            self.context = self.engine.create_execution_context()
         dtypes = _torch_dtypes(trt)
         self.input_names, self.output_names, self.dtypes = [], [], {}
         for i in range(self.engine.num_io_tensors):
@@ -294,26 +370,33 @@ class TensorRTEngine:
             (self.input_names if is_input else self.output_names).append(name)
             self.dtypes[name] = dtypes[self.engine.get_tensor_dtype(name)]
 
+    def _bind(self, name: str, tensor: torch.Tensor) -> None:
+        if not self.context.set_tensor_address(name, tensor.data_ptr()):
+            raise RuntimeError(f'{self.path}: TensorRT refused the address of {name} ({tuple(tensor.shape)}, '
+                               f'{tensor.dtype} on {tensor.device}; see its log)')
+
     def run(self, inputs: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         """Execute the engine on ``inputs`` (any device and float dtype; copied to the engine's)."""
         if sorted(inputs) != sorted(self.input_names):
             raise ValueError(f'{self.path}: expected inputs {sorted(self.input_names)}, got {sorted(inputs)}')
-        feeds = {}
-        for name in self.input_names:
-            tensor = inputs[name].to(self.device, self.dtypes[name]).contiguous()
-            if not self.context.set_input_shape(name, tuple(tensor.shape)):
-                raise ValueError(f'{self.path}: input {name} of shape {tuple(tensor.shape)} does not fit the engine '
-                                 f'({self.sidecar["inputs"].get(name)})')
-            self.context.set_tensor_address(name, tensor.data_ptr())
-            feeds[name] = tensor  # kept alive until the work is queued
-        outputs = {}
-        for name in self.output_names:
-            output = torch.empty(tuple(self.context.get_tensor_shape(name)), dtype=self.dtypes[name],
-                                 device=self.device)
-            self.context.set_tensor_address(name, output.data_ptr())
-            outputs[name] = output
-        if not self.context.execute_async_v3(torch.cuda.current_stream(self.device).cuda_stream):
-            raise RuntimeError(f'{self.path}: TensorRT execution failed (see its log)')
+        with self.stream.scope():
+            feeds = []
+            for name in self.input_names:
+                tensor = inputs[name].to(self.device, self.dtypes[name]).contiguous()
+                if not self.context.set_input_shape(name, tuple(tensor.shape)):
+                    raise ValueError(f'{self.path}: input {name} of shape {tuple(tensor.shape)} does not fit the '
+                                     f'engine ({self.sidecar["inputs"].get(name)})')
+                self._bind(name, tensor)
+                feeds.append(tensor)
+            outputs = {}
+            for name in self.output_names:
+                outputs[name] = torch.empty(tuple(self.context.get_tensor_shape(name)), dtype=self.dtypes[name],
+                                            device=self.device)
+                self._bind(name, outputs[name])
+            self.stream.begin(feeds)
+            if not self.context.execute_async_v3(self.stream.handle):
+                raise RuntimeError(f'{self.path}: TensorRT execution failed (see its log)')
+            self.stream.end()
         return outputs
 
 

@@ -6,16 +6,24 @@ A backend gives image features and a fresh streaming propagator per video, whose
 has the contract of :class:`~sfc_plugin.propagation.LabelPropagator`: the torch backend drives that core,
 the others the exported step of the same core through :class:`.context.DenseContext`. Tensors stay on the
 backend's device between frames.
+
+onnxruntime on a GPU keeps the propagation step's FP32 top-k exact: the CUDA provider runs with
+``use_tf32=0``, and its TensorRT provider (which has no TF32 switch) runs ``propagate.onnx`` only where
+``NVIDIA_TF32_OVERRIDE=0`` turns TF32 off for the process. Every session gets the device id of the backend's
+device, and the TensorRT provider caches its engines and timings on disk.
 """
 import abc
+import logging
 import os
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
+from mmengine.logging import print_log
 from torch import Tensor
 
-from sfc_plugin.deploy import ExportFormatError, ExportMeta, build_model, load_export_meta, onnxruntime_session
+from sfc_plugin.deploy import (EngineMismatchError, ExportFormatError, ExportMeta, TensorRTUnavailableError,
+                               build_model, load_export_meta, onnxruntime_session)
 from sfc_plugin.deploy.meta import file_sha256
 from sfc_plugin.deploy.tensorrt_engine import ENGINE_FILES
 from sfc_plugin.propagation import LabelPropagator
@@ -25,7 +33,10 @@ ASSETS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
 DEFAULT_MODEL_CONFIG = os.path.join(ASSETS_DIR, 'default_model.py')
 DEFAULT_MODEL_CHECKPOINT = os.path.join(ASSETS_DIR, 'default_model.pth')
 BACKENDS = ('torch', 'onnxruntime', 'tensorrt')
-GPU_PROVIDERS = ('TensorrtExecutionProvider', 'CUDAExecutionProvider')
+TRT_PROVIDER, CUDA_PROVIDER, CPU_PROVIDER = 'TensorrtExecutionProvider', 'CUDAExecutionProvider', 'CPUExecutionProvider'
+GPU_PROVIDERS = (TRT_PROVIDER, CUDA_PROVIDER)
+ORT_FOR_TENSORRT_11 = (1, 27)  # the first onnxruntime whose TensorRT provider supports TensorRT 11
+ProviderSpec = Union[str, Tuple[str, Dict[str, str]]]
 
 
 class Backend(abc.ABC):
@@ -176,12 +187,77 @@ class ExportBackend(Backend):
                              'image_size': list(m.export_image_size), 'num_labels': m.num_labels}}
 
 
-def default_providers() -> List[str]:
-    """onnxruntime execution providers to try, best first: TensorRT and CUDA where a GPU is usable, then CPU."""
-    import onnxruntime
-    available = onnxruntime.get_available_providers()
-    gpu = [name for name in GPU_PROVIDERS if name in available] if torch.cuda.is_available() else []
-    return gpu + ['CPUExecutionProvider']
+def _version(text: str) -> Tuple[int, ...]:
+    numbers = []
+    for part in text.split('+')[0].split('.'):
+        digits = ''.join(c for c in part if c.isdigit())
+        if not digits:
+            break
+        numbers.append(int(digits))
+    return tuple(numbers)
+
+
+def tensorrt_provider_problem(ort_version: str, tensorrt_version: Optional[str]) -> Optional[str]:
+    """Why onnxruntime's TensorRT provider cannot run here (None if it can): TensorRT must be importable, and
+    TensorRT 11 needs onnxruntime >= 1.27."""
+    if tensorrt_version is None:
+        return 'TensorRT is not installed here'
+    if _version(tensorrt_version)[:1] >= (11,) and _version(ort_version)[:2] < ORT_FOR_TENSORRT_11:
+        return (f'TensorRT {tensorrt_version} needs onnxruntime >= {".".join(map(str, ORT_FOR_TENSORRT_11))} '
+                f'(installed: {ort_version})')
+    return None
+
+
+def session_providers(model: str, requested: Optional[Sequence[str]], available: Sequence[str], gpu: bool,
+                      device_id: int, cache_dir: str, ort_version: str, tensorrt_version: Optional[str],
+                      tf32_override: Optional[str]) -> List[ProviderSpec]:
+    """onnxruntime providers with their options for ``model`` ('backbone' or 'propagate'), best first.
+
+    Args:
+        requested: provider names asked for (None: TensorRT where usable, CUDA where a GPU is, then CPU).
+        available: ``onnxruntime.get_available_providers()``.
+        gpu: torch sees a CUDA device.
+        device_id: CUDA device of every GPU provider (the one the IO binding uses).
+        cache_dir: folder of the TensorRT provider's engine and timing caches.
+        tensorrt_version: ``tensorrt.__version__``, None if it does not import.
+        tf32_override: the environment's ``NVIDIA_TF32_OVERRIDE``.
+    Raises:
+        ValueError: a requested provider cannot run this model exactly here (and why).
+    """
+    trt_problem = tensorrt_provider_problem(ort_version, tensorrt_version)
+    if trt_problem is None and model == 'propagate' and tf32_override != '0':
+        trt_problem = ('its TensorRT provider has no switch for TF32, which would make the propagation top-k '
+                       'approximate: set NVIDIA_TF32_OVERRIDE=0 to run propagate.onnx with it')
+    if requested is None:
+        names = [name for name in GPU_PROVIDERS if gpu and name in available
+                 and not (name == TRT_PROVIDER and trt_problem)] + [CPU_PROVIDER]
+    else:
+        names = list(requested)
+        if TRT_PROVIDER in names and trt_problem:
+            raise ValueError(f'onnxruntime cannot run {model}.onnx with {TRT_PROVIDER}: {trt_problem}')
+    options = {TRT_PROVIDER: {'device_id': str(device_id), 'trt_engine_cache_enable': '1',
+                              'trt_engine_cache_path': cache_dir, 'trt_timing_cache_enable': '1',
+                              'trt_timing_cache_path': cache_dir},
+               CUDA_PROVIDER: {'device_id': str(device_id), 'use_tf32': '0'}}
+    return [(name, options[name]) if name in options else name for name in names]
+
+
+def _cuda_index(device: Optional[str]) -> int:
+    """Index of the CUDA device ``device`` ('cuda', 'cuda:1'; None: torch's current one)."""
+    parsed = torch.device(device) if device is not None else torch.device('cuda')
+    if parsed.type != 'cuda':
+        raise ValueError(f'device {device}: expected a CUDA device')
+    index = parsed.index if parsed.index is not None else torch.cuda.current_device()
+    if index >= torch.cuda.device_count():
+        raise ValueError(f'device {device}: torch sees {torch.cuda.device_count()} CUDA device(s) here')
+    return index
+
+
+def tensorrt_cache_dir(meta: ExportMeta) -> str:
+    """Where onnxruntime's TensorRT provider keeps the engines of this export (one folder per export)."""
+    root = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+    key = (meta.sha256['backbone'][:16] + meta.sha256['propagate'][:16])
+    return os.path.join(root, 'sfc_plugin', 'ort_tensorrt', key)
 
 
 class OnnxRuntimeBackend(ExportBackend):
@@ -192,22 +268,39 @@ class OnnxRuntimeBackend(ExportBackend):
 
     Args:
         export_dir: folder written by ``sfc-export onnx``.
-        providers: execution providers to ask for, best first (default :func:`default_providers`).
+        providers: execution providers to ask for, best first (default: see :func:`session_providers`).
+        device: CUDA device of the GPU providers ('cuda:1'...; default: torch's current one).
     """
     name = 'onnxruntime'
 
-    def __init__(self, export_dir: str, providers: Optional[Sequence[str]] = None) -> None:
+    def __init__(self, export_dir: str, providers: Optional[Sequence[str]] = None,
+                 device: Optional[str] = None) -> None:
+        import onnxruntime
         super().__init__(export_dir)
-        providers = list(providers) if providers else default_providers()
-        self.sessions = {name: onnxruntime_session(self.meta.model_path(export_dir, name), providers)
-                         for name in ('backbone', 'propagate')}
-        self.provider = self.sessions['propagate'].get_providers()[0]
-        on_gpu = self.provider in GPU_PROVIDERS and torch.cuda.is_available()
-        self.device = torch.device('cuda', torch.cuda.current_device()) if on_gpu else torch.device('cpu')
+        gpu = torch.cuda.is_available() and (device is None or torch.device(device).type == 'cuda')
+        device_id = _cuda_index(device) if gpu else 0
+        try:
+            import tensorrt
+            tensorrt_version = tensorrt.__version__
+        except (ImportError, OSError):
+            tensorrt_version = None
+        self.sessions, self.providers = {}, {}
+        for model in ('backbone', 'propagate'):
+            specs = session_providers(model, providers, onnxruntime.get_available_providers(), gpu, device_id,
+                                      tensorrt_cache_dir(self.meta), onnxruntime.__version__, tensorrt_version,
+                                      os.environ.get('NVIDIA_TF32_OVERRIDE'))
+            if any(spec[0] == TRT_PROVIDER for spec in specs if isinstance(spec, tuple)):
+                os.makedirs(tensorrt_cache_dir(self.meta), exist_ok=True)
+            self.sessions[model] = onnxruntime_session(self.meta.model_path(export_dir, model), specs)
+            self.providers[model] = self.sessions[model].get_providers()[0]
+        self.provider = self.providers['propagate']
+        on_gpu = self.provider in GPU_PROVIDERS and gpu
+        self.device = torch.device('cuda', device_id) if on_gpu else torch.device('cpu')
+        self.fallback: Optional[str] = None  # why the TensorRT engines were not used (set by load_backend)
 
     def _run(self, session, inputs: Dict[str, Tensor], outputs: Dict[str, Tensor]) -> None:
         binding = session.io_binding()
-        device_type = 'cuda' if self.device.type == 'cuda' else 'cpu'
+        device_type = self.device.type
         device_id = self.device.index or 0
         for name, tensor in inputs.items():
             binding.bind_input(name, device_type, device_id, np.float32, list(tensor.shape), tensor.data_ptr())
@@ -226,6 +319,9 @@ class OnnxRuntimeBackend(ExportBackend):
         self._run(self.sessions['backbone'], {'image': self._bound(image)}, {'features': features})
         return features[0]
 
+    def describe(self) -> dict:
+        return dict(super().describe(), providers=dict(self.providers), fallback=self.fallback)
+
     def run_step(self, query: Tensor, context_feats: Tensor, context_labels: Tensor) -> Tensor:
         labels = torch.empty(self.meta.num_labels, *self.meta.feat_size, device=self.device)
         self._run(self.sessions['propagate'], {'query': self._bound(query), 'context_feats': self._bound(context_feats),
@@ -234,11 +330,12 @@ class OnnxRuntimeBackend(ExportBackend):
 
 
 class TensorRTBackend(ExportBackend):
-    """``backbone.engine`` and ``propagate.engine`` (``sfc-export tensorrt``) on their CUDA device."""
+    """``backbone.engine`` and ``propagate.engine`` (``sfc-export tensorrt``) on a CUDA device (``device``,
+    default: the current one)."""
     name = 'tensorrt'
     provider = None
 
-    def __init__(self, export_dir: str) -> None:
+    def __init__(self, export_dir: str, device: Optional[str] = None) -> None:
         from sfc_plugin.deploy import TensorRTEngine
         super().__init__(export_dir)
         self.engines = {}
@@ -246,7 +343,7 @@ class TensorRTBackend(ExportBackend):
             path = os.path.join(export_dir, file_name)
             if not os.path.isfile(path):
                 raise ExportFormatError(f'{path}: missing; build the engines with `sfc-export tensorrt {export_dir}`')
-            self.engines[name] = TensorRTEngine(path, onnx_sha256=self.meta.sha256[name])
+            self.engines[name] = TensorRTEngine(path, onnx_sha256=self.meta.sha256[name], device=device)
         self.device = self.engines['propagate'].device
 
     def features(self, image: Tensor) -> Tensor:
@@ -283,7 +380,8 @@ def load_backend(backend: str = 'auto', config: Optional[str] = None, checkpoint
     model, torch).
 
     ``backend='auto'``: torch for a config or the default model; for an export folder, tensorrt where its
-    engines and TensorRT and a GPU are there, else onnxruntime.
+    engines and TensorRT and a GPU are there and the engines were built for this machine, else onnxruntime
+    (the reason is logged and kept in ``describe()['fallback']``).
     """
     if backend not in ('auto',) + BACKENDS:
         raise ValueError(f'backend must be auto or one of {BACKENDS}, got {backend!r}')
@@ -295,11 +393,19 @@ def load_backend(backend: str = 'auto', config: Optional[str] = None, checkpoint
         if image_size is not None:
             raise ValueError(f'{export_dir}: an export runs at the image size it was exported for; --size applies '
                              'to the torch backend')
-        if backend == 'auto':
-            backend = 'tensorrt' if has_tensorrt_engines(export_dir) else 'onnxruntime'
         if backend == 'tensorrt':
-            return TensorRTBackend(export_dir)
-        return OnnxRuntimeBackend(export_dir, providers)
+            return TensorRTBackend(export_dir, device)
+        fallback = None
+        if backend == 'auto' and has_tensorrt_engines(export_dir):
+            try:
+                return TensorRTBackend(export_dir, device)
+            except (EngineMismatchError, TensorRTUnavailableError) as error:
+                fallback = f'TensorRT engines not used: {error}'
+                print_log(f'{export_dir}: {fallback}; running the ONNX models with onnxruntime instead',
+                          logger='current', level=logging.WARNING)
+        runner = OnnxRuntimeBackend(export_dir, providers, device)
+        runner.fallback = fallback
+        return runner
     if backend not in ('auto', 'torch'):
         raise ValueError(f'the {backend} backend runs an export folder: give it with --export DIR')
     if config is None:

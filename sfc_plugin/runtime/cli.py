@@ -63,9 +63,12 @@ def arg_parser() -> argparse.ArgumentParser:
     model.add_argument('--backend', default='auto', choices=('auto',) + BACKENDS,
                        help='auto: torch for a config, tensorrt for an export with engines (and TensorRT and a GPU '
                             'here), else onnxruntime')
-    model.add_argument('--device', help="torch device, e.g. cpu or cuda:0 (default: CUDA if available)")
-    model.add_argument('--providers', nargs='+', help='onnxruntime execution providers, best first (default: '
-                                                      'TensorRT and CUDA where a GPU is usable, then CPU)')
+    model.add_argument('--device', help='device, e.g. cpu or cuda:1 (default: the current CUDA device if there is '
+                                        'one); also the GPU of the onnxruntime providers and TensorRT engines')
+    model.add_argument('--providers', nargs='+',
+                       help='onnxruntime execution providers, best first (default: TensorRT where usable, CUDA '
+                            'where a GPU is, then CPU; TensorRT runs propagate.onnx only with '
+                            'NVIDIA_TF32_OVERRIDE=0, which keeps its top-k exact)')
     model.add_argument('--size', nargs=2, type=int, metavar=('H', 'W'),
                        help='torch: resize frames to this size (default: each video at its own size)')
     model.add_argument('--cfg-options', nargs='+', action=DictAction,
