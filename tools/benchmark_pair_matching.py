@@ -26,6 +26,7 @@ def main() -> None:
 
     from sfc_plugin.deploy import build_model
     from sfc_plugin.evaluation.pair_matching import stereo_pck
+    from sfc_plugin.propagation.benchmark import cpu_info
     left, right, disparity = data.stereo_motorcycle()
     results = {}
     for config in args.configs:
@@ -34,7 +35,7 @@ def main() -> None:
         pck = stereo_pck(model.backbone, left, right, disparity, args.thresholds)
         results[config] = {f'PCK@{t:g}px': round(value, 4) for t, value in pck.items()}
     print(json.dumps(dict(pair='skimage.data.stereo_motorcycle (500x741, ground-truth disparity)',
-                          results=results), indent=2))
+                          cpu=cpu_info(), results=results), indent=2))
 
 
 if __name__ == '__main__':

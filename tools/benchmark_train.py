@@ -4,7 +4,7 @@
         [--data-root DIR] [--iters 10] [--batch-size 8]
 
 Without --data-root, scikit-image's real photos are written to a temporary folder. Prints one
-JSON object with a row per config.
+JSON object with a row per config and the CPU it ran on.
 """
 import argparse
 import contextlib
@@ -24,6 +24,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from sfc_plugin.apis.benchmark_train import benchmark_training
+    from sfc_plugin.propagation.benchmark import cpu_info
     data_root = args.data_root
     if data_root is None:
         from sfc_plugin.datasets.offline_data import write_skimage_photos
@@ -32,7 +33,7 @@ def main() -> None:
     with contextlib.redirect_stdout(sys.stderr):  # mmengine's logs go to stderr, the report alone to stdout
         rows = [benchmark_training(config, data_root, args.iters, args.warmup, args.batch_size,
                                    args.num_workers) for config in args.configs]
-    print(json.dumps(dict(data_root=data_root, results=rows), indent=2))
+    print(json.dumps(dict(data_root=data_root, cpu=cpu_info(), results=rows), indent=2))
 
 
 if __name__ == '__main__':

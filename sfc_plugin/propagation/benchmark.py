@@ -29,7 +29,7 @@ from mmengine.logging import MMLogger
 
 from sfc_plugin.utils.memory import peak_rss_mb
 
-from .core import LabelPropagator, PropagationSettings, propagate_step, resolve_select_dtype
+from .core import LabelPropagator, PropagationSettings, _cpu_supports, propagate_step, resolve_select_dtype
 from .geometry import TileGeometry
 from .reference import reference_propagate_step
 
@@ -56,6 +56,25 @@ class BenchmarkConfig:
     threads: Optional[int] = None
     seed: int = 0
     malloc_mmap_threshold: Optional[int] = None  # fixed glibc M_MMAP_THRESHOLD (None: glibc's dynamic one)
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; else what ``platform`` knows)."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            return next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def cpu_info() -> dict:
+    """Which CPU a figure was measured on: model, the ISA level torch dispatches to, AMX, and the selection
+    dtype that ``select_dtype='auto'`` picks there (None: exact fp32 only). Every benchmark report has it."""
+    auto = resolve_select_dtype('auto', 'cpu')
+    return {'cpu_model': cpu_model(), 'cpu_count': os.cpu_count(),
+            'cpu_capability': torch.backends.cpu.get_cpu_capability(),
+            'amx': _cpu_supports('_is_amx_tile_supported'), 'amx_fp16': _cpu_supports('_is_amx_fp16_supported'),
+            'auto_select_dtype': str(auto) if auto is not None else None}
 
 
 def _sync(device: str) -> None:
@@ -229,7 +248,7 @@ def run_benchmark(config: BenchmarkConfig, reference_frames: int = 2, query_chun
                         'the tensors the propagator keeps between frames',
             agreement='core propagate_step vs dense reference on the same query and context frames'),
         environment=dict(torch=torch.__version__, threads=config.threads or torch.get_num_threads(),
-                         cpu_capability=torch.backends.cpu.get_cpu_capability(), cpu_count=os.cpu_count(),
+                         **cpu_info(), select_dtype=core['select_dtype'],
                          load_average_before=load_before, load_average_after=os.getloadavg()))
 
 

