@@ -1,0 +1,3 @@
+# The default model's fine-grained branch alone (the project's FC ResNet-18) on pairbench.
+_base_ = ['./sfc_effl0-r18-fc_pairbench.py']
+model = dict(backbone=dict(semantic=None))

@@ -1,0 +1,3 @@
+# The default model's fine-grained branch alone (the project's FC ResNet-18) on spair71k.
+_base_ = ['./sfc_effl0-r18-fc_spair71k.py']
+model = dict(backbone=dict(semantic=None))

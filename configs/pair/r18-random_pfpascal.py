@@ -1,0 +1,3 @@
+# Baseline: the fine-grained ResNet-18 with random initialisation (seed 0) on pfpascal.
+_base_ = ['./r18-fc_pfpascal.py']
+model = dict(backbone=dict(fine_grained=dict(init_cfg=None)))

@@ -1,0 +1,3 @@
+# Baseline: the fine-grained ResNet-18 with random initialisation (seed 0) on spair71k.
+_base_ = ['./r18-fc_spair71k.py']
+model = dict(backbone=dict(fine_grained=dict(init_cfg=None)))
