@@ -70,7 +70,7 @@ def random_labels(num_classes, height, width, seed):
 def run_video(video, annotations, core_options):
     """Step a core and the reference through a video; annotations: {frame: labels}."""
     reference_options = {key: value for key, value in core_options.items()
-                         if key not in ('select_dtype', 'num_candidates', 'tile_size')}
+                         if key not in ('select_dtype', 'num_candidates', 'tile_size', 'batch_tiles')}
     core, reference = LabelPropagator(**core_options), ReferencePropagator(**reference_options)
     pairs = [(core.step(feat, annotations.get(t)), reference.step(feat, annotations.get(t)))
              for t, feat in enumerate(video)]
@@ -293,3 +293,33 @@ def test_cuda_matches_cpu(select_dtype):
         results.append([core.step(f.to(device), labels.to(device) if t == 0 else None).cpu()
                         for t, f in enumerate(video)])
     assert_agree(list(zip(*results)))
+
+
+@pytest.mark.parametrize('mode', list(MODES))
+def test_batched_tiles_match_reference_and_row_path(mode):
+    """The CUDA layout (all tiles at once, rows of zero tiles above and below) run on CPU tensors."""
+    video = random_video(9, height=17, width=19, seed=21)  # 9 x 3 tiles of 2 x 8 cells
+    annotations = {0: random_labels(3, 17, 19, seed=22), 6: random_labels(3, 17, 19, seed=23)}
+    options = dict(SMALL, select_dtype=None, tile_size=(2, 8), **MODES[mode])
+    core, pairs = run_video(video, annotations, dict(options, batch_tiles=True))
+    assert core._geometry.pad_rows and core._geometry.ring_pad == core._geometry.tiles_x + 1
+    assert_agree(pairs)
+    rows = LabelPropagator(**options, batch_tiles=False)
+    for t, feat in enumerate(video):
+        assert torch.allclose(rows.step(feat, annotations.get(t)), pairs[t][0], atol=1e-6)
+
+
+def test_batched_step_and_its_checks():
+    video = random_video(4, seed=24)
+    labels = [random_labels(2, 10, 13, seed=25 + t) for t in range(3)]
+    settings = PropagationSettings(topk=5, radius=3.0, batch_tiles=True)
+    batched = propagate_step(video[3], video[0], labels[0], torch.stack(video[1:3]), torch.stack(labels[1:]), 2,
+                             settings)
+    expected = propagate_step(video[3], video[0], labels[0], torch.stack(video[1:3]), torch.stack(labels[1:]), 2,
+                              PropagationSettings(topk=5, radius=3.0))
+    assert torch.allclose(batched, expected, atol=1e-6)
+    with pytest.raises(ValueError, match='pad_rows=True'):
+        propagate_step(video[3], video[0], labels[0], torch.stack(video[1:3]), torch.stack(labels[1:]), 2, settings,
+                       TileGeometry(10, 13, 3.0))
+    with pytest.raises(ValueError, match='exact fp32 path'):
+        LabelPropagator(**SMALL, select_dtype=torch.float16, batch_tiles=True).step(video[0], labels[0])

@@ -20,12 +20,16 @@ Two ways to get the exact top-k:
   error bound assumes the low-precision products accumulate in fp32, as oneDNN's (AMX) and
   torch's CPU kernels do.
 
+On CUDA the exact step scores all tiles of a frame at once (``batch_tiles``): one product per key-tile
+shift over every query tile, one top-k, no Python loop over tiles and no host synchronisation, at the cost
+of a (tiles, cells, keys) score tensor per frame (about 1 GB at DAVIS size, m = 20).
+
 Ties between equal scores may be broken differently from the dense reference.
 """
 from collections import Counter
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, Optional, Tuple, Union
+from typing import Callable, List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -85,6 +89,7 @@ class PropagationSettings:
     select_dtype: SelectDType = None
     num_candidates: Optional[int] = None  # default max(32, 2 * topk)
     tile_size: Optional[Tuple[int, int]] = None
+    batch_tiles: Optional[bool] = None  # all tiles at once (exact path); None: on CUDA
 
     def __post_init__(self) -> None:
         if self.num_candidates is None:
@@ -208,29 +213,32 @@ class ContextMemory:
         return sum(t.numel() * t.element_size() for t in tensors if t is not None)
 
 
-def _context_scores(query: Tensor, long_keys: Tensor, ring: Tensor, geometry: TileGeometry, tile_row: int,
-                    first_col: int, num: int, num_slots: int, last_slot: int, copies: int,
+def _context_scores(query: Tensor, long_keys: Tensor, ring: Tensor, geometry: TileGeometry, first_tile: int,
+                    num: int, shifts: Optional[List[int]], num_slots: int, last_slot: int, copies: int,
                     radius_on_first: bool) -> Tuple[Tensor, Tensor]:
     """Scores of query tiles against every context key they may use; -inf where out of reach.
 
     Args:
-        query: (num, T, C) tiles ``first_col .. first_col + num - 1`` of tile row ``tile_row``, in the
-            dtype of ``long_keys`` (h * w, C) and ``ring`` (ring_tiles, num_slots * T, C).
+        query: (num, T, C) tiles ``first_tile .. first_tile + num - 1``, in the dtype of ``long_keys``
+            (h * w, C) and ``ring`` (ring_tiles, num_slots * T, C).
+        shifts: the key-tile shifts to score (those inside the map for the tiles' row); None: all of them,
+            which needs a geometry with ``pad_rows`` (no index built from a Python list: nothing waits for
+            the device).
         last_slot: slots ``1 .. last_slot - 1`` hold the distinct short-term frames.
         copies: copies of the long-memory frame at the front of the short-term window; they are
             restricted to the radius and counted ``copies`` times, as the reference's real entries.
     Returns:
         scores (n, T, N) and rows (n, N), the ring row of the key behind each column. Columns: the
-        long memory (unless ``radius_on_first``), the short-term slots by shift (the shifts whose
-        key tiles lie in the map), then the copies.
+        long memory (unless ``radius_on_first``), the short-term slots by shift, then the copies.
     """
     g = geometry
     cells = g.tile_cells
-    first_tile = tile_row * g.tiles_x + first_col
     tiles = slice(first_tile, first_tile + num)
-    # Shifts whose key tiles lie in the map for this tile row (static per row).
-    shifts = [s for s, (dy, _) in enumerate(g.shifts) if 0 <= tile_row + dy < g.tiles_y]
-    pair_ok = g.pair_ok[tiles][:, :, shifts]  # (n, T, S', T)
+    pair_ok, long_columns = g.pair_ok[tiles], g.long_columns[tiles]  # (n, T, S, T), (n, S, T)
+    offsets = g.shift_offsets
+    if shifts is not None:
+        pair_ok, long_columns = pair_ok[:, :, shifts], long_columns[:, shifts]
+        offsets = [offsets[shift] for shift in shifts]
     scores, rows = [], []
     if not radius_on_first:
         long_scores = (query.flatten(0, 1) @ long_keys.T).view(num, cells, -1)  # (n, T, h * w)
@@ -240,23 +248,25 @@ def _context_scores(query: Tensor, long_keys: Tensor, ring: Tensor, geometry: Ti
     if last_slot > first_slot:
         keys_rows = slice(first_slot * cells, last_slot * cells)
         blocks = []
-        for shift in shifts:
-            start = g.ring_pad + first_tile + g.shift_offsets[shift]
+        for offset in offsets:
+            start = g.ring_pad + first_tile + offset
             keys = ring[start:start + num, keys_rows]  # (n, U * T, C)
             # One tile: a plain product (oneDNN's fp16/bf16 batched product copies strided batches).
             blocks.append(torch.bmm(query, keys.transpose(1, 2)) if num > 1 else (query[0] @ keys[0].T)[None])
         short = torch.stack(blocks, 2).unflatten(3, (last_slot - first_slot, cells))  # (n, T, S', U, T)
         short = short.masked_fill(~pair_ok.unsqueeze(3), NEG_INF)
         scores.append(short.flatten(2))
-        rows.append(g.short_rows(first_tile, num, num_slots, first_slot, last_slot)[:, shifts].flatten(1))
+        short_rows = g.short_rows(first_tile, num, num_slots, first_slot, last_slot)
+        rows.append((short_rows if shifts is None else short_rows[:, shifts]).flatten(1))
     if copies:
         if radius_on_first:
             first_frame = short[:, :, :, 0].flatten(2)  # slot 0 is the long memory
         else:
-            columns = g.long_columns[tiles][:, shifts].view(num, 1, -1).expand(num, cells, -1)
+            columns = long_columns.view(num, 1, -1).expand(num, cells, -1)
             first_frame = long_scores.gather(2, columns).masked_fill(~pair_ok.flatten(2), NEG_INF)
         scores.append(first_frame.repeat(1, 1, copies))
-        rows.append(g.short_rows(first_tile, num, num_slots, 0, 1)[:, shifts].flatten(1).repeat(1, copies))
+        first_rows = g.short_rows(first_tile, num, num_slots, 0, 1)
+        rows.append((first_rows if shifts is None else first_rows[:, shifts]).flatten(1).repeat(1, copies))
     return torch.cat(scores, 2), torch.cat(rows, 1)
 
 
@@ -274,13 +284,36 @@ def _propagate_exact(query_tiles: Tensor, memory: ContextMemory, settings: Propa
     predictions = []
     for tile_row in range(g.tiles_y):
         first = tile_row * g.tiles_x
-        scores, rows = _context_scores(query_tiles[first:first + g.tiles_x], memory.long, memory.ring, g,
-                                       tile_row, 0, g.tiles_x, memory.num_slots, last_slot, copies,
+        scores, rows = _context_scores(query_tiles[first:first + g.tiles_x], memory.long, memory.ring, g, first,
+                                       g.tiles_x, _row_shifts(g, tile_row), memory.num_slots, last_slot, copies,
                                        settings.radius_on_first)
-        values, columns = scores.topk(settings.topk, dim=-1)
-        key_rows = rows.gather(1, columns.flatten(1)).view_as(columns)
-        predictions.append(_blend(values, key_rows, labels, settings.temperature))
+        predictions.append(_topk_blend(scores, rows, labels, settings))
     return torch.cat(predictions)
+
+
+def _propagate_batched(query_tiles: Tensor, memory: ContextMemory, settings: PropagationSettings, copies: int,
+                       last_slot: int) -> Tensor:
+    """Exact fp32 propagation of all tiles at once (geometry with ``pad_rows``): (nT, T, C) -> (nT, T, K).
+
+    Queued on the device without waiting for it: the same products, masks and top-k as
+    :func:`_propagate_exact`, over every key-tile shift (those leaving the map read zero tiles, masked).
+    """
+    g = memory.geometry
+    scores, rows = _context_scores(query_tiles, memory.long, memory.ring, g, 0, g.num_tiles, None,
+                                   memory.num_slots, last_slot, copies, settings.radius_on_first)
+    return _topk_blend(scores, rows, memory.ring_labels.flatten(0, 1), settings)
+
+
+def _row_shifts(geometry: TileGeometry, tile_row: int) -> List[int]:
+    """The shifts whose key tiles lie in the map for tiles of row ``tile_row``."""
+    return [s for s, (dy, _) in enumerate(geometry.shifts) if 0 <= tile_row + dy < geometry.tiles_y]
+
+
+def _topk_blend(scores: Tensor, rows: Tensor, labels: Tensor, settings: PropagationSettings) -> Tensor:
+    """Top-k of (n, T, N) scores with ring rows (n, N), blended: (n, T, K)."""
+    values, columns = scores.topk(settings.topk, dim=-1)
+    key_rows = rows.gather(1, columns.flatten(1)).view_as(columns)
+    return _blend(values, key_rows, labels, settings.temperature)
 
 
 def _selection_tolerance(query: Tensor, query_select: Tensor, key_error: Tensor, key_norm: Tensor) -> Tensor:
@@ -366,10 +399,9 @@ def _propagate_select(query_tiles: Tensor, memory: ContextMemory, settings: Prop
     labels = memory.ring_labels.flatten(0, 1)
     predictions = []
     for tile in range(g.num_tiles):
-        tile_row, col = divmod(tile, g.tiles_x)
-        scores_of = partial(_context_scores, geometry=g, tile_row=tile_row, first_col=col, num=1,
-                            num_slots=memory.num_slots, last_slot=last_slot, copies=copies,
-                            radius_on_first=settings.radius_on_first)
+        scores_of = partial(_context_scores, geometry=g, first_tile=tile, num=1,
+                            shifts=_row_shifts(g, tile // g.tiles_x), num_slots=memory.num_slots,
+                            last_slot=last_slot, copies=copies, radius_on_first=settings.radius_on_first)
         approx, rows = scores_of(query_select[tile:tile + 1], memory.long_select, memory.ring_select)
         exact_scores = partial(scores_of, query_tiles[tile:tile + 1], memory.long, memory.ring)
         values, key_rows = _select_topk(approx[0], rows[0], query_tiles[tile], ring, g.cell_valid[tile],
@@ -377,6 +409,17 @@ def _propagate_select(query_tiles: Tensor, memory: ContextMemory, settings: Prop
                                         stats)
         predictions.append(_blend(values, key_rows, labels, settings.temperature))
     return torch.stack(predictions)
+
+
+def _batch_tiles(settings: PropagationSettings, device: Union[str, torch.device]) -> bool:
+    """Whether the exact step scores all tiles at once: ``settings.batch_tiles``, by default on CUDA (where a
+    loop over tile rows would wait for the device at every row) with exact selection."""
+    exact = resolve_select_dtype(settings.select_dtype, device) is None
+    if settings.batch_tiles is None:
+        return exact and torch.device(device).type == 'cuda'
+    if settings.batch_tiles and not exact:
+        raise ValueError('batch_tiles is the exact fp32 path: use select_dtype=None with it')
+    return settings.batch_tiles
 
 
 def _check_maps(name: str, maps: Tensor, dims: int, size: Tuple[int, int]) -> None:
@@ -418,8 +461,11 @@ def propagate_step(query: Tensor,
     _check_maps('short_labels', short_labels, 4, size)
     if short_feats.shape[0] != short_labels.shape[0]:
         raise ValueError(f'{short_feats.shape[0]} short-term frames but {short_labels.shape[0]} label maps')
+    batched = _batch_tiles(settings, query.device)
     if geometry is None:
-        geometry = TileGeometry(size[0], size[1], settings.radius, settings.tile_size, query.device)
+        geometry = TileGeometry(size[0], size[1], settings.radius, settings.tile_size, query.device, batched)
+    elif batched and not geometry.pad_rows:
+        raise ValueError('batch_tiles needs a TileGeometry made with pad_rows=True')
     return _propagate_frames(query, long_feat, long_labels, short_feats, short_labels, short_feats.shape[0],
                              num_first_copies, settings, geometry)
 
@@ -432,7 +478,9 @@ def _propagate_frames(query: Tensor, long_feat: Tensor, long_labels: Tensor, sho
     memory = ContextMemory.from_frames(geometry, long_feat, long_labels, short_feats, short_labels, num_short,
                                        settings.hard_labels, select_dtype)
     query_tiles = geometry.to_tiles(query)
-    if select_dtype is None:
+    if select_dtype is None and geometry.pad_rows:
+        tiles = _propagate_batched(query_tiles, memory, settings, copies, 1 + num_short)
+    elif select_dtype is None:
         tiles = _propagate_exact(query_tiles, memory, settings, copies, 1 + num_short)
     else:
         tiles = _propagate_select(query_tiles, memory, settings, copies, 1 + num_short, Counter())
@@ -490,6 +538,7 @@ class LabelPropagator:
             ``max(32, 2 * topk)``; 24 is ~10 % faster on random features, fewer re-selections on
             real ones are likelier with more).
         tile_size: (tile_h, tile_w) of the tiled affinity; default :func:`.geometry.default_tile_size`.
+        batch_tiles: score all tiles of a frame at once (exact path; the default on CUDA).
 
     Attributes:
         stats: counts of the two-stage path: queries, selected (first try), reselected (8x the
@@ -506,11 +555,13 @@ class LabelPropagator:
                  pad_with_first: bool = True,
                  select_dtype: SelectDType = 'auto',
                  num_candidates: Optional[int] = None,
-                 tile_size: Optional[Tuple[int, int]] = None) -> None:
+                 tile_size: Optional[Tuple[int, int]] = None,
+                 batch_tiles: Optional[bool] = None) -> None:
         if context_len < 1:
             raise ValueError(f'context_len must be >= 1, got {context_len}')
         self.settings = PropagationSettings(topk, radius, temperature, radius_on_first, hard_labels, select_dtype,
-                                            num_candidates, tuple(tile_size) if tile_size is not None else None)
+                                            num_candidates, tuple(tile_size) if tile_size is not None else None,
+                                            batch_tiles)
         self.context_len = context_len
         self.pad_with_first = pad_with_first
         self.stats = Counter()
@@ -552,7 +603,9 @@ class LabelPropagator:
             return labels
         last_slot = 1 + len(self._window.slots)  # the distinct frames are slots 1 .. last_slot - 1
         copies = self._window.copies
-        if self._memory.select_dtype is None:
+        if self._memory.select_dtype is None and g.pad_rows:
+            tiles = _propagate_batched(feat_tiles, self._memory, self.settings, copies, last_slot)
+        elif self._memory.select_dtype is None:
             tiles = _propagate_exact(feat_tiles, self._memory, self.settings, copies, last_slot)
         else:
             tiles = _propagate_select(feat_tiles, self._memory, self.settings, copies, last_slot, self.stats)
@@ -595,7 +648,8 @@ class LabelPropagator:
             raise ValueError(f'labels must be a (K, {feat.shape[1]}, {feat.shape[2]}) tensor, got '
                              f'{tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__}')
         s = self.settings
-        self._geometry = TileGeometry(feat.shape[1], feat.shape[2], s.radius, s.tile_size, feat.device)
+        self._geometry = TileGeometry(feat.shape[1], feat.shape[2], s.radius, s.tile_size, feat.device,
+                                      _batch_tiles(s, feat.device))
         select_dtype = resolve_select_dtype(s.select_dtype, feat.device)
         self._memory = ContextMemory.allocate(self._geometry, 1 + self.context_len, feat.shape[0], labels.shape[0],
                                               select_dtype)

@@ -11,7 +11,9 @@ The context frames live in a flat *ring* of tiles, ``(ring_pad + num_tiles + rin
 (``T = tile_h * tile_w``): the key tile at shift ``(dy, dx)`` of query tile ``t`` is ring tile
 ``ring_pad + t + dy * tiles_x + dx``, so the key tiles of a whole row of query tiles at one shift are
 one contiguous slice. Near the left and right border that slice wraps into the neighbouring tile row;
-the mask marks those keys as outside the image. Shifts leaving the map vertically are skipped.
+the mask marks those keys as outside the image. Shifts leaving the map vertically are skipped, or, with
+``pad_rows``, read from whole rows of zero tiles above and below the map, so that every shift of every
+tile is one slice (the batched path scores all tiles of a frame at once).
 """
 import math
 from typing import List, Optional, Tuple, Union
@@ -48,6 +50,7 @@ class TileGeometry:
         radius: keys at Euclidean distance ``< radius`` (in cells) are within reach.
         tile_size: ``(tile_h, tile_w)``; default :func:`default_tile_size`.
         device: where the index tensors live (that of the features).
+        pad_rows: pad the ring with whole tile rows above and below (see the module docstring).
 
     Attributes (``nT = num_tiles``, ``T = tile_cells``, ``S = len(shifts)``):
         pair_ok: (nT, T, S, T) bool, key cell ``p'`` of the tile at shift ``s`` is inside the image
@@ -63,7 +66,8 @@ class TileGeometry:
                  width: int,
                  radius: float,
                  tile_size: Optional[Tuple[int, int]] = None,
-                 device: Union[str, torch.device, None] = None) -> None:
+                 device: Union[str, torch.device, None] = None,
+                 pad_rows: bool = False) -> None:
         if height < 1 or width < 1:
             raise ValueError(f'feature map size must be positive, got {height} x {width}')
         self.height, self.width, self.radius = int(height), int(width), float(radius)
@@ -78,8 +82,9 @@ class TileGeometry:
         self.tile_cells = tile_h * tile_w
         blocks_y = math.ceil(self.reach / tile_h)
         blocks_x = math.ceil(self.reach / tile_w)
-        self.ring_pad = blocks_x
-        self.ring_tiles = self.num_tiles + 2 * blocks_x
+        self.pad_rows = pad_rows
+        self.ring_pad = blocks_y * self.tiles_x + blocks_x if pad_rows else blocks_x
+        self.ring_tiles = self.num_tiles + 2 * self.ring_pad
 
         cells = torch.arange(self.tile_cells)
         cell_y, cell_x = cells // tile_w, cells % tile_w
