@@ -1,0 +1,77 @@
+"""sfc-match on real photos: the JSON and the picture, and one clear error per bad input."""
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from pair_fixtures import write_photo
+from sfc_plugin.correspondence.cli import main
+
+TINY_CONFIG = """
+model = dict(backbone=dict(type='SFCBackbone',
+                           fine_grained=dict(type='ResNet', depth=18, strides=(1, 2, 1), num_stages=3)))
+"""
+
+
+@pytest.fixture(scope='module')
+def photos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('photos')
+    config = folder / 'tiny.py'
+    config.write_text(TINY_CONFIG)
+    return dict(a=write_photo(str(folder / 'chelsea.jpg'), 'chelsea', (90, 120)),
+                b=write_photo(str(folder / 'cat.png'), 'cat', (100, 140)), config=str(config), folder=folder)
+
+
+def test_points_with_the_default_model(photos, tmp_path, capsys):
+    out = str(tmp_path / 'out')
+    assert main([photos['a'], photos['b'], '--points', '10,20', '60.5,45', '--out', out, '--no-progress']) == 0
+    record = json.load(open(os.path.join(out, 'matches.json')))
+    assert record['size_a'] == [120, 90] and record['size_b'] == [140, 100]
+    assert [match['a'] for match in record['matches']] == [[10.0, 20.0], [60.5, 45.0]]
+    for match in record['matches']:
+        x, y = match['b']
+        assert 0 <= x <= 139 and 0 <= y <= 99 and np.isfinite(match['score'])
+    picture = cv2.imread(os.path.join(out, 'matches.png'))
+    assert picture.shape == (100, 260, 3)
+    assert '2 of 2 points matched' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize('matcher', ['nn', 'mutual_nn', 'soft_argmax'])
+def test_grid_with_a_config(photos, tmp_path, matcher):
+    out = str(tmp_path / matcher)
+    assert main([photos['a'], photos['b'], '--config', photos['config'], '--matcher', matcher, '--grid-step', '30',
+                 '--out', out, '--no-progress']) == 0
+    record = json.load(open(os.path.join(out, 'matches.json')))
+    assert len(record['matches']) == 3 * 4 and record['matcher']['method'] == matcher
+    assert sorted(os.listdir(out)) == ['matches.json', 'matches.png']  # nothing temporary left
+
+
+def _bad_inputs(folder):
+    corrupt = folder / 'corrupt.jpg'
+    corrupt.write_bytes(b'\xff\xd8 not really a jpeg')
+    gray = str(folder / 'gray.png')
+    cv2.imwrite(gray, np.full((64, 64), 128, np.uint8))
+    tiny = str(folder / 'tiny.png')
+    cv2.imwrite(tiny, np.zeros((20, 64, 3), np.uint8))
+    return corrupt, gray, tiny
+
+
+def test_bad_inputs_one_clear_error_each(photos, tmp_path, capsys):
+    corrupt, gray, tiny = _bad_inputs(photos['folder'])
+    cases = [
+        ([str(photos['folder'] / 'missing.jpg'), photos['b']], 'missing.jpg: no such image file'),
+        ([photos['a'], str(corrupt)], 'corrupt.jpg: cannot decode the image'),
+        ([gray, photos['b']], 'gray.png: grayscale image'),
+        ([photos['a'], tiny], 'tiny.png: 64x20 pixels is too small'),
+        ([photos['a'], photos['b'], '--points', '120,5'], '--points 120,5: outside'),
+        ([photos['a'], photos['b'], '--points', '3;4'], "--points '3;4': expected X,Y"),
+        ([photos['a'], photos['b'], '--config', str(photos['folder'] / 'nope.py')], 'nope.py: no such config file'),
+    ]
+    for argv, message in cases:
+        assert main(argv + ['--config', photos['config']] * ('--config' not in argv) +
+                    ['--out', str(tmp_path / 'out'), '--no-progress']) == 1
+        err = capsys.readouterr().err
+        assert err.count('sfc-match: error:') == 1 and message in err, (message, err)
+    assert not os.path.exists(tmp_path / 'out' / 'matches.json')
