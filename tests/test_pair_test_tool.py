@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, free_port
 from pair_fixtures import make_pfpascal, make_spair, spair_record
 
 # A random ResNet-18 cut after layer3 (stride 8): fast, and matching still works on identical images.
@@ -96,3 +96,21 @@ def test_missing_dataset_is_one_clear_error(tmp_path):
                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode != 0
     assert f'{tmp_path / "PF-WILLOW"}: no PFWillow split' in result.stderr and 'test_pairs.csv' in result.stderr
+
+
+@pytest.mark.slow
+def test_two_process_test_spreads_pairs(tmp_path):
+    root = str(tmp_path / 'SPair-71k')
+    kps = [[11.5, 11.5], [27.5, 19.5]]
+    make_spair(root, [spair_record(f'img_{i}', f'img_{j}', 'dog', kps, [[5.0 * i, 9.0], [20.0, 7.0 * j]],
+                                   [0, 0, 63, 47], [0, 0, 40, 40]) for i, j in ((0, 1), (1, 2), (2, 0))])
+    out_dir = str(tmp_path / 'pred')
+    result = subprocess.run(
+        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', str(free_port()),
+         'tools/test.py', _config(tmp_path, 'spair71k_test.py', root), '--launcher', 'pytorch', '--out-dir', out_dir,
+         '--work-dir', str(tmp_path / 'work')],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(os.listdir(out_dir)) == 3
+    printed = float(re.search(r'PCK@0.1: ([0-9.]+)', result.stdout + result.stderr).group(1))
+    assert printed == pytest.approx(_pck_from_json(out_dir, 0.1, 'bbox'), abs=1e-3)
