@@ -114,3 +114,31 @@ def test_two_process_test_spreads_pairs(tmp_path):
     assert len(os.listdir(out_dir)) == 3
     printed = float(re.search(r'PCK@0.1: ([0-9.]+)', result.stdout + result.stderr).group(1))
     assert printed == pytest.approx(_pck_from_json(out_dir, 0.1, 'bbox'), abs=1e-3)
+
+
+def test_every_pair_config_parses():
+    from mmengine.config import Config
+    folder = os.path.join(REPO_ROOT, 'configs', 'pair')
+    configs = sorted(name for name in os.listdir(folder) if name.endswith('.py'))
+    assert len(configs) == 20  # 4 datasets x (fused default, each branch, random, SFC R50 + R18)
+    for name in configs:
+        cfg = Config.fromfile(os.path.join(folder, name))
+        assert cfg.model.type == 'PairMatchingModel' and 'propagator' not in cfg.model, name
+        assert cfg.test_dataloader.dataset.type in ('SPair71kDataset', 'PFPascalDataset', 'PFWillowDataset'), name
+        assert cfg.test_evaluator.type == 'PairPCKMetric', name
+        assert 'sfc_plugin.correspondence' in cfg.custom_imports.imports, name
+
+
+@pytest.mark.slow
+def test_branch_config_loads_the_shipped_fc_checkpoint_strictly(tmp_path):
+    from sfc_plugin.correspondence.pair_benchmark import build_pairs, write_benchmark
+    root = write_benchmark(str(tmp_path / 'bench'), build_pairs(max_side=96, warps_per_photo=1, keypoints=6,
+                                                                photos=['coffee']), {})
+    result = subprocess.run([sys.executable, 'tools/test.py', os.path.join('configs', 'pair', 'r18-fc_pairbench.py'),
+                             os.path.join('sfc_plugin', 'assets', 'default_model.pth'), '--work-dir',
+                             str(tmp_path / 'work'), '--cfg-options', f'test_dataloader.dataset.data_root={root}',
+                             'test_dataloader.num_workers=0'],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'Loaded sfc_plugin/assets/default_model.pth' in result.stdout + result.stderr
+    assert re.search(r'PCK@0.1: [0-9.]+', result.stdout + result.stderr)
