@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import REPO_ROOT
 from sfc_plugin.correspondence import SPair71kDataset
 from sfc_plugin.correspondence.pair_benchmark import (ThinPlateSpline, build_pairs, check_opencv_doc,
                                                       write_benchmark)
@@ -57,3 +58,30 @@ def test_missing_opencv_doc_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError) as error:
         check_opencv_doc(str(tmp_path))
     assert str(tmp_path) in str(error.value) and 'graf3.png' in str(error.value) and 'opencv-doc' in str(error.value)
+
+
+def test_benchmark_rows_equal_the_evaluation_model_and_metric(tmp_path):
+    import torch
+    from mmengine.config import Config
+
+    from sfc_plugin.correspondence import PairMatchingModel, PairPCKMetric
+    from sfc_plugin.correspondence.benchmark import benchmark_pairs
+    root = write_benchmark(str(tmp_path / 'bench'), build_pairs(max_side=96, warps_per_photo=1, keypoints=6,
+                                                                photos=['coffee']), {})
+    config = tmp_path / 'tiny.py'
+    config.write_text(
+        f"_base_ = [{os.path.join(REPO_ROOT, 'configs', 'pair', '_base_', 'datasets', 'pair_benchmark.py')!r}]\n"
+        "model = dict(type='PairMatchingModel', max_side=96, backbone=dict(type='SFCBackbone', fine_grained=dict(\n"
+        "    type='ResNet', depth=18, strides=(1, 2, 1), num_stages=3)))\n")
+    config = os.path.abspath(str(config))
+    rows = benchmark_pairs([config], ['nn', 'ot_rhm'], data_root=root, groups={'real pairs': ['stereo_motorcycle']})
+    assert [row['matcher'] for row in rows] == ['nn', 'ot_rhm'] and rows[0]['pairs'] == 3
+    for row in rows:
+        torch.manual_seed(0)
+        model = PairMatchingModel(backbone=Config.fromfile(config).model.backbone, matcher=dict(method=row['matcher']),
+                                  max_side=96).eval()
+        metric = PairPCKMetric()
+        metric.process(None, model.test_step(list(SPair71kDataset(root))))
+        assert row['all'] == pytest.approx({key: value for key, value in metric.compute_metrics(metric.results).items()
+                                            if key in ('PCK@0.05', 'PCK@0.1', 'PCK@0.15')})
+        assert set(row) >= {'real pairs', 'feature_seconds', 'match_seconds'}

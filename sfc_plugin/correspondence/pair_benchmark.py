@@ -39,6 +39,7 @@ PHOTOS = ('astronaut', 'chelsea', 'coffee', 'rocket', 'immunohistochemistry', 'r
 OPENCV_DOC_FILES = ('graf1.png', 'graf3.png', 'H1to3p.xml', 'aloeL.jpg', 'aloeR.jpg', 'aloeGT.png')
 JPEG_QUALITY = 95
 SPLIT = 'test'
+REAL_PAIRS = ('stereo_motorcycle', 'graf', 'aloe')  # categories of the real (not synthesised) pairs
 
 PointMap = Callable[[np.ndarray], np.ndarray]  # (N, 2) target x, y -> (N, 2) source x, y
 

@@ -1,0 +1,94 @@
+"""PCK of several configs x matchers on one pair dataset, each image's features computed once per config.
+
+What ``tools/benchmark_pairs.py`` runs: the same dataset class, model, matchers and PCK as
+``tools/test.py CONFIG --cfg-options model.matcher.method=M``, without a Runner per combination.
+"""
+import logging
+import time
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.logging import MMLogger
+from mmengine.registry import DefaultScope
+
+from sfc_plugin.registry import DATASETS
+from sfc_plugin.utils import read_image
+from .matching import PairMatcher
+from .model import PairMatchingModel
+from .pck import pck_hits, summarize_pck
+
+ALPHAS = (0.05, 0.1, 0.15)
+
+
+def _build(config: str, data_root: Optional[str], layers: Optional[Sequence[str]]):
+    cfg = Config.fromfile(config)
+    dataset_cfg = dict(cfg.test_dataloader.dataset)
+    if data_root is not None:
+        dataset_cfg['data_root'] = data_root
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'sfc')):
+        dataset = DATASETS.build(dataset_cfg)
+        torch.manual_seed(0)  # the same random initialisation for configs without weights
+        model = PairMatchingModel(backbone=cfg.model.backbone, input_size=cfg.model.get('input_size'),
+                                  max_side=cfg.model.get('max_side'), feature_stride=cfg.model.get('feature_stride'),
+                                  layers=layers or cfg.model.get('layers'))
+        logger = MMLogger.get_current_instance()  # mmengine logs every parameter at INFO here
+        level = logger.level
+        logger.setLevel(logging.WARNING)
+        try:
+            model.init_weights()
+        finally:
+            logger.setLevel(level)
+    reference = cfg.test_evaluator.reference
+    return dataset, model.eval(), reference if isinstance(reference, str) else reference[0]
+
+
+def benchmark_pairs(configs: Sequence[str], matchers: Sequence[str], data_root: Optional[str] = None,
+                    layers: Optional[Sequence[str]] = None,
+                    groups: Optional[Dict[str, Sequence[str]]] = None) -> List[dict]:
+    """One row per (config, matcher): per-pair PCK in percent at ``ALPHAS`` overall and per group.
+
+    Args:
+        configs: pair configs (``configs/pair/*.py``); their models are initialised by their init_cfg.
+        matchers: ``PairMatcher`` methods.
+        data_root: overrides the configs' dataset root.
+        layers: hyperpixel layers for every config (None: each config's own).
+        groups: name -> categories, reported besides 'all'.
+    """
+    rows = []
+    for config in configs:
+        dataset, model, reference = _build(config, data_root, layers)
+        start = time.perf_counter()
+        cache = {}
+        with torch.no_grad():
+            for index in range(len(dataset)):
+                sample = dataset[index]
+                for key in ('src_path', 'trg_path'):
+                    if sample[key] not in cache:
+                        cache[sample[key]] = model.extractor(read_image(sample[key]))
+        feature_seconds = time.perf_counter() - start
+        for method in matchers:
+            matcher = PairMatcher(method)
+            start = time.perf_counter()
+            records = []
+            for index in range(len(dataset)):
+                sample = dataset[index]
+                known = sample['valid']
+                predicted = np.full_like(sample['src_kps'], np.nan)
+                predicted[known] = matcher(cache[sample['src_path']], cache[sample['trg_path']],
+                                           sample['src_kps'][known]).points
+                sizes = dict(sample['pck_sizes'], image=float(max(cache[sample['trg_path']].image_size)))
+                records.append(dict(category=sample['category'], hits=pck_hits(
+                    predicted, sample['trg_kps'], sample['valid'], sizes[reference], ALPHAS)))
+            row = dict(config=config, matcher=method, layers=model.extractor.layers, reference=reference,
+                       pairs=len(records), feature_seconds=round(feature_seconds, 1),
+                       match_seconds=round(time.perf_counter() - start, 1))
+            for name, categories in {'all': None, **(groups or {})}.items():
+                chosen = [record for record in records if categories is None or record['category'] in categories]
+                if chosen:
+                    summary = summarize_pck(chosen, ALPHAS)['all']
+                    row[name] = {f'PCK@{alpha:g}': round(100 * float(value), 4)
+                                 for alpha, value in zip(ALPHAS, summary['pair'])}
+            rows.append(row)
+    return rows
