@@ -116,7 +116,8 @@ def test_corrupt_and_missing_images_name_the_file(tmp_path):
 
 
 def test_pfpascal_malformed_files(tmp_path):
-    make_pfpascal(str(tmp_path), [('a', 'b', 8)], {'a': ('cat', [[1, 1]], [1, 1, 5, 5]), 'b': ('cat', [[2, 2]], [1, 1, 9, 5])})
+    make_pfpascal(str(tmp_path), [('a', 'b', 8)],
+                  {'a': ('cat', [[1, 1]], [1, 1, 5, 5]), 'b': ('cat', [[2, 2]], [1, 1, 9, 5])})
     mat = os.path.join(str(tmp_path), 'Annotations', 'cat', 'b.mat')
     scipy.io.savemat(mat, {'bbox': np.array([[1.0, 1, 9, 5]])})
     with pytest.raises(PairDataError, match="no 'kps'") as error:

@@ -71,9 +71,10 @@ def test_metric_per_pair_per_keypoint_per_category_and_difficulty():
                 assert metrics[f'PCK-{reference}@{alpha:g}-{average}'] == pytest.approx(
                     _loop_pck(pairs, alpha, reference, average))
         assert metrics[f'PCK@{alpha:g}'] == pytest.approx(_loop_pck(pairs, alpha, 'bbox', 'kpt'))
-    summary = summarize_pck([dict(category=p['category'], difficulty=p['difficulty'],
-                                  hits=pck_hits(p['pred_kps'], p['trg_kps'], p['valid'], p['pck_sizes']['bbox'], ALPHAS))
-                             for p in pairs], ALPHAS)
+    records = [dict(category=p['category'], difficulty=p['difficulty'],
+                    hits=pck_hits(p['pred_kps'], p['trg_kps'], p['valid'], p['pck_sizes']['bbox'], ALPHAS))
+               for p in pairs]
+    summary = summarize_pck(records, ALPHAS)
     for category in 'ab':
         assert 100 * summary[f'category/{category}']['pair'][1] == pytest.approx(
             _loop_pck(pairs, 0.1, 'bbox', 'pair', lambda p, c=category: p['category'] == c))

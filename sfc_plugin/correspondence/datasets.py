@@ -25,6 +25,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import scipy.io
 from mmengine.dataset import BaseDataset
+from PIL import Image
 
 from sfc_plugin.registry import DATASETS, FUNCTIONS
 
@@ -71,7 +72,6 @@ def _box_side(points: np.ndarray) -> float:
 
 def _image_size(path: str) -> tuple:
     """(H, W) from the image header; PairDataError naming the file otherwise."""
-    from PIL import Image
     if not os.path.isfile(path):
         raise PairDataError(f'{path}: no such image file')
     try:

@@ -23,7 +23,7 @@ pixel centre. Points and predictions are (x, y) pixels of the original images, 0
 """
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -289,7 +289,8 @@ class PairMatcher:
         # Transfer: each source cell whose receptive field covers the point carries it along its match.
         cell_w, cell_h = source.cell_size
         offset = points[:, None] - src_centres[None]  # (K, Ns, 2)
-        covers = (offset[..., 0].abs() <= self.rf_cells * cell_w / 2) & (offset[..., 1].abs() <= self.rf_cells * cell_h / 2)
+        covers = ((offset[..., 0].abs() <= self.rf_cells * cell_w / 2) &
+                  (offset[..., 1].abs() <= self.rf_cells * cell_h / 2))
         nearest = (offset ** 2).sum(-1).argmin(dim=1)
         covers[torch.arange(len(points)), nearest] = True  # a point outside every field uses its nearest cell
         moved = trg_centres[best][None] + offset  # (K, Ns, 2)

@@ -1,7 +1,6 @@
 """PCK of image-pair keypoint transfer, overall, per category and per SPair-71k difficulty."""
 from typing import List, Optional, Sequence, Union
 
-import numpy as np
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
@@ -84,7 +83,9 @@ class PairPCKMetric(BaseMetric):
         flags = [f'{flag}/{value}' for flag, names in SPAIR_DIFFICULTY.items() for value in range(len(names))]
         present = [key for key in flags if key in summary]
         if present:
-            text += format_table(f'PCK by difficulty (reference: {reference}, %)', header,
-                                 [row(f'{key.split("/")[0]}={SPAIR_DIFFICULTY[key.split("/")[0]][int(key.split("/")[1])]}',
-                                      summary[key]) for key in present])
+            named = []
+            for key in present:
+                flag, value = key.split('/')
+                named.append(row(f'{flag}={SPAIR_DIFFICULTY[flag][int(value)]}', summary[key]))
+            text += format_table(f'PCK by difficulty (reference: {reference}, %)', header, named)
         print_log('\n' + text, logger='current')
