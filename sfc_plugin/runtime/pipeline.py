@@ -126,6 +126,18 @@ def propagate_video(backend: Backend,
 
     num_frames = written = 0
     exhausted = False  # every frame of the video was read
+    pending = None  # (index, rgb, HostFrame, annotated) of the last frame queued on the device, not yet handed on
+
+    def hand_on() -> None:
+        """Give the pending frame to the writer once its copy to the host is done (the device meanwhile runs
+        the next frame's work, which the caller queued first)."""
+        nonlocal pending
+        if pending is not None:
+            index, rgb, host, annotated = pending
+            pending = None
+            ids, soft = host.numpy()
+            writer.put((index, rgb, ids, None if annotated else soft))
+
     with (OverlayVideo(overlay, frames.fps, frames.size) if overlay else nullcontext()) as overlay_video:
         reader = PrefetchReader(frames, prepare)
         writer = BackgroundWriter(write)
@@ -148,14 +160,16 @@ def propagate_video(backend: Backend,
                             writer.put((index, rgb, None, None))
                     else:
                         mask = annotations.masks.get(index)
-                        ids, soft = propagator.step(image, frames.size, mask)
-                        writer.put((index, rgb, ids, soft.cpu().numpy() if mask is None else None))
+                        host = propagator.step(image, frames.size, mask)
+                        hand_on()
+                        pending = (index, rgb, host, mask is not None)
                         written += 1
                     bar.update(task, completed=num_frames, fps=written / max(time.perf_counter() - start, 1e-9))
                 else:
                     exhausted = True
             completed = True
         finally:
+            hand_on()  # the last computed frame is written, also after an error or Ctrl-C
             reader.close()
             # Write what was computed, also after an error or Ctrl-C (that error is the one raised).
             writer.close(raise_error=completed)

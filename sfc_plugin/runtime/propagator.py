@@ -1,7 +1,12 @@
-"""The streaming video propagator: a frame (and its mask, if annotated) in, the frame's mask out."""
+"""The streaming video propagator: a frame (and its mask, if annotated) in, the frame's mask out.
+
+On a GPU nothing here waits for the device: stages are timed with CUDA events (read when the run's figures
+are asked for), and a frame's mask and soft labels come back as :class:`HostFrame`, copied to pinned host
+memory in the background, so that the next frame's work is queued before this one is written.
+"""
 import time
 from collections import Counter
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -23,6 +28,58 @@ def prepare_image(rgb: np.ndarray, size: Tuple[int, int]) -> Tensor:
     return torch.from_numpy(image)
 
 
+class HostFrame:
+    """A frame's (H, W) uint8 mask and optional (k, h, w) soft labels on their way to host memory."""
+
+    def __init__(self, ids: Tensor, soft: Optional[Tensor]) -> None:
+        self._ids = ids.to('cpu', non_blocking=True)
+        self._soft = soft.to('cpu', non_blocking=True) if soft is not None else None
+        self._copied = None
+        if ids.is_cuda:
+            self._copied = torch.cuda.Event()
+            self._copied.record(torch.cuda.current_stream(ids.device))
+
+    def numpy(self) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        """The mask and the soft labels as arrays (waits for their copy only)."""
+        if self._copied is not None:
+            self._copied.synchronize()
+        return self._ids.numpy(), self._soft.numpy() if self._soft is not None else None
+
+
+class StageClock:
+    """Seconds per stage: wall time on a CPU; on a GPU, CUDA events read only when :attr:`seconds` is asked for
+    (so timing never makes the host wait for the device)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == 'cuda'
+        self._seconds = Counter()
+        self._events: List[Tuple[str, object, object]] = []
+
+    def mark(self) -> Union[float, 'torch.cuda.Event']:
+        if not self.cuda:
+            return time.perf_counter()
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
+
+    def add(self, stage: str, start) -> object:
+        """Count the time from ``start`` (a :meth:`mark`) to now for ``stage``; returns the new mark."""
+        end = self.mark()
+        if self.cuda:
+            self._events.append((stage, start, end))
+        else:
+            self._seconds[stage] += end - start
+        return end
+
+    @property
+    def seconds(self) -> Counter:
+        for stage, start, end in self._events:
+            end.synchronize()
+            self._seconds[stage] += start.elapsed_time(end) / 1e3
+        self._events.clear()
+        return self._seconds
+
+
 class VideoPropagator:
     """One video through a backend, one frame at a time (Cutie-like ``step``).
 
@@ -36,7 +93,8 @@ class VideoPropagator:
         label_values: the object ids of the video, background 0 included (channel k is ``label_values[k]``).
 
     Attributes:
-        seconds: time per stage ('backbone', 'propagate', 'postprocess'), summed over frames.
+        seconds: time per stage ('backbone', 'propagate', 'postprocess'), summed over frames (device time on a
+            GPU).
     """
 
     def __init__(self, backend: Backend, label_values: Sequence[int]) -> None:
@@ -46,19 +104,16 @@ class VideoPropagator:
         self.backend = backend
         self.label_values = [int(v) for v in label_values]
         self.propagator = backend.new_propagator()
-        self.seconds = Counter()
+        self.clock = StageClock(backend.device)
 
-    def _timed(self, stage: str, start: float) -> float:
-        if self.backend.device.type == 'cuda':
-            torch.cuda.synchronize(self.backend.device)
-        now = time.perf_counter()
-        self.seconds[stage] += now - start
-        return now
+    @property
+    def seconds(self) -> Counter:
+        return self.clock.seconds
 
     def _features(self, image: Tensor) -> Tensor:
-        start = time.perf_counter()
+        start = self.clock.mark()
         feat = self.backend.features(image.to(self.backend.device, non_blocking=True)[None])
-        self._timed('backbone', start)
+        self.clock.add('backbone', start)
         return feat
 
     def mask_labels(self, mask: np.ndarray, feat_size: Tuple[int, int]) -> Tensor:
@@ -67,9 +122,8 @@ class VideoPropagator:
                                    feat_size).to(self.backend.device)
 
     @torch.no_grad()
-    def step(self, image: Tensor, frame_size: Tuple[int, int],
-             mask: Optional[np.ndarray] = None) -> Tuple[np.ndarray, Tensor]:
-        """Segment the next frame.
+    def step(self, image: Tensor, frame_size: Tuple[int, int], mask: Optional[np.ndarray] = None) -> HostFrame:
+        """Segment the next frame (queued on the device; nothing waits for it).
 
         Args:
             image: (3, h', w') float32 RGB in [0, 1] at ``backend.input_size(frame_size)`` (see
@@ -77,19 +131,21 @@ class VideoPropagator:
             frame_size: (H, W) of the original frame.
             mask: (H, W) integer ids for an annotated frame (required for the first frame).
         Returns:
-            (H, W) uint8 ids (the mask itself for an annotated frame) and the (k, h, w) soft labels.
+            The (H, W) uint8 ids (the mask itself for an annotated frame) and, for a predicted frame, the
+            (k, h, w) soft labels, as a :class:`HostFrame`.
         """
         feat = self._features(image)
-        start = time.perf_counter()
+        start = self.clock.mark()
         if mask is not None:
-            labels = self.propagator.step(feat, self.mask_labels(mask, tuple(feat.shape[-2:])))
-            self._timed('propagate', start)
-            return np.asarray(mask, np.uint8), labels
+            self.propagator.step(feat, self.mask_labels(mask, tuple(feat.shape[-2:])))
+            self.clock.add('propagate', start)
+            return HostFrame(torch.from_numpy(np.asarray(mask, np.uint8)), None)
         soft = self.propagator.step(feat)
-        start = self._timed('propagate', start)
-        ids = soft_labels_to_ids(soft, tuple(frame_size), self.label_values).to(torch.uint8).cpu().numpy()
-        self._timed('postprocess', start)
-        return ids, soft
+        start = self.clock.add('propagate', start)
+        ids = soft_labels_to_ids(soft, tuple(frame_size), self.label_values).to(torch.uint8)
+        frame = HostFrame(ids, soft)
+        self.clock.add('postprocess', start)
+        return frame
 
     @torch.no_grad()
     def restore(self, image: Tensor, long_memory: bool, mask: Optional[np.ndarray] = None,
@@ -104,7 +160,7 @@ class VideoPropagator:
             labels: (k, h, w) soft labels the earlier run predicted for it.
         """
         feat = self._features(image)
-        start = time.perf_counter()
+        start = self.clock.mark()
         if mask is not None:
             labels = self.mask_labels(mask, tuple(feat.shape[-2:]))
         labels = labels.to(self.backend.device)
@@ -112,4 +168,4 @@ class VideoPropagator:
             self.propagator.step(feat, labels)
         else:
             self.propagator.append(feat, labels)
-        self._timed('propagate', start)
+        self.clock.add('propagate', start)
