@@ -153,7 +153,7 @@ def test_old_checkpoint_without_bn_counters_and_full_pickles(tmp_path):
     torch.save(old, old_path)
     out = str(tmp_path / 'r18.pth')
     meta = convert_checkpoint_file(old_path, out)
-    assert meta['layout'] == 'torchvision' and meta['depth'] == 18
+    assert meta['layout'] == 'torchvision' and meta['depth'] == 18 and meta['padding_mode'] == 'zeros'
     saved = torch.load(out, weights_only=True)
     assert int(saved['state_dict']['bn1.num_batches_tracked']) == 0
 
@@ -164,7 +164,9 @@ def test_old_checkpoint_without_bn_counters_and_full_pickles(tmp_path):
     torch.save(crw, crw_path)
     with pytest.raises(RuntimeError, match='unsafe-pickle'):
         convert_checkpoint_file(crw_path, out)
-    assert convert_checkpoint_file(crw_path, out, allow_pickle=True)['layout'] == 'crw'
+    crw_meta = convert_checkpoint_file(crw_path, out, allow_pickle=True)
+    # CRW trained with reflection padding: the file says so (ResNet(padding_mode='reflect'))
+    assert crw_meta['layout'] == 'crw' and crw_meta['padding_mode'] == 'reflect'
 
 
 def load_cli():

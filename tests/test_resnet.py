@@ -1,6 +1,7 @@
 """ResNet: torchvision's parameter names, per-stage strides, truncation, init, strict loading."""
 import pytest
 import torch
+from torch import nn
 from mmengine.registry import DefaultScope
 
 from sfc_plugin.models import ResNet
@@ -152,3 +153,36 @@ def test_strict_pretrained_rejects_wrong_architecture(tmp_path):
                                               ignore_unexpected=()))
     with pytest.raises(CheckpointMismatchError, match='fc.weight'):
         explicit.init_weights()
+
+
+def crw_style_resnet18(state_dict: dict) -> nn.Module:
+    """ResNet-18 to layer3 as CRW (videowalk) builds it: every conv with padding > 0 wrapped as
+    Sequential(ReflectionPad2d(p), Conv2d(padding=0)); the max-pool keeps its zero padding."""
+    model = ResNet(depth=18, strides=(1, 2, 1), num_stages=3)
+    model.load_state_dict(state_dict)
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, nn.Conv2d) and child.padding[0] > 0:
+                padding = child.padding[0]
+                child.padding = (0, 0)
+                setattr(module, name, nn.Sequential(nn.ReflectionPad2d(padding), child))
+    return model
+
+
+def test_reflect_padding_computes_what_crw_trained():
+    reflect = ResNet(depth=18, strides=(1, 2, 1), num_stages=3, padding_mode='reflect').eval()
+    for module in reflect.modules():  # non-trivial BN statistics
+        if isinstance(module, nn.BatchNorm2d):
+            module.weight.data.uniform_(0.5, 1.5)
+            module.running_mean.uniform_(-0.1, 0.1)
+    reference = crw_style_resnet18(reflect.state_dict()).eval()
+    # the wrapped layout is the one CRW's checkpoint stores (conv1.1.weight, layer1.0.conv2.1.weight)
+    assert 'conv1.1.weight' in reference.state_dict() and 'layer3.0.conv2.1.weight' in reference.state_dict()
+    zeros = ResNet(depth=18, strides=(1, 2, 1), num_stages=3).eval()
+    zeros.load_state_dict(reflect.state_dict())  # same keys, same weights
+    images = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        assert torch.allclose(reflect(images), reference(images), atol=1e-5)
+        assert not torch.allclose(zeros(images), reference(images), atol=1e-3)
+    with pytest.raises(ValueError, match='padding_mode'):
+        ResNet(padding_mode='circular')

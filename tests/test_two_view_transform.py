@@ -29,11 +29,13 @@ def box_to_crop(box: np.ndarray, height: int, width: int):
     return i, j, h, w, x0 > x1
 
 
-@pytest.mark.parametrize('backend', ['cv2', 'pillow'])
+@pytest.mark.parametrize('backend', ['cv2', 'pillow', None])
 def test_views_equal_resized_crop_of_recorded_box(backend):
+    """None: the class default, which must be the official resize (PIL's antialiased bilinear)."""
     height, width, size = 37, 53, 16
     image = noise_image(height, width)
-    transform = TwoViewRandomResizedCrop(size=size, flip_prob=0.5, backend=backend)
+    transform = TwoViewRandomResizedCrop(size=size, flip_prob=0.5,
+                                         **({} if backend is None else dict(backend=backend)))
     seen_flipped, seen_unflipped = False, False
     for seed in range(30):
         np.random.seed(seed)

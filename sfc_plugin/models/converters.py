@@ -20,6 +20,7 @@ fc_plugin      state_dict    backbone.             this plugin's FC training (to
 the result loads strictly into ``ResNet`` and writes it, optionally under a prefix and merged with
 other converted files into one fused ``SFCBackbone`` checkpoint.
 """
+import logging
 import os
 import re
 from typing import Callable, Dict, Mapping, Optional, Sequence
@@ -118,6 +119,11 @@ CONVERTERS: Dict[str, Callable[[Mapping, str], StateDict]] = dict(
 )
 
 
+# The padding each layout's network was trained with, which ResNet(padding_mode=...) must use for
+# those weights to compute what they were trained for (zeros unless listed).
+PADDING_MODES: Dict[str, str] = dict(crw='reflect')
+
+
 def _has_prefix(state_dict, prefix: str) -> bool:
     return isinstance(state_dict, Mapping) and any(str(key).startswith(prefix) for key in state_dict)
 
@@ -204,8 +210,13 @@ def convert_checkpoint_file(src: str, out: str, layout: str = 'auto', depth: Opt
         fused.update(other_state)
         print_log(f'{other}: merged {len(other_state)} tensors', logger='current')
 
+    padding_mode = PADDING_MODES.get(layout, 'zeros')
+    if padding_mode != 'zeros':
+        print_log(f'{src}: the {layout} network was trained with {padding_mode} padding: configs that '
+                  f"load {out} must build ResNet(..., padding_mode='{padding_mode}')", logger='current',
+                  level=logging.WARNING)
     meta = dict(source=os.path.abspath(src), layout=layout, depth=depth, num_stages=num_stages,
-                prefix=prefix, merged=[os.path.abspath(other) for other in merge],
+                padding_mode=padding_mode, prefix=prefix, merged=[os.path.abspath(other) for other in merge],
                 converter=f'sfc_plugin {__version__} tools/convert_checkpoint.py')
     with atomic_path(out) as tmp:
         torch.save(dict(state_dict=fused, meta=meta), tmp)

@@ -1,5 +1,6 @@
-# YouTube-VOS training frames (train/JPEGImages/<video>/*.jpg, up to 80 frames per video), two
-# independent 256 px random-resized crops of each frame, no colour augmentation.
+# YouTube-VOS training frames (train/JPEGImages/<video>/*.jpg), two independent 256 px
+# random-resized crops of each frame, no colour augmentation. As the reference training, every
+# epoch draws up to 80 random frames of each video anew (RandomFramesPerVideoSampler).
 data_root = 'data/youtube_vos/train'
 train_pipeline = [
     dict(type='LoadRGBImage'),
@@ -11,7 +12,7 @@ train_dataloader = dict(
     batch_size=96,
     num_workers=8,
     persistent_workers=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(type='VideoFramesDataset', data_root=data_root, frames_per_video=80,
+    sampler=dict(type='RandomFramesPerVideoSampler', frames_per_video=80),
+    dataset=dict(type='VideoFramesDataset', data_root=data_root, frames_per_video=None,
                  pipeline=train_pipeline),
 )

@@ -43,9 +43,10 @@ class TwoViewRandomResizedCrop(BaseTransform):
         flip_prob: Probability of a horizontal flip, drawn independently for each view.
         interpolation: Resize interpolation: 'nearest', 'bilinear', 'bicubic', plus 'area' for
             the cv2 backend or 'box' for the pillow one.
-        backend: 'cv2' (default) or 'pillow'. Pillow's bilinear filter widens with the
-            downscale factor (antialiased) as torchvision's PIL path in the reference code does;
-            cv2's bilinear samples the 2x2 nearest source pixels only.
+        backend: 'pillow' (default) or 'cv2'. Pillow's bilinear filter widens with the
+            downscale factor (antialiased), as torchvision's PIL path in the reference FC training
+            code does; cv2's bilinear samples the 2x2 nearest source pixels only (faster, not
+            the official resize).
 
     Adds or replaces: ``img`` -> [view1, view2], each (size, size, 3) uint8; ``img_shape`` ->
     (size, size); ``crop_boxes`` -> (2, 4) float32, one (x0, y0, x1, y1) row per view.
@@ -57,7 +58,7 @@ class TwoViewRandomResizedCrop(BaseTransform):
                  ratio: Sequence[float] = (3 / 4, 4 / 3),
                  flip_prob: float = 0.0,
                  interpolation: str = 'bilinear',
-                 backend: str = 'cv2') -> None:
+                 backend: str = 'pillow') -> None:
         if not isinstance(size, int) or size <= 0:
             raise ValueError(f'size must be a positive int, got {size!r}')
         if len(scale) != 2 or not 0.0 <= scale[0] <= scale[1]:

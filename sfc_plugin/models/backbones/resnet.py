@@ -14,9 +14,10 @@ from sfc_plugin.registry import MODELS
 from ..weight_init import with_default_ignores
 
 
-def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
-    """3x3 convolution with padding 1, no bias (a BN follows)."""
-    return nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1, bias=False)
+def conv3x3(in_planes: int, out_planes: int, stride: int = 1, padding_mode: str = 'zeros') -> nn.Conv2d:
+    """3x3 convolution with padding 1 (zeros or reflection), no bias (a BN follows)."""
+    return nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1, bias=False,
+                     padding_mode=padding_mode)
 
 
 def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
@@ -30,12 +31,12 @@ class BasicBlock(nn.Module):
     expansion = 1
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1,
-                 downsample: Optional[nn.Module] = None) -> None:
+                 downsample: Optional[nn.Module] = None, padding_mode: str = 'zeros') -> None:
         super().__init__()
-        self.conv1 = conv3x3(inplanes, planes, stride)
+        self.conv1 = conv3x3(inplanes, planes, stride, padding_mode)
         self.bn1 = nn.BatchNorm2d(planes)
         self.relu = nn.ReLU(inplace=True)
-        self.conv2 = conv3x3(planes, planes)
+        self.conv2 = conv3x3(planes, planes, padding_mode=padding_mode)
         self.bn2 = nn.BatchNorm2d(planes)
         self.downsample = downsample
 
@@ -56,11 +57,11 @@ class Bottleneck(nn.Module):
     expansion = 4
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1,
-                 downsample: Optional[nn.Module] = None) -> None:
+                 downsample: Optional[nn.Module] = None, padding_mode: str = 'zeros') -> None:
         super().__init__()
         self.conv1 = conv1x1(inplanes, planes)
         self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = conv3x3(planes, planes, stride)
+        self.conv2 = conv3x3(planes, planes, stride, padding_mode)
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv3 = conv1x1(planes, planes * self.expansion)
         self.bn3 = nn.BatchNorm2d(planes * self.expansion)
@@ -101,6 +102,10 @@ class ResNet(BaseModule):
         zero_init_residual: zero the last BN gamma of every residual block, so that each block
             starts as the identity; this helps training from scratch (Goyal et al., 2017) and is
             what the FC reference training does.
+        padding_mode: padding of the convolutions with padding > 0 (the stem's 7x7 and every
+            3x3): 'zeros' as torchvision, or 'reflect' as CRW (videowalk) trained its ResNet-18,
+            which its weights need (``tools/convert_checkpoint.py`` says which a layout needs).
+            The max-pool is unchanged (CRW keeps its padding too).
         init_cfg: mmengine initialisation config (e.g. ``StrictPretrained``).
     """
 
@@ -114,6 +119,7 @@ class ResNet(BaseModule):
                  strides: Sequence[int] = (1, 2, 2, 2),
                  num_stages: int = 4,
                  zero_init_residual: bool = True,
+                 padding_mode: str = 'zeros',
                  init_cfg: Union[dict, list, None] = None) -> None:
         if depth not in self.arch_settings:
             raise ValueError(f'ResNet depth must be one of {sorted(self.arch_settings)}, got {depth}')
@@ -122,15 +128,18 @@ class ResNet(BaseModule):
         if len(strides) != num_stages:
             raise ValueError(f'ResNet needs one stride per stage: num_stages={num_stages}, '
                              f'strides={tuple(strides)}')
+        if padding_mode not in ('zeros', 'reflect'):
+            raise ValueError(f"ResNet padding_mode must be 'zeros' or 'reflect', got {padding_mode!r}")
         ignored = ('layer4.', 'fc.') if num_stages == 3 else ('fc.',)
         super().__init__(init_cfg=with_default_ignores(init_cfg, ignored))
         self.depth = depth
         self.num_stages = num_stages
         self.strides = tuple(strides)
+        self.padding_mode = padding_mode
         block, stage_blocks = self.arch_settings[depth]
 
         self.inplanes = 64
-        self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False, padding_mode=padding_mode)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
@@ -167,9 +176,9 @@ class ResNet(BaseModule):
                 conv1x1(self.inplanes, planes * block.expansion, stride),
                 nn.BatchNorm2d(planes * block.expansion),
             )
-        layers = [block(self.inplanes, planes, stride, downsample)]
+        layers = [block(self.inplanes, planes, stride, downsample, self.padding_mode)]
         self.inplanes = planes * block.expansion
-        layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
+        layers += [block(self.inplanes, planes, padding_mode=self.padding_mode) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
