@@ -31,14 +31,16 @@ def train_arg_parser() -> argparse.ArgumentParser:
 
 
 def test_arg_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description='Evaluate label propagation with an sfc_plugin config')
+    parser = argparse.ArgumentParser(description='Evaluate label propagation or image-pair matching with an '
+                                                 'sfc_plugin config')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', nargs='?', default=None,
                         help='model checkpoint (omit when the config initialises every weight)')
     parser.add_argument('--work-dir', help='the dir to save logs and metric results')
     parser.add_argument('--unsafe-pickle', action='store_true',
                         help='load a checkpoint that is a full pickle (runs code: trusted files only)')
-    parser.add_argument('--out-dir', help='write predictions as indexed PNGs: DIR/<video>/<frame>.png')
+    parser.add_argument('--out-dir', help='write predictions: indexed PNGs DIR/<video>/<frame>.png (videos) or '
+                                          'DIR/<pair_id>.json (image pairs)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, e.g. model.propagator.topk=10')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
