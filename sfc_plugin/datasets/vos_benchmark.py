@@ -275,7 +275,7 @@ def read_clip_frames(clip: str, indices: Iterable[int]) -> Dict[int, np.ndarray]
     return frames
 
 
-def _camera_view(frame: np.ndarray, background: dict, t: int, num_frames: int, height: int,
+def camera_view(frame: np.ndarray, background: dict, t: int, num_frames: int, height: int,
                  width: int) -> np.ndarray:
     """The crop of ``frame`` the panning camera sees at frame ``t``, resized to (height, width)."""
     crop_width, crop_height = background['crop_size']
@@ -330,7 +330,7 @@ def render_video(plan: dict) -> Tuple[List[np.ndarray], List[np.ndarray]]:
     by_id = {obj['id']: obj for obj in plan['objects']}
     frames, label_maps = [], []
     for t in range(num_frames):
-        background = _camera_view(backgrounds[t], plan['background'], t, num_frames, height, width)
+        background = camera_view(backgrounds[t], plan['background'], t, num_frames, height, width)
         layers = [(object_id, *object_layer(by_id[object_id], textures[object_id], t, height, width))
                   for object_id in plan['depth_order']]
         image, labels = composite(background, layers)
@@ -341,17 +341,39 @@ def render_video(plan: dict) -> Tuple[List[np.ndarray], List[np.ndarray]]:
 
 # --- Writing ------------------------------------------------------------------------------------
 
-def _write_jpeg(path: str, image: np.ndarray) -> None:
+def write_jpeg(path: str, image: np.ndarray) -> None:
     with atomic_path(path) as tmp:
         if not cv2.imwrite(tmp, cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
                            [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
             raise OSError(f'{path}: OpenCV could not write the JPEG')
 
 
-def _write_text(path: str, text: str) -> None:
+def write_text(path: str, text: str) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, 'w', encoding='utf-8') as file:
             file.write(text)
+
+
+def prepare_output_folder(out_dir: str, overwrite: bool) -> List[str]:
+    """The DAVIS-layout outputs of a generated benchmark: (JPEG folder, annotation folder, list
+    file, meta.json). A non-empty ``out_dir`` is an error unless ``overwrite``, which first removes
+    these four and leaves other files alone."""
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise NotADirectoryError(f'{out_dir}: exists and is not a directory')
+    outputs = [os.path.join(out_dir, 'JPEGImages', RESOLUTION_FOLDER),
+               os.path.join(out_dir, 'Annotations', RESOLUTION_FOLDER),
+               os.path.join(out_dir, 'ImageSets', '2017', 'val.txt'),
+               os.path.join(out_dir, 'meta.json')]
+    if os.path.isdir(out_dir) and os.listdir(out_dir):
+        if not overwrite:
+            raise FileExistsError(f'{out_dir}: output directory is not empty (pass overwrite / '
+                                  '--overwrite to replace the benchmark in it)')
+        for path in outputs:
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            elif os.path.exists(path):
+                os.remove(path)
+    return outputs
 
 
 def make_vos_benchmark(out_dir: str, num_videos: int = 8, num_frames: int = 50, height: int = 480,
@@ -374,21 +396,7 @@ def make_vos_benchmark(out_dir: str, num_videos: int = 8, num_frames: int = 50, 
     if not 1 <= objects_min <= objects_max <= 20:
         raise ValueError(f'need 1 <= objects_min <= objects_max <= 20, got {objects_min}, {objects_max}')
     shots_for(num_frames)  # fail early if no shot is long enough
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise NotADirectoryError(f'{out_dir}: exists and is not a directory')
-    outputs = [os.path.join(out_dir, 'JPEGImages', RESOLUTION_FOLDER),
-               os.path.join(out_dir, 'Annotations', RESOLUTION_FOLDER),
-               os.path.join(out_dir, 'ImageSets', '2017', 'val.txt'),
-               os.path.join(out_dir, 'meta.json')]
-    if os.path.isdir(out_dir) and os.listdir(out_dir):
-        if not overwrite:
-            raise FileExistsError(f'{out_dir}: output directory is not empty (pass overwrite / '
-                                  '--overwrite to replace the benchmark in it)')
-        for path in outputs:
-            if os.path.isdir(path):
-                shutil.rmtree(path)
-            elif os.path.exists(path):
-                os.remove(path)
+    outputs = prepare_output_folder(out_dir, overwrite)
 
     palette = default_palette()
     videos = []
@@ -396,13 +404,13 @@ def make_vos_benchmark(out_dir: str, num_videos: int = 8, num_frames: int = 50, 
         plan = plan_video(seed, index, num_frames, height, width, objects_min, objects_max)
         frames, label_maps = render_video(plan)
         for t, (image, labels) in enumerate(zip(frames, label_maps)):
-            _write_jpeg(os.path.join(outputs[0], plan['name'], f'{t:05d}.jpg'), image)
+            write_jpeg(os.path.join(outputs[0], plan['name'], f'{t:05d}.jpg'), image)
             write_label_png(os.path.join(outputs[1], plan['name'], f'{t:05d}.png'), labels, palette)
         videos.append(plan)
         print_log(f'vos benchmark: wrote {plan["name"]} ({num_frames} frames, '
                   f'{len(plan["objects"])} objects) to {out_dir}', logger='current')
 
-    _write_text(outputs[2], ''.join(f'{plan["name"]}\n' for plan in videos))
+    write_text(outputs[2], ''.join(f'{plan["name"]}\n' for plan in videos))
     meta = dict(
         generator='sfc_plugin.datasets.vos_benchmark', seed=seed, num_videos=num_videos,
         num_frames=num_frames, size=[height, width], objects_min=objects_min, objects_max=objects_max,
@@ -414,5 +422,5 @@ def make_vos_benchmark(out_dir: str, num_videos: int = 8, num_frames: int = 50, 
                      not_used=[TRAINING_FOOTAGE, 'bikes.mp4 frames 125-136 (same shot as training '
                                'frames 76-124)', *(f'{clip} (demo)' for clip in RESERVED_CLIPS)]),
         videos=videos)
-    _write_text(outputs[3], json.dumps(meta, indent=1, sort_keys=True) + '\n')
+    write_text(outputs[3], json.dumps(meta, indent=1, sort_keys=True) + '\n')
     return meta

@@ -72,14 +72,19 @@ class StrictPretrained:
         prefix: load only the keys starting with it, stripped (e.g. ``'backbone.'``).
         ignore_unexpected: prefixes of checkpoint keys the module deliberately lacks (e.g.
             ``('layer4.', 'fc.')`` for a ResNet truncated after ``layer3``); they are logged.
+        allow_missing: prefixes of the module's keys the checkpoint deliberately lacks (e.g.
+            ``('layer4.',)`` when a 4-stage network starts from a 3-stage file); those layers keep
+            their initialisation and are logged.
         map_location: device the tensors are moved to before they are copied into the module.
     """
 
     def __init__(self, checkpoint: str, prefix: Optional[str] = None,
-                 ignore_unexpected: Sequence[str] = (), map_location: str = 'cpu') -> None:
+                 ignore_unexpected: Sequence[str] = (), allow_missing: Sequence[str] = (),
+                 map_location: str = 'cpu') -> None:
         self.checkpoint = checkpoint
         self.prefix = prefix
         self.ignore_unexpected = tuple(ignore_unexpected)
+        self.allow_missing = tuple(allow_missing)
         self.map_location = map_location
 
     def __call__(self, module: nn.Module) -> None:
@@ -90,8 +95,13 @@ class StrictPretrained:
         added = fill_num_batches_tracked(state_dict)
         state_dict = {key: value.to(self.map_location) for key, value in state_dict.items()}
         result = load_state_dict_strict(module, state_dict, source=source,
-                                        ignore_unexpected=list(self.ignore_unexpected))
+                                        ignore_unexpected=list(self.ignore_unexpected),
+                                        allow_missing=list(self.allow_missing))
         print_log(f'Loaded {type(module).__name__} from {source}', logger='current')
+        if result['missing']:
+            print_log(f'{source}: {len(result["missing"])} keys of the model are not in the checkpoint '
+                      f'by design (prefixes {self.allow_missing}) and keep their initialisation',
+                      logger='current')
         if result['ignored']:
             print_log(f'{source}: ignored {len(result["ignored"])} keys the model does not have by '
                       f'design (prefixes {self.ignore_unexpected}): '

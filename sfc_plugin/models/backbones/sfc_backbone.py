@@ -1,5 +1,5 @@
 """The SFC feature: a fine-grained and a semantic network, each L2-normalised, fused late (eq. 7)."""
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -60,16 +60,29 @@ class SFCBackbone(BaseModule):
         self.out_channels = sum(branch.out_channels for branch in branches)
         self.stride = branches[0].stride  # the fine-grained one's when both are given
 
+    def branch_features(self, images: torch.Tensor) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+        """(B, 3, H, W) RGB in [0, 1] -> (fine-grained, semantic) maps, each L2-normalised per
+        location (None for an absent branch); the semantic map at the fine-grained one's size."""
+        fine = semantic = None
+        if self.fine_grained is not None:
+            fine = F.normalize(
+                self.fine_grained((images - self.fine_grained_mean) / self.fine_grained_std), dim=1)
+        if self.semantic is not None:
+            semantic = self.semantic((images - self.semantic_mean) / self.semantic_std)
+            if fine is not None and semantic.shape[-2:] != fine.shape[-2:]:
+                semantic = F.interpolate(semantic, size=fine.shape[-2:], mode='bilinear', align_corners=False)
+            semantic = F.normalize(semantic, dim=1)
+        return fine, semantic
+
+    def fuse(self, fine: Optional[torch.Tensor], semantic: Optional[torch.Tensor]) -> torch.Tensor:
+        """Eq. 7 on normalised branch maps: ``normalize(cat(lambda * fine, semantic))``, or the one
+        branch there is."""
+        if fine is None:
+            return semantic
+        if semantic is None:
+            return fine
+        return F.normalize(torch.cat([self.fine_grained_weight * fine, semantic], dim=1), dim=1)
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) RGB in [0, 1] -> (B, out_channels, h, w) per-location L2-normalised."""
-        if self.fine_grained is None:
-            return F.normalize(self.semantic((images - self.semantic_mean) / self.semantic_std), dim=1)
-        fine = F.normalize(
-            self.fine_grained((images - self.fine_grained_mean) / self.fine_grained_std), dim=1)
-        if self.semantic is None:
-            return fine
-        semantic = self.semantic((images - self.semantic_mean) / self.semantic_std)
-        if semantic.shape[-2:] != fine.shape[-2:]:
-            semantic = F.interpolate(semantic, size=fine.shape[-2:], mode='bilinear', align_corners=False)
-        semantic = F.normalize(semantic, dim=1)
-        return F.normalize(torch.cat([self.fine_grained_weight * fine, semantic], dim=1), dim=1)
+        return self.fuse(*self.branch_features(images))
