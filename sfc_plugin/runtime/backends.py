@@ -19,6 +19,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from mmengine.logging import print_log
 from torch import Tensor
 
@@ -33,6 +34,7 @@ ASSETS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
 DEFAULT_MODEL_CONFIG = os.path.join(ASSETS_DIR, 'default_model.py')
 DEFAULT_MODEL_CHECKPOINT = os.path.join(ASSETS_DIR, 'default_model.pth')
 BACKENDS = ('torch', 'onnxruntime', 'tensorrt')
+BACKBONE_DTYPES = {'float32': None, 'float16': torch.float16, 'bfloat16': torch.bfloat16}
 TRT_PROVIDER, CUDA_PROVIDER, CPU_PROVIDER = 'TensorrtExecutionProvider', 'CUDAExecutionProvider', 'CPUExecutionProvider'
 GPU_PROVIDERS = (TRT_PROVIDER, CUDA_PROVIDER)
 ORT_FOR_TENSORRT_11 = (1, 27)  # the first onnxruntime whose TensorRT provider supports TensorRT 11
@@ -101,16 +103,25 @@ class TorchBackend(Backend):
         device: 'cpu', 'cuda', 'cuda:1'... (default: CUDA if available).
         image_size: (H, W) to resize frames to; None: each video at its own size (as in evaluation).
         source: description of where the model came from (config, checkpoint).
+        backbone_dtype: 'float32' (default), or 'float16' / 'bfloat16' to run the backbone under autocast
+            with channels_last (faster on GPUs; ``tools/device_check.py`` measures its parity with fp32).
+            The features are L2-normalised again in fp32; propagation always runs in fp32.
     """
     name = 'torch'
 
     def __init__(self, model: torch.nn.Module, device: Optional[str] = None,
-                 image_size: Optional[Sequence[int]] = None, source: Optional[dict] = None) -> None:
+                 image_size: Optional[Sequence[int]] = None, source: Optional[dict] = None,
+                 backbone_dtype: str = 'float32') -> None:
         self.device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
         if self.device.type == 'cuda' and not torch.cuda.is_available():
             raise ValueError(f'device {device}: torch sees no CUDA device here (torch {torch.__version__}, CUDA build: '
                              f'{torch.version.cuda})')
+        if backbone_dtype not in BACKBONE_DTYPES:
+            raise ValueError(f'backbone_dtype must be one of {sorted(BACKBONE_DTYPES)}, got {backbone_dtype!r}')
+        self.backbone_dtype = BACKBONE_DTYPES[backbone_dtype]
         self.backbone = model.backbone.to(self.device).eval()
+        if self.backbone_dtype is not None:
+            self.backbone = self.backbone.to(memory_format=torch.channels_last)
         self.propagator_cfg = dict(model.propagator_cfg)
         self.image_size = tuple(int(v) for v in image_size) if image_size is not None else None
         self.source = dict(source or {})
@@ -119,26 +130,32 @@ class TorchBackend(Backend):
                          'radius': probe.settings.radius, 'temperature': probe.settings.temperature,
                          'radius_on_first': probe.settings.radius_on_first,
                          'hard_labels': probe.settings.hard_labels, 'pad_with_first': probe.pad_with_first}
+        if self.backbone_dtype is not None:  # (absent for fp32: runs of earlier versions still resume)
+            self.settings['backbone_dtype'] = backbone_dtype
         self.context_len = probe.context_len
 
     @classmethod
     def from_config(cls, config: str, checkpoint: Optional[str], device: Optional[str] = None,
                     image_size: Optional[Sequence[int]] = None, cfg_options: Optional[dict] = None,
-                    allow_pickle: bool = False) -> 'TorchBackend':
+                    allow_pickle: bool = False, backbone_dtype: str = 'float32') -> 'TorchBackend':
         """Build the config's model and load ``checkpoint`` strictly (``sfc_plugin.deploy.build_model``)."""
         model, _ = build_model(config, checkpoint, cfg_options, allow_pickle)
         source = {'config': os.path.abspath(config),
                   'checkpoint': os.path.abspath(checkpoint) if checkpoint else None,
                   'checkpoint_sha256': file_sha256(checkpoint) if checkpoint else None,
                   'cfg_options': dict(cfg_options) if cfg_options else None}
-        return cls(model, device, image_size, source)
+        return cls(model, device, image_size, source, backbone_dtype)
 
     def input_size(self, frame_size: Tuple[int, int]) -> Tuple[int, int]:
         return self.image_size if self.image_size is not None else tuple(frame_size)
 
     @torch.no_grad()
     def features(self, image: Tensor) -> Tensor:
-        return self.backbone(image)[0]
+        if self.backbone_dtype is None:
+            return self.backbone(image)[0]
+        with torch.autocast(self.device.type, dtype=self.backbone_dtype):
+            features = self.backbone(image.contiguous(memory_format=torch.channels_last))[0]
+        return F.normalize(features.float(), dim=0)
 
     def new_propagator(self) -> LabelPropagator:
         return LabelPropagator(**self.propagator_cfg)
@@ -375,7 +392,8 @@ def has_tensorrt_engines(export_dir: str) -> bool:
 def load_backend(backend: str = 'auto', config: Optional[str] = None, checkpoint: Optional[str] = None,
                  export_dir: Optional[str] = None, device: Optional[str] = None,
                  providers: Optional[Sequence[str]] = None, image_size: Optional[Sequence[int]] = None,
-                 cfg_options: Optional[dict] = None, allow_pickle: bool = False) -> Backend:
+                 cfg_options: Optional[dict] = None, allow_pickle: bool = False,
+                 backbone_dtype: str = 'float32') -> Backend:
     """The backend for a model given as a config (+ checkpoint), an export folder, or nothing (the default
     model, torch).
 
@@ -393,6 +411,9 @@ def load_backend(backend: str = 'auto', config: Optional[str] = None, checkpoint
         if image_size is not None:
             raise ValueError(f'{export_dir}: an export runs at the image size it was exported for; --size applies '
                              'to the torch backend')
+        if backbone_dtype != 'float32':
+            raise ValueError(f'{export_dir}: an export has the precision it was exported with (sfc-export onnx '
+                             '--fp16); --backbone-dtype applies to the torch backend')
         if backend == 'tensorrt':
             return TensorRTBackend(export_dir, device)
         fallback = None
@@ -412,4 +433,5 @@ def load_backend(backend: str = 'auto', config: Optional[str] = None, checkpoint
         if checkpoint is not None:
             raise ValueError(f'{checkpoint}: a checkpoint needs its config (--config)')
         config, checkpoint = default_model()
-    return TorchBackend.from_config(config, checkpoint, device, image_size, cfg_options, allow_pickle)
+    return TorchBackend.from_config(config, checkpoint, device, image_size, cfg_options, allow_pickle,
+                                    backbone_dtype)

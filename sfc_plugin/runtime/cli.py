@@ -72,6 +72,9 @@ def arg_parser() -> argparse.ArgumentParser:
                        help='onnxruntime execution providers, best first (default: TensorRT where usable, CUDA '
                             'where a GPU is, then CPU; TensorRT runs propagate.onnx only with '
                             'NVIDIA_TF32_OVERRIDE=0, which keeps its top-k exact)')
+    model.add_argument('--backbone-dtype', default='float32', choices=('float32', 'float16', 'bfloat16'),
+                       help='torch: run the backbone under autocast in this dtype with channels_last (faster on '
+                            'GPUs; tools/device_check.py reports its parity with float32); propagation stays fp32')
     model.add_argument('--size', nargs=2, type=int, metavar=('H', 'W'),
                        help='torch: resize frames to this size (default: each video at its own size)')
     model.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -107,7 +110,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if device is None and world_size > 1 and torch.cuda.is_available():
             device = f'cuda:{local_rank % torch.cuda.device_count()}'  # one GPU per process
         backend = load_backend(args.backend, args.config, args.checkpoint, args.export, device, args.providers,
-                               args.size, args.cfg_options, args.unsafe_pickle)
+                               args.size, args.cfg_options, args.unsafe_pickle, args.backbone_dtype)
         if args.batch is not None:
             report = run_batch(backend, read_job_list(args.batch), args.summary, args.resume, args.max_frames,
                                progress and rank == 0, rank, world_size)

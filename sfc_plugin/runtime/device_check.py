@@ -9,10 +9,10 @@ Sections (each a key of the report; a section that fails records ``{'error': ...
 - ``core_speed``: core ms per frame at DAVIS geometry (60 x 107 features, m = 20) for the SFC width (1280) and the
   default model's, exact fp32 and TF32, batched and tile-row paths, peak device memory, and what makes a batched
   step wait for the device (``torch.cuda.set_sync_debug_mode('error')``; empty: nothing);
-- ``backbones``: the default model's backbone at 480 x 854 in fp32, fp32 channels_last, fp16 and bf16 autocast
-  (channels_last): ms per frame and feature parity with fp32;
-- ``end_to_end``: ``sfc-propagate`` (:func:`propagate_video`, default model) on a generated 480p video of
-  several hundred frames: frames/s, stages, peak device memory;
+- ``backbones``: the default model's backbone at 480 x 854 as the runtime runs it, in fp32 and in fp16 and
+  bf16 autocast (channels_last): ms per frame and feature parity with fp32;
+- ``end_to_end``: ``sfc-propagate`` (:func:`propagate_video`, default model, backbone in fp32 and in fp16) on
+  a generated 480p video of several hundred frames: frames/s, stages, peak device memory;
 - ``memory_by_length``: peak device memory and RSS of whole runs on 100- and 1000-frame videos (fresh
   processes).
 
@@ -203,32 +203,24 @@ def _test_image(size: Tuple[int, int]) -> torch.Tensor:
 
 
 def backbones(device: torch.device, sizes: CheckSizes) -> dict:
-    """The default model's backbone in fp32 / channels_last / fp16 / bf16 autocast, against fp32."""
-    from .backends import TorchBackend, default_model
-    backbone = TorchBackend.from_config(default_model()[0], None, str(device)).backbone
+    """The default model's backbone as the runtime runs it (``TorchBackend(backbone_dtype=...)``) in fp32, and
+    in fp16 and bf16 autocast with channels_last: ms per frame and parity with fp32."""
+    from .backends import BACKBONE_DTYPES, TorchBackend, default_model
     image = _test_image(sizes.image_size).to(device)
     runs, reference = [], None
-    for name, dtype, channels_last in (('fp32', None, False), ('fp32 channels_last', None, True),
-                                       ('fp16 autocast channels_last', torch.float16, True),
-                                       ('bf16 autocast channels_last', torch.bfloat16, True)):
-        backbone = backbone.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-        source = image.to(memory_format=torch.channels_last) if channels_last else image
-
-        def forward() -> torch.Tensor:
-            with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                return backbone(source)[0].float()
-        features = forward()  # warm-up
+    for dtype in BACKBONE_DTYPES:
+        backend = TorchBackend.from_config(default_model()[0], None, str(device), backbone_dtype=dtype)
+        features = backend.features(image)  # warm-up
         _sync(device)
         start = time.perf_counter()
         for _ in range(sizes.backbone_iters):
-            features = forward()
+            features = backend.features(image)
         _sync(device)
         seconds = (time.perf_counter() - start) / sizes.backbone_iters
         reference = features if reference is None else reference
-        cosine = (features * reference).sum(0) / (features.norm(dim=0) * reference.norm(dim=0)).clamp_min(1e-12)
-        runs.append({'mode': name, 'ms_per_frame': round(1e3 * seconds, 3),
+        runs.append({'dtype': dtype, 'ms_per_frame': round(1e3 * seconds, 3),
                      'max_abs_diff_vs_fp32': float((features - reference).abs().max()),
-                     'min_cosine_vs_fp32': float(cosine.min())})
+                     'min_cosine_vs_fp32': float((features * reference).sum(0).min())})
     return {'model': 'default', 'image_size': list(sizes.image_size), 'channels': int(reference.shape[0]),
             'feature_size': list(reference.shape[-2:]), 'iterations': sizes.backbone_iters, 'runs': runs}
 
@@ -264,16 +256,18 @@ def write_test_video(folder: str, frames: int, size: Tuple[int, int], seed: int 
     return video, mask_path
 
 
-def _propagation_run(device: str, frames: int, size: Tuple[int, int], warmup: int = 0) -> dict:
+def _propagation_run(device: str, frames: int, size: Tuple[int, int], warmup: int = 0,
+                     backbone_dtype: str = 'float32') -> dict:
     """One ``sfc-propagate`` run of the default model on a generated video (in this process; logs to stderr)."""
     with contextlib.redirect_stdout(sys.stderr):
-        return _logged_propagation_run(device, frames, size, warmup)
+        return _logged_propagation_run(device, frames, size, warmup, backbone_dtype)
 
 
-def _logged_propagation_run(device: str, frames: int, size: Tuple[int, int], warmup: int) -> dict:
+def _logged_propagation_run(device: str, frames: int, size: Tuple[int, int], warmup: int,
+                            backbone_dtype: str) -> dict:
     from .backends import load_backend
     from .pipeline import propagate_video
-    backend = load_backend(device=device)
+    backend = load_backend(device=device, backbone_dtype=backbone_dtype)
     loaded_mb = peak_rss_mb()
     with tempfile.TemporaryDirectory(prefix='sfc-device-check-') as folder:
         video, mask = write_test_video(folder, frames, size)
@@ -282,13 +276,16 @@ def _logged_propagation_run(device: str, frames: int, size: Tuple[int, int], war
                             progress=False)
         _reset_peak(backend.device)
         summary = propagate_video(backend, video, {0: mask}, os.path.join(folder, 'masks'), progress=False)
-    return {'frames': summary['frames'], 'frame_size': list(size), 'frames_per_second': summary['frames_per_second'],
+    return {'frames': summary['frames'], 'frames_per_second': summary['frames_per_second'],
             'seconds': summary['seconds'], 'stages': summary['stages'], 'peak_device_mb': _peak_device_mb(
                 backend.device), 'peak_rss_mb': round(peak_rss_mb(), 1), 'rss_after_load_mb': round(loaded_mb, 1)}
 
 
 def end_to_end(device: torch.device, sizes: CheckSizes) -> dict:
-    return _propagation_run(str(device), sizes.video_frames, sizes.image_size, warmup=min(10, sizes.video_frames))
+    """``sfc-propagate`` with the backbone in fp32 and in fp16 autocast (propagation in fp32 for both)."""
+    runs = {dtype: _propagation_run(str(device), sizes.video_frames, sizes.image_size,
+                                    min(10, sizes.video_frames), dtype) for dtype in ('float32', 'float16')}
+    return {'frames': sizes.video_frames, 'frame_size': list(sizes.image_size), 'runs': runs}
 
 
 def memory_by_length(device: torch.device, sizes: CheckSizes) -> dict:
