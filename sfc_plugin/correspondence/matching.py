@@ -54,7 +54,8 @@ class FeatureMap:
         """(h * w, 2) x, y image pixel each cell stands for, row-major."""
         height, width = self.features.shape[1:]
         cell_w, cell_h = self.cell_size
-        ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64),
+        options = dict(dtype=torch.float64, device=self.features.device)
+        ys, xs = torch.meshgrid(torch.arange(height, **options), torch.arange(width, **options),
                                 indexing='ij')
         return torch.stack([(xs + 0.5) * cell_w - 0.5, (ys + 0.5) * cell_h - 0.5], dim=-1).reshape(-1, 2)
 
@@ -186,8 +187,8 @@ def sinkhorn(cost: Tensor, epsilon: float, num_iters: int) -> Tensor:
     """
     num_src, num_trg = cost.shape
     log_kernel = -cost / epsilon
-    log_mu = torch.full((num_src,), -math.log(num_src), dtype=cost.dtype)
-    log_nu = torch.full((num_trg,), -math.log(num_trg), dtype=cost.dtype)
+    log_mu = cost.new_full((num_src,), -math.log(num_src))
+    log_nu = cost.new_full((num_trg,), -math.log(num_trg))
     log_a = log_mu.clone()
     for _ in range(num_iters):
         log_b = log_nu - torch.logsumexp(log_kernel + log_a[:, None], dim=0)
@@ -233,7 +234,7 @@ class PairMatcher:
     @torch.no_grad()
     def __call__(self, source: FeatureMap, target: FeatureMap, points: np.ndarray) -> MatchResult:
         """Transfer ``points`` (K, 2) x, y source pixels to the target image."""
-        points_t = torch.as_tensor(np.asarray(points, np.float64).reshape(-1, 2))
+        points_t = torch.as_tensor(np.asarray(points, np.float64).reshape(-1, 2), device=source.features.device)
         if len(points_t) == 0:
             return MatchResult(np.zeros((0, 2)), np.zeros(0))
         if self.method == 'ot_rhm':
@@ -251,14 +252,14 @@ class PairMatcher:
             cell_w, cell_h = source.cell_size
             mutual = (offset[:, 0] <= cell_w) & (offset[:, 1] <= cell_h)
             predicted[~mutual] = float('nan')
-        return MatchResult(predicted.numpy(), scores.double().numpy())
+        return MatchResult(predicted.cpu().numpy(), scores.double().cpu().numpy())
 
     def _soft_argmax(self, similarity: Tensor, best: Tensor, target: FeatureMap) -> Tensor:
         height, width = target.features.shape[1:]
         centres = target.centres()  # (Nt, 2)
         if self.kernel_sigma is not None:
-            cell_index = torch.stack([torch.arange(height * width) % width, torch.arange(height * width) // width],
-                                     dim=1).double()  # (Nt, 2) column, row
+            index = torch.arange(height * width, device=similarity.device)
+            cell_index = torch.stack([index % width, index // width], dim=1).double()  # (Nt, 2) column, row
             squared = ((cell_index[None] - cell_index[best][:, None]) ** 2).sum(-1)  # (K, Nt) in cells^2
             similarity = similarity * torch.exp(-squared / (2 * self.kernel_sigma ** 2)).to(similarity)
         weights = torch.softmax(similarity.double() / self.softmax_temperature, dim=1)  # (K, Nt)
@@ -280,7 +281,7 @@ class PairMatcher:
         offset_y = (src_h - src_centres[:, 1])[:, None] + trg_centres[None, :, 1]
         bin_ids = ((offset_x / bin_size).floor().clamp(0, bins_x - 1) +
                    (offset_y / bin_size).floor().clamp(0, bins_y - 1) * bins_x).long()  # (Ns, Nt)
-        space = torch.zeros(bins_x * bins_y, dtype=votes.dtype).index_add_(0, bin_ids.view(-1), votes.view(-1))
+        space = votes.new_zeros(bins_x * bins_y).index_add_(0, bin_ids.view(-1), votes.view(-1))
         kernel = gaussian_filter2d(7).to(votes)
         space = F.conv2d(space.view(1, 1, bins_y, bins_x), kernel[None, None], padding=3).view(-1)
         confidence = votes * space[bin_ids]  # (Ns, Nt)
@@ -292,9 +293,10 @@ class PairMatcher:
         covers = ((offset[..., 0].abs() <= self.rf_cells * cell_w / 2) &
                   (offset[..., 1].abs() <= self.rf_cells * cell_h / 2))
         nearest = (offset ** 2).sum(-1).argmin(dim=1)
-        covers[torch.arange(len(points)), nearest] = True  # a point outside every field uses its nearest cell
+        # A point outside every receptive field moves with its nearest cell.
+        covers[torch.arange(len(points), device=covers.device), nearest] = True
         moved = trg_centres[best][None] + offset  # (K, Ns, 2)
         weight = covers.double()
         predicted = (moved * weight[..., None]).sum(1) / weight.sum(1, keepdim=True)
         point_scores = (scores[None] * weight).sum(1) / weight.sum(1)
-        return MatchResult(predicted.numpy(), point_scores.numpy())
+        return MatchResult(predicted.cpu().numpy(), point_scores.cpu().numpy())
