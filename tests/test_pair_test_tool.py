@@ -142,3 +142,17 @@ def test_branch_config_loads_the_shipped_fc_checkpoint_strictly(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'Loaded sfc_plugin/assets/default_model.pth' in result.stdout + result.stderr
     assert re.search(r'PCK@0.1: [0-9.]+', result.stdout + result.stderr)
+
+
+def test_features_of_an_image_are_computed_once_per_cache_life(tmp_path):
+    from pair_fixtures import write_photo
+    from sfc_plugin.correspondence import PairMatchingModel
+    model = PairMatchingModel(backbone=dict(type='SFCBackbone', fine_grained=dict(
+        type='ResNet', depth=18, strides=(1, 2, 1), num_stages=3)), feature_cache=2).eval()
+    calls = []
+    extractor = model.extractor
+    model.extractor = lambda image: calls.append(image.shape) or extractor(image)
+    paths = [write_photo(str(tmp_path / f'{name}.jpg'), name) for name in ('chelsea', 'coffee', 'rocket')]
+    for path in (paths[0], paths[1], paths[0], paths[2], paths[1]):
+        model.features(path)
+    assert len(calls) == 4  # chelsea, coffee, (chelsea cached), rocket (evicts coffee), coffee again

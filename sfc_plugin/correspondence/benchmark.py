@@ -14,7 +14,6 @@ from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
 
 from sfc_plugin.registry import DATASETS
-from sfc_plugin.utils import read_image
 from .matching import PairMatcher
 from .model import PairMatchingModel
 from .pck import pck_hits, summarize_pck
@@ -32,7 +31,7 @@ def _build(config: str, data_root: Optional[str], layers: Optional[Sequence[str]
         torch.manual_seed(0)  # the same random initialisation for configs without weights
         model = PairMatchingModel(backbone=cfg.model.backbone, input_size=cfg.model.get('input_size'),
                                   max_side=cfg.model.get('max_side'), feature_stride=cfg.model.get('feature_stride'),
-                                  layers=layers or cfg.model.get('layers'))
+                                  layers=layers or cfg.model.get('layers'), feature_cache=2 ** 31)
         logger = MMLogger.get_current_instance()  # mmengine logs every parameter at INFO here
         level = logger.level
         logger.setLevel(logging.WARNING)
@@ -60,13 +59,9 @@ def benchmark_pairs(configs: Sequence[str], matchers: Sequence[str], data_root: 
     for config in configs:
         dataset, model, reference = _build(config, data_root, layers)
         start = time.perf_counter()
-        cache = {}
-        with torch.no_grad():
-            for index in range(len(dataset)):
-                sample = dataset[index]
-                for key in ('src_path', 'trg_path'):
-                    if sample[key] not in cache:
-                        cache[sample[key]] = model.extractor(read_image(sample[key]))
+        with torch.no_grad():  # every image's features, once
+            cache = {path: model.features(path) for index in range(len(dataset))
+                     for path in (dataset[index]['src_path'], dataset[index]['trg_path'])}
         feature_seconds = time.perf_counter() - start
         for method in matchers:
             matcher = PairMatcher(method)

@@ -1,6 +1,7 @@
 """The image-pair evaluation model: a correspondence backbone and a matcher, run by ``tools/test.py``."""
 import json
 import os
+from collections import OrderedDict
 from typing import List, Optional, Sequence
 
 import numpy as np
@@ -10,7 +11,7 @@ from torch import Tensor
 
 from sfc_plugin.registry import MODELS
 from sfc_plugin.utils import atomic_path, read_image
-from .matching import FeatureExtractor, PairMatcher
+from .matching import FeatureExtractor, FeatureMap, PairMatcher
 
 
 def _native(points: np.ndarray, origin: int) -> list:
@@ -30,6 +31,8 @@ class PairMatchingModel(BaseModel):
         matcher: :class:`PairMatcher` settings, e.g. ``dict(method='soft_argmax')``.
         input_size, max_side, feature_stride, layers: :class:`FeatureExtractor` settings.
         out_dir: if set, each pair's predictions are written to ``out_dir/<pair_id>.json``.
+        feature_cache: keep the features of this many recent images (benchmarks list each image in
+            many pairs, grouped by category); 0 disables the cache.
     """
 
     def __init__(self,
@@ -40,12 +43,15 @@ class PairMatchingModel(BaseModel):
                  feature_stride: Optional[int] = None,
                  layers: Optional[Sequence[str]] = None,
                  out_dir: Optional[str] = None,
+                 feature_cache: int = 64,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
         self.matcher = PairMatcher(**(matcher or {}))
         self.extractor = FeatureExtractor(self.backbone, input_size, max_side, feature_stride, layers)
         self.out_dir = out_dir
+        self.feature_cache = feature_cache
+        self._cache: 'OrderedDict[str, FeatureMap]' = OrderedDict()
 
     def forward(self, inputs: Tensor, data_samples: Optional[list] = None, mode: str = 'tensor') -> Tensor:
         """Features of a batch of RGB images in [0, 1], (B, 3, H, W) -> (B, C, h, w)."""
@@ -63,22 +69,34 @@ class PairMatchingModel(BaseModel):
 
     def match_pair(self, sample: dict) -> dict:
         """Predicted target keypoints (K, 2) of one pair, 0-based pixels (NaN: none), and what PCK needs."""
-        source, target = read_image(sample['src_path']), read_image(sample['trg_path'])
         src_kps = np.asarray(sample['src_kps'], np.float64)
         known = np.isfinite(src_kps).all(axis=1)
         predicted = np.full_like(src_kps, np.nan)
         scores = np.full(len(src_kps), np.nan)
+        source, target = self.features(sample['src_path']), self.features(sample['trg_path'])
         if known.any():
-            match = self.matcher(self.extractor(source), self.extractor(target), src_kps[known])
+            match = self.matcher(source, target, src_kps[known])
             predicted[known], scores[known] = match.points, match.scores
-        pck_sizes = dict(sample['pck_sizes'], image=float(max(target.shape[:2])))
+        pck_sizes = dict(sample['pck_sizes'], image=float(max(target.image_size)))
         result = dict(pair_id=sample['pair_id'], category=sample['category'], pred_kps=predicted,
                       trg_kps=np.asarray(sample['trg_kps'], np.float64), valid=np.asarray(sample['valid'], bool),
                       scores=scores, pck_sizes=pck_sizes, difficulty=sample.get('difficulty', {}),
-                      trg_size=tuple(target.shape[:2]))
+                      trg_size=tuple(target.image_size))
         if self.out_dir is not None:
             self._write(sample, result)
         return result
+
+    def features(self, path: str) -> FeatureMap:
+        """The :class:`FeatureMap` of an image file, from the cache when it was read recently."""
+        if path in self._cache:
+            self._cache.move_to_end(path)
+            return self._cache[path]
+        features = self.extractor(read_image(path))
+        if self.feature_cache > 0:
+            self._cache[path] = features
+            while len(self._cache) > self.feature_cache:
+                self._cache.popitem(last=False)
+        return features
 
     def _write(self, sample: dict, result: dict) -> None:
         origin = int(sample.get('coordinate_origin', 0))
