@@ -93,3 +93,7 @@ def test_metric_errors():
         metric.process(None, _random_pairs(count=1))
     with pytest.raises(ValueError, match='positive'):
         pck_hits(np.zeros((1, 2)), np.zeros((1, 2)), np.array([True]), 0.0, ALPHAS)
+    degenerate = _random_pairs(count=1)[0]
+    degenerate['pck_sizes']['bbox'] = 0.0
+    with pytest.raises(ValueError, match=r'pair 0 \(bbox reference\): .*positive'):
+        PairPCKMetric().process(None, [degenerate])

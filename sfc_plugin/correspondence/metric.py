@@ -49,7 +49,11 @@ class PairPCKMetric(BaseMetric):
                 if size is None:
                     raise ValueError(f'pair {sample.get("pair_id")}: this dataset has no {reference!r} PCK reference '
                                      f'(it has {", ".join(sample["pck_sizes"])})')
-                hits[reference] = pck_hits(sample['pred_kps'], sample['trg_kps'], sample['valid'], size, self.alphas)
+                try:
+                    hits[reference] = pck_hits(sample['pred_kps'], sample['trg_kps'], sample['valid'], size,
+                                               self.alphas)
+                except ValueError as error:
+                    raise ValueError(f'pair {sample.get("pair_id")} ({reference} reference): {error}') from error
             self.results.append(dict(category=sample['category'], difficulty=dict(sample.get('difficulty') or {}),
                                      hits=hits))
 
