@@ -6,7 +6,6 @@ import cv2
 import numpy as np
 import pytest
 
-from pair_fixtures import write_photo
 from sfc_plugin.correspondence.cli import main
 
 TINY_CONFIG = """
@@ -20,8 +19,14 @@ def photos(tmp_path_factory):
     folder = tmp_path_factory.mktemp('photos')
     config = folder / 'tiny.py'
     config.write_text(TINY_CONFIG)
-    return dict(a=write_photo(str(folder / 'chelsea.jpg'), 'chelsea', (90, 120)),
-                b=write_photo(str(folder / 'cat.png'), 'cat', (100, 140)), config=str(config), folder=folder)
+    from skimage import data
+    left, right, _ = data.stereo_motorcycle()  # two real photos of one scene (a stereo pair)
+    paths = {}
+    for key, image, size, name in (('a', left, (90, 120), 'left.jpg'), ('b', right, (100, 140), 'right.png')):
+        paths[key] = str(folder / name)
+        cv2.imwrite(paths[key], cv2.cvtColor(cv2.resize(image, size[::-1], interpolation=cv2.INTER_AREA),
+                                             cv2.COLOR_RGB2BGR))
+    return dict(paths, config=str(config), folder=folder)
 
 
 def test_points_with_the_default_model(photos, tmp_path, capsys):
