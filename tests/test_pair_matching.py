@@ -92,3 +92,14 @@ def test_extractor_sizes_and_hyperpixels():
         FeatureExtractor(backbone, layers=['fine_grained.layer9'])
     with pytest.raises(ValueError, match='not both'):
         FeatureExtractor(backbone, input_size=(64, 64), max_side=64)
+
+
+def test_cells_of_a_padded_map_keep_the_stride():
+    backbone = _tiny_backbone()
+    image = np.random.default_rng(1).integers(0, 255, (213, 320, 3), dtype=np.uint8)
+    features = FeatureExtractor(backbone)(image)  # 27 x 40 cells: the last row covers pixels 208..215
+    assert features.features.shape[1:] == (27, 40) and features.cell_size == (8.0, 8.0)
+    assert features.centres()[-1].tolist() == [315.5, 211.5]
+    half = FeatureExtractor(backbone, max_side=160)(image)  # input 160 x 106 -> 14 x 20 cells of 16 image pixels
+    assert half.features.shape[1:] == (14, 20) and half.cell_size == pytest.approx((16.0, 8 * 213 / 106))
+    assert FeatureExtractor.cell_stride((100, 100), (30, 30)) == (100 / 30, 100 / 30)  # not a strided map

@@ -17,9 +17,11 @@ source points to the target image with one of:
   re-weighting the transport plan); points move with the matches of the cells whose receptive
   field covers them.
 
-Geometry: a cell (i, j) of an (h, w) map over an (H, W) image stands for the pixel
-((j + 0.5) * W / w - 0.5, (i + 0.5) * H / h - 0.5); a point's feature is sampled bilinearly at its
-pixel centre. Points and predictions are (x, y) pixels of the original images, 0-based.
+Geometry: a cell (i, j) stands for the image pixel ((j + 0.5) * cw - 0.5, (i + 0.5) * ch - 0.5), where
+(cw, ch) is the cell size in image pixels: the network's stride (when the map is ceil(input / stride))
+times the image-to-input scale, so the cells of a padded last row or column reach past the image;
+a point's feature is sampled bilinearly at its pixel centre. Points and predictions are (x, y) pixels
+of the original images, 0-based.
 """
 import math
 from dataclasses import dataclass
@@ -37,14 +39,15 @@ MATCHERS = ('nn', 'mutual_nn', 'soft_argmax', 'ot_rhm')
 @dataclass
 class FeatureMap:
     """Dense features of one image: ``features`` (C, h, w), L2-normalised per cell, over an
-    ``image_size`` (H, W) image."""
+    ``image_size`` (H, W) image; a cell is ``cell_size`` (width, height) image pixels (default: the
+    map spans the image exactly)."""
     features: Tensor
     image_size: Tuple[int, int]
+    cell_size: Optional[Tuple[float, float]] = None
 
-    @property
-    def cell_size(self) -> Tuple[float, float]:
-        """(width, height) of a cell in image pixels."""
-        return self.image_size[1] / self.features.shape[2], self.image_size[0] / self.features.shape[1]
+    def __post_init__(self) -> None:
+        if self.cell_size is None:
+            self.cell_size = (self.image_size[1] / self.features.shape[2], self.image_size[0] / self.features.shape[1])
 
     def flat(self) -> Tensor:
         """(C, h * w) features, row-major cells."""
@@ -61,8 +64,9 @@ class FeatureMap:
 
     def sample(self, points: Tensor) -> Tensor:
         """(K, C) features at ``points`` (K, 2) x, y pixels, bilinear, border-clamped, L2-normalised."""
-        height, width = self.image_size
-        grid = torch.stack([(points[:, 0] + 0.5) / width * 2 - 1, (points[:, 1] + 0.5) / height * 2 - 1], dim=1)
+        span_x = self.cell_size[0] * self.features.shape[2]  # the pixels the map covers (>= the image)
+        span_y = self.cell_size[1] * self.features.shape[1]
+        grid = torch.stack([(points[:, 0] + 0.5) / span_x * 2 - 1, (points[:, 1] + 0.5) / span_y * 2 - 1], dim=1)
         grid = grid.to(self.features).view(1, 1, -1, 2)
         sampled = F.grid_sample(self.features[None], grid, mode='bilinear', padding_mode='border',
                                 align_corners=False)[0, :, 0].T  # (K, C)
@@ -136,7 +140,18 @@ class FeatureExtractor:
             cells = (math.ceil(size[0] / self.feature_stride), math.ceil(size[1] / self.feature_stride))
             if tuple(features.shape[-2:]) != cells:
                 features = F.interpolate(features, size=cells, mode='bilinear', align_corners=False)
-        return FeatureMap(F.normalize(features, dim=1)[0], (height, width))
+        cell_size = tuple(stride * scale for stride, scale in
+                          zip(self.cell_stride(size, features.shape[-2:]), (width / size[1], height / size[0])))
+        return FeatureMap(F.normalize(features, dim=1)[0], (height, width), cell_size)
+
+    @staticmethod
+    def cell_stride(network_size: Tuple[int, int], map_size: Sequence[int]) -> Tuple[float, float]:
+        """(x, y) network pixels per cell: the integer stride s when the map is ceil(size / s) on both
+        axes (a strided network pads the last cell), else size / cells per axis."""
+        stride = max(1, round(network_size[1] / map_size[1]))
+        if all(math.ceil(pixels / stride) == cells for pixels, cells in zip(network_size, map_size)):
+            return float(stride), float(stride)
+        return network_size[1] / map_size[1], network_size[0] / map_size[0]
 
     def _hyperpixels(self, tensor: Tensor) -> Tensor:
         """(1, sum C_l, h0, w0): the layers' outputs at the first layer's size, each L2-normalised."""
