@@ -127,6 +127,9 @@ def test_every_pair_config_parses():
         assert cfg.test_dataloader.dataset.type in ('SPair71kDataset', 'PFPascalDataset', 'PFWillowDataset'), name
         assert cfg.test_evaluator.type == 'PairPCKMetric', name
         assert 'sfc_plugin.correspondence' in cfg.custom_imports.imports, name
+    default = Config.fromfile(os.path.join(REPO_ROOT, 'sfc_plugin', 'assets', 'default_model.py')).model.backbone
+    fused = Config.fromfile(os.path.join(folder, 'sfc_effl0-r18-fc_spair71k.py')).model.backbone
+    assert fused.to_dict() == default.to_dict()  # the pair configs follow the built-in model
 
 
 @pytest.mark.slow
