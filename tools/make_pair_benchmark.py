@@ -22,13 +22,16 @@ def main() -> int:
     parser.add_argument('--opencv-data', metavar='DIR',
                         help="also use opencv-doc's graf1/graf3 + H1to3p.xml and aloe stereo pairs from this "
                              'unpacked data folder (DIR/usr/share/doc/opencv-doc/examples/data)')
+    parser.add_argument('--no-photometric', action='store_true',
+                        help='warp the photos without the photometric change (an ablation; other draws differ)')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing output folder')
     args = parser.parse_args()
     try:
         pairs = build_pairs(args.seed, args.max_side, args.warps_per_photo, args.keypoints, args.photos,
-                            args.opencv_data)
+                            args.opencv_data, not args.no_photometric)
         meta = dict(seed=args.seed, max_side=args.max_side, warps_per_photo=args.warps_per_photo,
                     keypoints=args.keypoints, photos=args.photos, opencv_data=args.opencv_data,
+                    photometric=not args.no_photometric,
                     kind='geometric correspondence (same scene), not semantic')
         out = write_benchmark(args.out, pairs, meta, args.overwrite)
     except (OSError, ValueError, ImportError) as error:

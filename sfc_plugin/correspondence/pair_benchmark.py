@@ -193,9 +193,11 @@ def _level(value: float, small: float, large: float) -> int:
     return 0 if value < small else 1 if value < large else 2
 
 
-def warp_pair(rng: np.random.Generator, photo: np.ndarray, occluder: np.ndarray, kind: str, count: int) -> dict:
+def warp_pair(rng: np.random.Generator, photo: np.ndarray, occluder: np.ndarray, kind: str, count: int,
+              photometric: bool = True) -> dict:
     """A (source, target) pair of ``photo`` warped by a homography (``kind='homography'``) or a
-    homography and a thin-plate spline (``'tps'``), with the exact keypoints and the pair's record."""
+    homography and a thin-plate spline (``'tps'``), with the exact keypoints and the pair's record;
+    ``photometric=False`` leaves out the photometric change (the other draws then differ)."""
     size = photo.shape[:2]
     matrix, params = random_homography(rng, size, strength=1.0 if kind == 'homography' else 0.6)
     inverse = np.linalg.inv(matrix)
@@ -205,7 +207,9 @@ def warp_pair(rng: np.random.Generator, photo: np.ndarray, occluder: np.ndarray,
     else:
         point_map = lambda points: _apply_homography(inverse, points)  # noqa: E731
     target, inside = render(photo, point_map, size)
-    target, photometric = photometric_change(rng, target)
+    change = {}
+    if photometric:
+        target, change = photometric_change(rng, target)
     target[~inside] = 0
     target, occluded, occluder_box = paste_occluder(rng, target, occluder)
     trg_kps = pick_keypoints(rng, target, inside & ~occluded, count)
@@ -217,7 +221,7 @@ def warp_pair(rng: np.random.Generator, photo: np.ndarray, occluder: np.ndarray,
         scale_variation=_level(abs(np.log2(params['scale'])), 0.15, 0.35),
         truncation=2 if truncated else 0, occlusion=2,
         warp=dict(kind=kind, homography=matrix.round(8).tolist(), **params),
-        photometric=photometric, occluder_box=occluder_box)
+        photometric=change, occluder_box=occluder_box)
     return dict(source=photo, target=target, src_kps=src_kps, trg_kps=trg_kps, record=record)
 
 
@@ -305,7 +309,8 @@ def check_opencv_doc(data_dir: str) -> None:
 
 
 def build_pairs(seed: int = 0, max_side: int = 320, warps_per_photo: int = 2, keypoints: int = 20,
-                photos: Sequence[str] = PHOTOS, opencv_data: Optional[str] = None) -> List[dict]:
+                photos: Sequence[str] = PHOTOS, opencv_data: Optional[str] = None,
+                photometric: bool = True) -> List[dict]:
     """Every pair of the benchmark (see the module docstring): dicts with ``category``, ``source``,
     ``target`` (RGB uint8), ``src_kps``/``trg_kps`` (N, 2) and ``record`` (SPair fields and provenance)."""
     pairs = []
@@ -315,7 +320,8 @@ def build_pairs(seed: int = 0, max_side: int = 320, warps_per_photo: int = 2, ke
         for kind in ('homography', 'tps'):
             for _ in range(warps_per_photo):
                 rng = np.random.default_rng([seed, len(pairs)])
-                pairs.append(dict(category=name, **warp_pair(rng, resized[name], occluder, kind, keypoints)))
+                pairs.append(dict(category=name, **warp_pair(rng, resized[name], occluder, kind, keypoints,
+                                                             photometric)))
     from skimage import data
     left, right, disparity = data.stereo_motorcycle()
     pairs.append(dict(category='stereo_motorcycle', **stereo_pair(np.random.default_rng([seed, len(pairs)]), left,
