@@ -214,16 +214,15 @@ class ContextMemory:
 
 
 def _context_scores(query: Tensor, long_keys: Tensor, ring: Tensor, geometry: TileGeometry, first_tile: int,
-                    num: int, shifts: Optional[List[int]], num_slots: int, last_slot: int, copies: int,
+                    num: int, shifts: List[int], num_slots: int, last_slot: int, copies: int,
                     radius_on_first: bool) -> Tuple[Tensor, Tensor]:
-    """Scores of query tiles against every context key they may use; -inf where out of reach.
+    """Scores of query tiles against every context key they may use; -inf where out of reach (the
+    two-stage path's full score lists; the exact paths use :func:`_exact_topk`).
 
     Args:
         query: (num, T, C) tiles ``first_tile .. first_tile + num - 1``, in the dtype of ``long_keys``
             (h * w, C) and ``ring`` (ring_tiles, num_slots * T, C).
-        shifts: the key-tile shifts to score (those inside the map for the tiles' row); None: all of them,
-            which needs a geometry with ``pad_rows`` (no index built from a Python list: nothing waits for
-            the device).
+        shifts: the key-tile shifts to score (those inside the map for the tiles' row).
         last_slot: slots ``1 .. last_slot - 1`` hold the distinct short-term frames.
         copies: copies of the long-memory frame at the front of the short-term window; they are
             restricted to the radius and counted ``copies`` times, as the reference's real entries.
@@ -234,11 +233,7 @@ def _context_scores(query: Tensor, long_keys: Tensor, ring: Tensor, geometry: Ti
     g = geometry
     cells = g.tile_cells
     tiles = slice(first_tile, first_tile + num)
-    pair_ok, long_columns = g.pair_ok[tiles], g.long_columns[tiles]  # (n, T, S, T), (n, S, T)
-    offsets = g.shift_offsets
-    if shifts is not None:
-        pair_ok, long_columns = pair_ok[:, :, shifts], long_columns[:, shifts]
-        offsets = [offsets[shift] for shift in shifts]
+    pair_ok = g.pair_ok[tiles][:, :, shifts]  # (n, T, S', T)
     scores, rows = [], []
     if not radius_on_first:
         long_scores = (query.flatten(0, 1) @ long_keys.T).view(num, cells, -1)  # (n, T, h * w)
@@ -248,25 +243,23 @@ def _context_scores(query: Tensor, long_keys: Tensor, ring: Tensor, geometry: Ti
     if last_slot > first_slot:
         keys_rows = slice(first_slot * cells, last_slot * cells)
         blocks = []
-        for offset in offsets:
-            start = g.ring_pad + first_tile + offset
+        for shift in shifts:
+            start = g.ring_pad + first_tile + g.shift_offsets[shift]
             keys = ring[start:start + num, keys_rows]  # (n, U * T, C)
             # One tile: a plain product (oneDNN's fp16/bf16 batched product copies strided batches).
             blocks.append(torch.bmm(query, keys.transpose(1, 2)) if num > 1 else (query[0] @ keys[0].T)[None])
         short = torch.stack(blocks, 2).unflatten(3, (last_slot - first_slot, cells))  # (n, T, S', U, T)
         short = short.masked_fill(~pair_ok.unsqueeze(3), NEG_INF)
         scores.append(short.flatten(2))
-        short_rows = g.short_rows(first_tile, num, num_slots, first_slot, last_slot)
-        rows.append((short_rows if shifts is None else short_rows[:, shifts]).flatten(1))
+        rows.append(g.short_rows(first_tile, num, num_slots, first_slot, last_slot)[:, shifts].flatten(1))
     if copies:
         if radius_on_first:
             first_frame = short[:, :, :, 0].flatten(2)  # slot 0 is the long memory
         else:
-            columns = long_columns.view(num, 1, -1).expand(num, cells, -1)
+            columns = g.long_columns[tiles][:, shifts].view(num, 1, -1).expand(num, cells, -1)
             first_frame = long_scores.gather(2, columns).masked_fill(~pair_ok.flatten(2), NEG_INF)
         scores.append(first_frame.repeat(1, 1, copies))
-        first_rows = g.short_rows(first_tile, num, num_slots, 0, 1)
-        rows.append((first_rows if shifts is None else first_rows[:, shifts]).flatten(1).repeat(1, copies))
+        rows.append(g.short_rows(first_tile, num, num_slots, 0, 1)[:, shifts].flatten(1).repeat(1, copies))
     return torch.cat(scores, 2), torch.cat(rows, 1)
 
 
@@ -274,6 +267,78 @@ def _blend(values: Tensor, key_rows: Tensor, labels: Tensor, temperature: float)
     """softmax(values / temperature) weighted sum of the keys' labels: (..., k) -> (..., K)."""
     weights = torch.softmax(values / temperature, dim=-1)
     return (weights.unsqueeze(-1) * labels[key_rows]).sum(-2)
+
+
+def _part_topk(scores: Tensor, rows: Tensor, topk: int) -> Tuple[Tensor, Tensor]:
+    """The largest ``min(topk, N)`` of (n, T, N) scores, sorted, and the ring rows (n, T, k') behind them;
+    ``rows``: (n, N), the ring row of each column."""
+    values, columns = scores.topk(min(topk, scores.shape[-1]), dim=-1)
+    return values, rows.gather(1, columns.flatten(1)).view_as(columns)
+
+
+def _mask_keys(block: Tensor, pair_ok: Tensor) -> Tensor:
+    """-inf in (n, T, U * T) scores where (n, T, T) ``pair_ok`` is False for every slot; in place, except when
+    traced (the ONNX exporter loses in-place writes through views)."""
+    n, cells = pair_ok.shape[:2]
+    slots = block.view(n, cells, -1, cells)
+    outside = ~pair_ok.unsqueeze(2)
+    if torch.jit.is_tracing():
+        return slots.masked_fill(outside, NEG_INF).flatten(2)
+    slots.masked_fill_(outside, NEG_INF)
+    return block
+
+
+def _exact_topk(query: Tensor, memory: ContextMemory, first_tile: int, num: int, shifts: Optional[List[int]],
+                last_slot: int, copies: int, settings: PropagationSettings) -> Tuple[Tensor, Tensor]:
+    """Exact fp32 top-k scores (n, T, k), sorted, and their ring rows for the query tiles ``first_tile ..
+    first_tile + num - 1`` ((num, T, C) ``query``).
+
+    The context is scored in parts, each cut to its own top-k before a last top-k over those candidates
+    (the top-k of a union is the top-k of its parts' top-ks): the long memory (one product), the short-term
+    slots at each key-tile shift (one batched product, masked in place), and the copies of the long-memory
+    frame at the front of the window (its scores within the radius, counted ``copies`` times). No score
+    tensor of the whole context is formed, copied or concatenated.
+
+    Args:
+        shifts: the key-tile shifts inside the map for these tiles' row; None: all of them (geometry with
+            ``pad_rows``; then no index is built from a Python list, and nothing waits for the device).
+        last_slot: slots ``1 .. last_slot - 1`` hold the distinct short-term frames.
+    """
+    g = memory.geometry
+    cells, topk = g.tile_cells, settings.topk
+    tiles = slice(first_tile, first_tile + num)
+    pair_ok, long_columns = g.pair_ok[tiles], g.long_columns[tiles]  # (n, T, S, T), (n, S, T)
+    ring_rows = g.short_rows(first_tile, num, memory.num_slots, 0, last_slot)  # (n, S, last_slot, T)
+    offsets = g.shift_offsets
+    if shifts is not None:
+        pair_ok, long_columns, ring_rows = pair_ok[:, :, shifts], long_columns[:, shifts], ring_rows[:, shifts]
+        offsets = [offsets[shift] for shift in shifts]
+    parts, first_frame = [], []
+    if not settings.radius_on_first:
+        long_scores = (query.flatten(0, 1) @ memory.long.T).view(num, cells, -1)  # (n, T, h * w)
+        parts.append(_part_topk(long_scores, g.long_rows(memory.num_slots).expand(num, -1), topk))
+    first_slot = 0 if settings.radius_on_first else 1
+    if last_slot > first_slot:
+        keys_rows = slice(first_slot * cells, last_slot * cells)
+        for index, offset in enumerate(offsets):
+            start = g.ring_pad + first_tile + offset
+            keys = memory.ring[start:start + num, keys_rows]  # (n, U * T, C)
+            block = _mask_keys(torch.bmm(query, keys.transpose(1, 2)), pair_ok[:, :, index])  # (n, T, U * T)
+            parts.append(_part_topk(block, ring_rows[:, index, first_slot:].flatten(1), topk))
+            if copies and settings.radius_on_first:
+                first_frame.append(block[:, :, :cells])  # slot 0, the long-memory frame, within the radius
+    if copies:
+        if settings.radius_on_first:
+            scores = torch.cat(first_frame, 2)
+        else:
+            columns = long_columns.view(num, 1, -1).expand(num, cells, -1)
+            scores = long_scores.gather(2, columns).masked_fill(~pair_ok.flatten(2), NEG_INF)
+        values, rows = _part_topk(scores, ring_rows[:, :, 0].flatten(1), topk)
+        # The copies' scores are these, each ``copies`` times: their top-k repeats the sorted top-k.
+        parts.append((values.repeat_interleave(copies, -1)[..., :topk], rows.repeat_interleave(copies, -1)[..., :topk]))
+    values, rows = (torch.cat(part, -1) for part in zip(*parts))
+    best, columns = values.topk(topk, dim=-1)
+    return best, rows.gather(-1, columns)
 
 
 def _propagate_exact(query_tiles: Tensor, memory: ContextMemory, settings: PropagationSettings, copies: int,
@@ -284,10 +349,9 @@ def _propagate_exact(query_tiles: Tensor, memory: ContextMemory, settings: Propa
     predictions = []
     for tile_row in range(g.tiles_y):
         first = tile_row * g.tiles_x
-        scores, rows = _context_scores(query_tiles[first:first + g.tiles_x], memory.long, memory.ring, g, first,
-                                       g.tiles_x, _row_shifts(g, tile_row), memory.num_slots, last_slot, copies,
-                                       settings.radius_on_first)
-        predictions.append(_topk_blend(scores, rows, labels, settings))
+        values, key_rows = _exact_topk(query_tiles[first:first + g.tiles_x], memory, first, g.tiles_x,
+                                       _row_shifts(g, tile_row), last_slot, copies, settings)
+        predictions.append(_blend(values, key_rows, labels, settings.temperature))
     return torch.cat(predictions)
 
 
@@ -299,21 +363,13 @@ def _propagate_batched(query_tiles: Tensor, memory: ContextMemory, settings: Pro
     :func:`_propagate_exact`, over every key-tile shift (those leaving the map read zero tiles, masked).
     """
     g = memory.geometry
-    scores, rows = _context_scores(query_tiles, memory.long, memory.ring, g, 0, g.num_tiles, None,
-                                   memory.num_slots, last_slot, copies, settings.radius_on_first)
-    return _topk_blend(scores, rows, memory.ring_labels.flatten(0, 1), settings)
+    values, key_rows = _exact_topk(query_tiles, memory, 0, g.num_tiles, None, last_slot, copies, settings)
+    return _blend(values, key_rows, memory.ring_labels.flatten(0, 1), settings.temperature)
 
 
 def _row_shifts(geometry: TileGeometry, tile_row: int) -> List[int]:
     """The shifts whose key tiles lie in the map for tiles of row ``tile_row``."""
     return [s for s, (dy, _) in enumerate(geometry.shifts) if 0 <= tile_row + dy < geometry.tiles_y]
-
-
-def _topk_blend(scores: Tensor, rows: Tensor, labels: Tensor, settings: PropagationSettings) -> Tensor:
-    """Top-k of (n, T, N) scores with ring rows (n, N), blended: (n, T, K)."""
-    values, columns = scores.topk(settings.topk, dim=-1)
-    key_rows = rows.gather(1, columns.flatten(1)).view_as(columns)
-    return _blend(values, key_rows, labels, settings.temperature)
 
 
 def _selection_tolerance(query: Tensor, query_select: Tensor, key_error: Tensor, key_norm: Tensor) -> Tensor:
