@@ -334,8 +334,9 @@ def _exact_topk(query: Tensor, memory: ContextMemory, first_tile: int, num: int,
             columns = long_columns.view(num, 1, -1).expand(num, cells, -1)
             scores = long_scores.gather(2, columns).masked_fill(~pair_ok.flatten(2), NEG_INF)
         values, rows = _part_topk(scores, ring_rows[:, :, 0].flatten(1), topk)
-        # The copies' scores are these, each ``copies`` times: their top-k repeats the sorted top-k.
-        parts.append((values.repeat_interleave(copies, -1)[..., :topk], rows.repeat_interleave(copies, -1)[..., :topk]))
+        # The copies' scores are these, each ``copies`` times: their top-k is the sorted top-k, each entry
+        # repeated (by expanding: torch.repeat_interleave would wait for the device to size its output).
+        parts.append(tuple(t.unsqueeze(-1).expand(*t.shape, copies).flatten(-2)[..., :topk] for t in (values, rows)))
     values, rows = (torch.cat(part, -1) for part in zip(*parts))
     best, columns = values.topk(topk, dim=-1)
     return best, rows.gather(-1, columns)
