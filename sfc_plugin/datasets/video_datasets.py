@@ -226,14 +226,17 @@ class DAVISDataset(_VideoDataset):
         split: Name of the list file in ``ImageSets/<year>/`` ('val', 'train', 'test-dev').
         year: Folder of ``ImageSets`` to read the list from.
         resolution: '480p' or 'Full-Resolution'.
+        input_size: (H, W) the frames are resized to before the network (None: native size, the
+            DAVIS protocol); predictions are still scored at the native size.
         validate_on_load: Also run ``validate_video_sample`` on every video at load time.
         **kwargs: ``BaseDataset`` arguments (``pipeline``, ``indices``, ``lazy_init``, ...).
     """
     METAINFO = dict(dataset_name='DAVIS', task='vos')
 
     def __init__(self, data_root: str, split: str = 'val', year: int = 2017, resolution: str = '480p',
-                 validate_on_load: bool = True, **kwargs) -> None:
+                 input_size: Optional[Sequence[int]] = None, validate_on_load: bool = True, **kwargs) -> None:
         self.resolution = resolution
+        self.input_size = tuple(int(v) for v in input_size) if input_size is not None else None
         super().__init__(
             validate_on_load=validate_on_load, data_root=data_root,
             ann_file=os.path.join('ImageSets', str(year), f'{split}.txt'), **kwargs)
@@ -248,7 +251,7 @@ class DAVISDataset(_VideoDataset):
             require_all_annotations=True)
         return dict(video=video, frame_paths=frame_paths, anno_paths=anno_paths,
                     first_anno_path=anno_paths[0], keypoints=None, ori_shape=image_size(frame_paths[0]),
-                    input_size=None, task='vos')
+                    input_size=self.input_size, task='vos')
 
 
 @DATASETS.register_module()
