@@ -6,9 +6,10 @@ import torch
 import torch.nn.functional as F
 
 from sfc_plugin.propagation import (LabelPropagator, PropagationSettings, PropagationStep, ReferencePropagator,
-                                    TileGeometry, propagate_step, reference_propagate_step)
+                                    TileGeometry, default_tile_size, propagate_step, reference_propagate_step)
 
-SMALL = dict(topk=5, context_len=4, radius=3.0, temperature=0.1)  # integer radius: keys exactly on it exist
+# integer radius: keys exactly on it exist; several tiles (the default for a map this small is one)
+SMALL = dict(topk=5, context_len=4, radius=3.0, temperature=0.1, tile_size=(4, 8))
 SELECT_DTYPES = [None, torch.float16, torch.bfloat16]
 
 
@@ -323,3 +324,13 @@ def test_batched_step_and_its_checks():
                        TileGeometry(10, 13, 3.0))
     with pytest.raises(ValueError, match='exact fp32 path'):
         LabelPropagator(**SMALL, select_dtype=torch.float16, batch_tiles=True).step(video[0], labels[0])
+
+
+def test_default_tiles_and_one_tile_for_small_maps():
+    assert default_tile_size(14) == (7, 14) and default_tile_size(14, 60, 107) == (7, 14)  # DAVIS features
+    assert default_tile_size(14, 18, 22) == (18, 22)  # the demo clip's: smaller than a 35 x 42 key block
+    assert default_tile_size(2) == (4, 8) and default_tile_size(2, 30, 40) == (4, 8)
+    video = random_video(7, seed=26)
+    _, pairs = run_video(video, {0: random_labels(3, 10, 13, seed=27)}, dict(SMALL, tile_size=None,
+                                                                            select_dtype=None))
+    assert_agree(pairs)

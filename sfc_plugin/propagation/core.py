@@ -20,9 +20,10 @@ Two ways to get the exact top-k:
   error bound assumes the low-precision products accumulate in fp32, as oneDNN's (AMX) and
   torch's CPU kernels do.
 
-On CUDA the exact step scores all tiles of a frame at once (``batch_tiles``): one product per key-tile
-shift over every query tile, one top-k, no Python loop over tiles and no host synchronisation, at the cost
-of a (tiles, cells, keys) score tensor per frame (about 1 GB at DAVIS size, m = 20).
+The exact step scores the context in parts (the long memory, each key-tile shift, the first frame's copies),
+each cut to its own top-k before a last top-k over those candidates. On CUDA it scores all tiles of a frame
+at once (``batch_tiles``): one product per key-tile shift over every query tile, no Python loop over tiles
+and no host synchronisation; its largest temporary is the long memory's scores (180 MB at DAVIS size).
 
 Ties between equal scores may be broken differently from the dense reference.
 """
@@ -369,8 +370,10 @@ def _propagate_batched(query_tiles: Tensor, memory: ContextMemory, settings: Pro
 
 
 def _row_shifts(geometry: TileGeometry, tile_row: int) -> List[int]:
-    """The shifts whose key tiles lie in the map for tiles of row ``tile_row``."""
-    return [s for s, (dy, _) in enumerate(geometry.shifts) if 0 <= tile_row + dy < geometry.tiles_y]
+    """The shifts whose key tiles lie in the map for some tile of row ``tile_row`` (the others' keys are all
+    outside the image: on maps a few tiles wide, most of a large radius's shifts)."""
+    return [s for s, (dy, dx) in enumerate(geometry.shifts)
+            if 0 <= tile_row + dy < geometry.tiles_y and abs(dx) < geometry.tiles_x]
 
 
 def _selection_tolerance(query: Tensor, query_select: Tensor, key_error: Tensor, key_norm: Tensor) -> Tensor:
