@@ -54,7 +54,8 @@ def test_quick_check_on_the_cpu_writes_every_key(tmp_path):
         for path, precision in (('batched tiles', 'fp32'), ('batched tiles', 'tf32'), ('tile rows', 'fp32'))}
     assert [run['dtype'] for run in report['backbones']['runs']] == ['float32', 'float16', 'bfloat16']
     assert all(run['min_cosine_vs_fp32'] > 0.98 for run in report['backbones']['runs'])
-    run_keys = {'frames', 'frames_per_second', 'seconds', 'stages', 'peak_device_mb', 'peak_rss_mb', 'rss_after_load_mb'}
+    run_keys = {'frames', 'frames_per_second', 'seconds', 'stages', 'peak_device_mb', 'peak_rss_mb',
+                'rss_after_load_mb'}
     for run in list(report['end_to_end']['runs'].values()) + list(report['memory_by_length']['runs'].values()):
         assert set(run) == run_keys and run['frames_per_second'] > 0
     assert sorted(report['end_to_end']['runs']) == ['float16', 'float32']
