@@ -143,9 +143,8 @@ def core_parity(device: torch.device, sizes: CheckSizes) -> dict:
     return report
 
 
-def _time_core(device: torch.device, channels: int, sizes: CheckSizes, batch_tiles: bool, tf32: bool) -> dict:
-    video = [f.to(device) for f in smooth_features(sizes.context_len + 1 + sizes.core_frames, channels,
-                                                   sizes.core_feat)]
+def _time_core(device: torch.device, video: List[torch.Tensor], sizes: CheckSizes, batch_tiles: bool,
+               tf32: bool) -> dict:
     core = LabelPropagator(**dict(PROPAGATION, context_len=sizes.context_len), select_dtype=None,
                            batch_tiles=batch_tiles)
     previous = torch.backends.cuda.matmul.allow_tf32
@@ -163,7 +162,7 @@ def _time_core(device: torch.device, channels: int, sizes: CheckSizes, batch_til
         seconds = time.perf_counter() - start
     finally:
         torch.backends.cuda.matmul.allow_tf32 = previous
-    return {'channels': channels, 'path': 'batched tiles' if batch_tiles else 'tile rows',
+    return {'channels': video[0].shape[0], 'path': 'batched tiles' if batch_tiles else 'tile rows',
             'precision': 'tf32' if tf32 else 'fp32', 'tf32_applies': tf32 and device.type == 'cuda',
             'ms_per_frame': round(1e3 * seconds / sizes.core_frames, 3), 'peak_device_mb': _peak_device_mb(device)}
 
@@ -188,8 +187,11 @@ def _syncs_in_step(device: torch.device, sizes: CheckSizes) -> List[str]:
 def core_speed(device: torch.device, sizes: CheckSizes, default_channels: int) -> dict:
     runs = []
     for channels in tuple(sizes.core_channels) + (default_channels,):
+        video = [f.to(device) for f in smooth_features(sizes.context_len + 1 + sizes.core_frames, channels,
+                                                       sizes.core_feat)]
         for batch_tiles, tf32 in ((True, False), (True, True), (False, False)):
-            runs.append(_time_core(device, channels, sizes, batch_tiles, tf32))
+            runs.append(_time_core(device, video, sizes, batch_tiles, tf32))
+        del video
     report = {'feature_size': list(sizes.core_feat), 'context_len': sizes.context_len,
               'measured_frames': sizes.core_frames, 'runs': runs,
               'batched_step_host_syncs': _syncs_in_step(device, sizes) if device.type == 'cuda' else None}
