@@ -27,6 +27,7 @@ from sfc_plugin.deploy import (EngineMismatchError, ExportFormatError, ExportMet
                                build_model, load_export_meta, onnxruntime_session)
 from sfc_plugin.deploy.meta import file_sha256
 from sfc_plugin.deploy.tensorrt_engine import ENGINE_FILES
+from sfc_plugin.models.propagators.propagation_model import network_input_size
 from sfc_plugin.propagation import LabelPropagator
 from .context import DenseContext
 
@@ -101,7 +102,8 @@ class TorchBackend(Backend):
     Args:
         model: the evaluation model (its ``backbone`` and ``propagator_cfg``).
         device: 'cpu', 'cuda', 'cuda:1'... (default: CUDA if available).
-        image_size: (H, W) to resize frames to; None: each video at its own size (as in evaluation).
+        image_size: (H, W) to resize frames to; None: each video at its own size, scaled up when its
+            shorter side is below the model's ``min_input_side`` (as in evaluation).
         source: description of where the model came from (config, checkpoint).
         backbone_dtype: 'float32' (default), or 'float16' / 'bfloat16' to run the backbone under autocast
             with channels_last (faster on GPUs; ``tools/device_check.py`` measures its parity with fp32).
@@ -124,6 +126,7 @@ class TorchBackend(Backend):
             self.backbone = self.backbone.to(memory_format=torch.channels_last)
         self.propagator_cfg = dict(model.propagator_cfg)
         self.image_size = tuple(int(v) for v in image_size) if image_size is not None else None
+        self.min_input_side = getattr(model, 'min_input_side', None)
         self.source = dict(source or {})
         probe = LabelPropagator(**self.propagator_cfg)
         self.settings = {'topk': probe.settings.topk, 'context_len': probe.context_len,
@@ -147,7 +150,9 @@ class TorchBackend(Backend):
         return cls(model, device, image_size, source, backbone_dtype)
 
     def input_size(self, frame_size: Tuple[int, int]) -> Tuple[int, int]:
-        return self.image_size if self.image_size is not None else tuple(frame_size)
+        if self.image_size is not None:
+            return self.image_size
+        return network_input_size(frame_size, self.min_input_side)
 
     @torch.no_grad()
     def features(self, image: Tensor) -> Tensor:

@@ -20,6 +20,17 @@ from sfc_plugin.utils import read_image, read_label_png, write_label_png
 VOID_LABEL = 255
 
 
+def network_input_size(frame_size: Tuple[int, int], min_side: Optional[int]) -> Tuple[int, int]:
+    """(H, W) the network takes for frames of ``frame_size`` (H, W): the frame's own size, or, when
+    its shorter side is below ``min_side``, the frame scaled up (aspect kept, rounded) so that the
+    shorter side is ``min_side``."""
+    height, width = (int(v) for v in frame_size)
+    if min_side is None or min(height, width) >= min_side:
+        return height, width
+    scale = min_side / min(height, width)
+    return round(height * scale), round(width * scale)
+
+
 @MODELS.register_module()
 class PropagationModel(BaseModel):
     """Propagate the first frame's labels through each video (DAVIS masks, VIP parts, JHMDB pose).
@@ -32,6 +43,10 @@ class PropagationModel(BaseModel):
             ``out_dir/<video>/<frame>.png`` with the first annotation's palette.
         keypoint_sigma: std of the Gaussian drawn per JHMDB joint, in feature cells.
         keypoint_topk: number of highest cells averaged to decode a joint.
+        min_input_side: frames whose shorter side is smaller are scaled up to it for the network
+            (``network_input_size``); masks are still predicted and scored at the frame's size.
+            None (the published protocol) runs every frame at its own size. A dataset's fixed
+            ``input_size`` (JHMDB, VIP) takes precedence.
     """
 
     def __init__(self,
@@ -40,6 +55,7 @@ class PropagationModel(BaseModel):
                  out_dir: Optional[str] = None,
                  keypoint_sigma: float = 0.5,
                  keypoint_topk: int = 3,
+                 min_input_side: Optional[int] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
@@ -48,6 +64,7 @@ class PropagationModel(BaseModel):
         self.out_dir = out_dir
         self.keypoint_sigma = keypoint_sigma
         self.keypoint_topk = keypoint_topk
+        self.min_input_side = min_input_side
 
     def forward(self, inputs: Tensor, data_samples: Optional[list] = None, mode: str = 'tensor') -> Tensor:
         """Features of a batch of RGB images in [0, 1], (B, 3, H, W) -> (B, C, H/8, W/8)."""
@@ -70,6 +87,9 @@ class PropagationModel(BaseModel):
         frame_paths = sample['frame_paths']
         height, width = sample['ori_shape']
         input_size = sample.get('input_size')
+        scaled_size = network_input_size((height, width), self.min_input_side)
+        if input_size is None and scaled_size != (height, width):
+            input_size = scaled_size
         network_size = tuple(input_size) if input_size is not None else (height, width)
         propagator = LabelPropagator(**self.propagator_cfg)
         start = time.perf_counter()
