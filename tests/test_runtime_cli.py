@@ -338,6 +338,7 @@ def test_default_model_and_demo(tmp_path, monkeypatch, capsys):
     summary = json.loads((tmp_path / 'demo' / 'summary.json').read_text())
     assert summary['model']['config'] == backends.DEFAULT_MODEL_CONFIG and summary['frames'] == 4
     assert summary['video'].endswith(CLIP)
+    assert summary['settings']['network_size'] == [480, 587]  # 176x144 frames scaled to a 480-px short side
     masks = read_masks(str(tmp_path / 'demo' / 'masks'), 4)
     assert set(np.unique(masks[-1])) == {0, 1, 2, 3}  # head, bow tie and headrest still tracked
 

