@@ -263,3 +263,27 @@ def test_job_lists(tmp_path):
         read_job_list(str(tmp_path / 'broken.json'))
     with pytest.raises(JobListError, match='no such job list'):
         read_job_list(str(tmp_path / 'missing.csv'))
+
+
+def test_a_run_killed_while_finishing_is_still_known_finished(tmp_path, monkeypatch):
+    """finish() marks the run complete before it deletes the saved labels: a kill in between must not
+    leave a complete set of masks whose resume asks for deleted labels."""
+    from sfc_plugin.runtime import resume as resume_module
+    state = resume_module.RunState(str(tmp_path), {'video': 'v.mp4'})
+    state.start()
+    for name in ('00012', '00013', '00014', '00015'):
+        state.save_labels(name, np.zeros((2, 3, 4), np.float32))
+    removed = []
+
+    def remove_then_die(path):
+        if removed:
+            raise KeyboardInterrupt  # the kill, after the first label file is gone
+        removed.append(path)
+        os.unlink(path)
+
+    monkeypatch.setattr(resume_module.os, 'remove', remove_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        state.finish()
+    monkeypatch.undo()
+    assert removed  # some labels are gone ...
+    assert resume_module.RunState(str(tmp_path), {'video': 'v.mp4'}).resume() is True  # ... and none is needed

@@ -118,11 +118,12 @@ class RunState:
         return False
 
     def finish(self) -> None:
-        """The run is complete: drop the saved labels."""
+        """The run is complete: say so, then drop the saved labels. In this order, a run killed while the
+        labels are being deleted is still known to be complete (its resume needs none of them)."""
+        self._write(finished=True)
         for name in os.listdir(self.dir):
             if name.endswith('.npy'):
                 os.remove(os.path.join(self.dir, name))
-        self._write(finished=True)
 
     def _write(self, finished: bool) -> None:
         os.makedirs(self.dir, exist_ok=True)
