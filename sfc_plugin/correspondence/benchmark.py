@@ -3,16 +3,15 @@
 What ``tools/benchmark_pairs.py`` runs: the same dataset class, model, matchers and PCK as
 ``tools/test.py CONFIG --cfg-options model.matcher.method=M``, without a Runner per combination.
 """
-import logging
 import time
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 from mmengine.config import Config
-from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
 
+from sfc_plugin.models.weight_init import init_weights_quietly
 from sfc_plugin.registry import DATASETS
 from .matching import PairMatcher
 from .model import PairMatchingModel
@@ -32,13 +31,7 @@ def _build(config: str, data_root: Optional[str], layers: Optional[Sequence[str]
         model = PairMatchingModel(backbone=cfg.model.backbone, input_size=cfg.model.get('input_size'),
                                   max_side=cfg.model.get('max_side'), feature_stride=cfg.model.get('feature_stride'),
                                   layers=layers or cfg.model.get('layers'), feature_cache=2 ** 31)
-        logger = MMLogger.get_current_instance()  # mmengine logs every parameter at INFO here
-        level = logger.level
-        logger.setLevel(logging.WARNING)
-        try:
-            model.init_weights()
-        finally:
-            logger.setLevel(level)
+        init_weights_quietly(model)
     reference = cfg.test_evaluator.reference
     return dataset, model.eval(), reference if isinstance(reference, str) else reference[0]
 

@@ -13,7 +13,6 @@ with exit status 1; Ctrl-C exits with 130.
 """
 import argparse
 import json
-import logging
 import os
 import sys
 import time
@@ -81,9 +80,9 @@ def grid_points(size: Tuple[int, int], step: int) -> np.ndarray:
 def load_backbone(config: Optional[str], checkpoint: Optional[str], cfg_options: Optional[dict], device: str,
                   allow_pickle: bool = False) -> torch.nn.Module:
     """The backbone of an evaluation config (any model with a ``backbone``), weights loaded strictly."""
-    from mmengine.logging import MMLogger
     from mmengine.registry import DefaultScope
 
+    from sfc_plugin.models.weight_init import init_weights_quietly
     from .model import PairMatchingModel
     config = config or DEFAULT_CONFIG
     if not os.path.isfile(config):
@@ -96,13 +95,7 @@ def load_backbone(config: Optional[str], checkpoint: Optional[str], cfg_options:
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'sfc')):
         model = PairMatchingModel(backbone=cfg.model.backbone)
         if checkpoint is None:
-            logger = MMLogger.get_current_instance()  # mmengine logs every parameter at INFO here
-            level = logger.level
-            logger.setLevel(logging.WARNING)
-            try:
-                model.init_weights()
-            finally:
-                logger.setLevel(level)
+            init_weights_quietly(model)
         else:
             from sfc_plugin.utils import load_model_weights
             load_model_weights(model, checkpoint, allow_pickle)

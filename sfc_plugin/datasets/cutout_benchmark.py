@@ -34,8 +34,7 @@ from mmengine.logging import print_log
 
 from sfc_plugin.utils.io import default_palette, write_label_png
 from .offline_data import opencv_doc_file, read_video_frames
-from .vos_benchmark import (RESOLUTION_FOLDER, camera_view, write_jpeg, write_text,
-                            prepare_output_folder)
+from .vos_benchmark import camera_view, prepare_output_folder, write_jpeg, write_text
 
 SPLITS = ('tune', 'report')
 # The frame range of each clip in each split; ranges never overlap. OpenCV decodes only the first

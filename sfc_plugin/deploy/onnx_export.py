@@ -8,7 +8,6 @@ is moved into place, onnxruntime runs both models against PyTorch; the folder th
 and, last, ``meta.json`` (see :mod:`.meta`), so an interrupted export never looks like a finished one.
 """
 import dataclasses
-import logging
 import math
 import os
 import tempfile
@@ -22,10 +21,11 @@ import onnxruntime
 import torch
 import torch.nn.functional as F
 from mmengine.config import Config
-from mmengine.logging import MMLogger, print_log
+from mmengine.logging import print_log
 from mmengine.registry import DefaultScope
 from onnx import helper, numpy_helper
 
+from sfc_plugin.models.weight_init import init_weights_quietly
 from sfc_plugin.propagation import LabelPropagator, PropagationSettings, PropagationStep
 from sfc_plugin.utils import load_model_weights
 from sfc_plugin.utils.io import ensure_writable_dir
@@ -80,14 +80,7 @@ def build_model(config: str, checkpoint: Optional[str] = None, cfg_options: Opti
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'sfc')):
         model = MODELS.build(model_cfg)
         if checkpoint is None:
-            # mmengine logs one line per parameter at INFO when no log file is open: keep only warnings.
-            logger = MMLogger.get_current_instance()
-            level = logger.level
-            logger.setLevel(logging.WARNING)
-            try:
-                model.init_weights()
-            finally:
-                logger.setLevel(level)
+            init_weights_quietly(model)
         else:
             load_model_weights(model, checkpoint, allow_pickle)
     return model.eval(), cfg

@@ -4,10 +4,11 @@ mmengine's ``Pretrained`` loads with ``strict=False``: a checkpoint with the wro
 wrong architecture leaves the network randomly initialised with only a warning. This one raises
 ``CheckpointMismatchError`` listing the missing, unexpected and mis-shaped keys instead.
 """
+import logging
 from typing import Dict, Mapping, Optional, Sequence, Union
 
 import torch
-from mmengine.logging import print_log
+from mmengine.logging import MMLogger, print_log
 from mmengine.model.weight_init import update_init_info
 from torch import nn
 
@@ -129,3 +130,15 @@ def with_default_ignores(init_cfg: Union[dict, list, None],
             cfg['ignore_unexpected'] = tuple(ignore_unexpected)
         updated.append(cfg)
     return updated[0] if isinstance(init_cfg, Mapping) else updated
+
+
+def init_weights_quietly(model: nn.Module) -> None:
+    """``model.init_weights()`` with mmengine's logger at WARNING: without an open log file it logs
+    one INFO line per parameter (the ``init_cfg`` messages at WARNING and above still show)."""
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        model.init_weights()
+    finally:
+        logger.setLevel(level)
