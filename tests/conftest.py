@@ -7,7 +7,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from sfc_plugin.datasets.offline_data import write_skimage_photos
+from sfc_plugin.generators.offline_data import write_skimage_photos
 from sfc_plugin.registry import MODELS
 
 # One thread per test process: the suite runs under pytest-xdist (one worker per core), and

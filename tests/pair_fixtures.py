@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import scipy.io
 
-from sfc_plugin.datasets.offline_data import skimage_photo
+from sfc_plugin.generators.offline_data import skimage_photo
 
 
 def write_photo(path: str, name: str = 'chelsea', size=(48, 64)) -> str:

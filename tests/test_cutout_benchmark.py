@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from sfc_plugin.datasets import DAVISDataset
-from sfc_plugin.datasets.cutout_benchmark import (CLIP_SPLITS, _plan_object, list_stamps, make_cutout_benchmark,
+from sfc_plugin.generators.cutout_benchmark import (CLIP_SPLITS, _plan_object, list_stamps, make_cutout_benchmark,
                                                   object_pose, render_video, stamp_split)
 
 

@@ -6,7 +6,7 @@ import torch
 
 from conftest import REPO_ROOT
 from sfc_plugin.apis import train
-from sfc_plugin.datasets.offline_data import write_fc_training_set
+from sfc_plugin.generators.offline_data import write_fc_training_set
 from sfc_plugin.deploy import build_model
 from sfc_plugin.models import ResNet
 from sfc_plugin.runtime.backends import DEFAULT_MODEL_CHECKPOINT, DEFAULT_MODEL_CONFIG
@@ -56,7 +56,7 @@ def test_short_offline_training_is_reproducible(tmp_path):
 
 
 def test_runtime_benchmark_measures_the_default_model(tmp_path, monkeypatch):
-    from sfc_plugin.runtime import benchmark
+    from sfc_plugin.benchmarks import runtime as benchmark
     calls = []
     monkeypatch.setattr(benchmark, 'run_benchmark', lambda config, checkpoint, *args, **kwargs: calls.append(
         (config, checkpoint)) or {'model': config})

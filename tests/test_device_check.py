@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import REPO_ROOT
-from sfc_plugin.runtime.device_check import SECTIONS, run_check
+from sfc_plugin.benchmarks.device_check import SECTIONS, run_check
 
 TOOL = os.path.join(REPO_ROOT, 'tools', 'device_check.py')
 KEYS = {

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.registry import DefaultScope
 
-from sfc_plugin.datasets.offline_data import skimage_photo
+from sfc_plugin.generators.offline_data import skimage_photo
 from sfc_plugin.evaluation.pair_matching import stereo_pck
 from sfc_plugin.models.backbones.efficientnet_lite import (Conv2dSame, EfficientNetLite0, lite0_weights_path,
                                                          same_padding)

@@ -14,7 +14,7 @@ from mmengine.config import Config
 from onnx import TensorProto, helper, numpy_helper
 
 from conftest import REPO_ROOT, make_checkpoint
-from sfc_plugin.datasets.offline_data import skimage_photo
+from sfc_plugin.generators.offline_data import skimage_photo
 from sfc_plugin.deploy import ExportFormatError, convert_to_fp16, load_export_meta
 from sfc_plugin.deploy import onnx_export
 from sfc_plugin.deploy.cli import main

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import REPO_ROOT
 from sfc_plugin.correspondence import SPair71kDataset
-from sfc_plugin.correspondence.pair_benchmark import (ThinPlateSpline, build_pairs, check_opencv_doc,
+from sfc_plugin.generators.pair_benchmark import (ThinPlateSpline, build_pairs, check_opencv_doc,
                                                       write_benchmark)
 
 
@@ -65,7 +65,7 @@ def test_benchmark_rows_equal_the_evaluation_model_and_metric(tmp_path):
     from mmengine.config import Config
 
     from sfc_plugin.correspondence import PairMatchingModel, PairPCKMetric
-    from sfc_plugin.correspondence.benchmark import benchmark_pairs
+    from sfc_plugin.benchmarks.pairs import benchmark_pairs
     root = write_benchmark(str(tmp_path / 'bench'), build_pairs(max_side=96, warps_per_photo=1, keypoints=6,
                                                                 photos=['coffee']), {})
     config = tmp_path / 'tiny.py'

@@ -134,7 +134,7 @@ def test_every_pair_config_parses():
 
 @pytest.mark.slow
 def test_branch_config_loads_the_shipped_fc_checkpoint_strictly(tmp_path):
-    from sfc_plugin.correspondence.pair_benchmark import build_pairs, write_benchmark
+    from sfc_plugin.generators.pair_benchmark import build_pairs, write_benchmark
     root = write_benchmark(str(tmp_path / 'bench'), build_pairs(max_side=96, warps_per_photo=1, keypoints=6,
                                                                 photos=['coffee']), {})
     result = subprocess.run([sys.executable, 'tools/test.py', os.path.join('configs', 'pair', 'r18-fc_pairbench.py'),

@@ -337,7 +337,7 @@ def test_default_tiles_and_one_tile_for_small_maps():
 
 
 def test_benchmark_takes_real_features_from_a_file(tmp_path):
-    from sfc_plugin.propagation.benchmark import BenchmarkConfig, random_frame, scaled
+    from sfc_plugin.benchmarks.propagation import BenchmarkConfig, random_frame, scaled
     features = unit(torch.randn(3, 8, 5, 6))
     torch.save(features, tmp_path / 'features.pt')
     config = BenchmarkConfig(height=5, width=6, channels=8, features_file=str(tmp_path / 'features.pt'))

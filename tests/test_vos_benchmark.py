@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from sfc_plugin.datasets import DAVISDataset
-from sfc_plugin.datasets.vos_benchmark import (BENCHMARK_SHOTS, load_sources, make_vos_benchmark,
+from sfc_plugin.generators.vos_benchmark import (BENCHMARK_SHOTS, load_sources, make_vos_benchmark,
                                                object_layer, object_mask, object_pose, plan_video,
                                                read_clip_frames, render_video)
 from sfc_plugin.utils.io import default_palette, read_image, read_label_png

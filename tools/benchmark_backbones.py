@@ -9,10 +9,7 @@ best ms per frame and the feature shape.
 """
 import argparse
 import json
-import statistics
-import time
 
-import cv2
 import torch
 from mmengine.config import DictAction
 
@@ -28,26 +25,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from sfc_plugin.datasets.offline_data import skimage_photo
-    from sfc_plugin.deploy import build_model
-    from sfc_plugin.propagation.benchmark import cpu_info
-    height, width = args.size
-    photo = cv2.resize(skimage_photo('astronaut'), (width, height), interpolation=cv2.INTER_AREA)
-    image = torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 255
-    results = {}
-    for config in args.configs:
-        model, _ = build_model(config, cfg_options=args.cfg_options)
-        times = []
-        with torch.no_grad():
-            features = model.backbone(image)
-            for _ in range(args.repeats):
-                start = time.perf_counter()
-                model.backbone(image)
-                times.append(1000 * (time.perf_counter() - start))
-        results[config] = dict(median_ms=round(statistics.median(times), 1), best_ms=round(min(times), 1),
-                               features=list(features.shape[1:]))
-    print(json.dumps(dict(cpu=cpu_info(), threads=torch.get_num_threads(), size=[height, width],
-                          results=results), indent=2))
+    from sfc_plugin.benchmarks.backbones import benchmark_backbones
+    print(json.dumps(benchmark_backbones(args.configs, tuple(args.size), args.repeats, args.cfg_options), indent=2))
 
 
 if __name__ == '__main__':

@@ -10,7 +10,6 @@ their init_cfg, as tools/test.py does without a checkpoint).
 import argparse
 import json
 
-import torch
 from mmengine.config import DictAction
 
 
@@ -22,20 +21,8 @@ def main() -> None:
                         help='override settings of every config, e.g. model.backbone.semantic.out_block=4')
     args = parser.parse_args()
 
-    from skimage import data
-
-    from sfc_plugin.deploy import build_model
-    from sfc_plugin.evaluation.pair_matching import stereo_pck
-    from sfc_plugin.propagation.benchmark import cpu_info
-    left, right, disparity = data.stereo_motorcycle()
-    results = {}
-    for config in args.configs:
-        torch.manual_seed(0)  # the same random initialisation for configs without weights
-        model, _ = build_model(config, cfg_options=args.cfg_options)
-        pck = stereo_pck(model.backbone, left, right, disparity, args.thresholds)
-        results[config] = {f'PCK@{t:g}px': round(value, 4) for t, value in pck.items()}
-    print(json.dumps(dict(pair='skimage.data.stereo_motorcycle (500x741, ground-truth disparity)',
-                          cpu=cpu_info(), results=results), indent=2))
+    from sfc_plugin.benchmarks.pair_matching import benchmark_stereo_pck
+    print(json.dumps(benchmark_stereo_pck(args.configs, args.thresholds, args.cfg_options), indent=2))
 
 
 if __name__ == '__main__':

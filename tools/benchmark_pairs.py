@@ -9,25 +9,14 @@ model.matcher.method=M, with each image's features computed once per config.
 """
 import argparse
 import json
-import platform
-import subprocess
 import sys
-import time
 
 import torch
 
-from sfc_plugin.correspondence.benchmark import ALPHAS, benchmark_pairs
+from sfc_plugin.benchmarks.pairs import benchmark_pairs, machine, markdown_table
 from sfc_plugin.correspondence.matching import MATCHERS
-from sfc_plugin.correspondence.pair_benchmark import PHOTOS, REAL_PAIRS
+from sfc_plugin.generators.pair_benchmark import PHOTOS, REAL_PAIRS
 from sfc_plugin.utils import atomic_path
-
-
-def cpu_model() -> str:
-    try:
-        output = subprocess.run(['lscpu'], capture_output=True, text=True).stdout
-        return next(line.split(':', 1)[1].strip() for line in output.splitlines() if line.startswith('Model name'))
-    except (OSError, StopIteration):
-        return platform.processor() or 'unknown'
 
 
 def main() -> int:
@@ -41,21 +30,13 @@ def main() -> int:
     torch.set_num_threads(1)
     rows = benchmark_pairs(args.configs, args.matchers, args.data_root, args.layers,
                            groups={'photo warps': PHOTOS, 'real pairs': REAL_PAIRS})
-    header = ['config', 'matcher'] + [f'{group} PCK@{alpha:g}' for group in ('all', 'photo warps', 'real pairs')
-                                      for alpha in ALPHAS]
-    print('| ' + ' | '.join(header) + ' |\n|' + ' --- |' * len(header))
-    for row in rows:
-        cells = [row['config'], row['matcher'] + (' + hyperpixels' if row['layers'] else '')]
-        for group in ('all', 'photo warps', 'real pairs'):
-            cells += [f'{row[group][f"PCK@{alpha:g}"]:.1f}' if group in row else '-' for alpha in ALPHAS]
-        print('| ' + ' | '.join(cells) + ' |')
-    machine = dict(date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), cpu=cpu_model(),
-                   cpu_capability=torch.backends.cpu.get_cpu_capability(), torch=torch.__version__, threads=1)
-    print(f'\n{json.dumps(machine)}')
+    print(markdown_table(rows, ('all', 'photo warps', 'real pairs')))
+    measured_on = machine(threads=1)
+    print(f'\n{json.dumps(measured_on)}')
     if args.json:
         with atomic_path(args.json) as tmp:
             with open(tmp, 'w') as file:
-                json.dump(dict(machine=machine, rows=rows), file, indent=1)
+                json.dump(dict(machine=measured_on, rows=rows), file, indent=1)
     return 0
 
 

@@ -4,7 +4,7 @@ the backbone and propagation core alone (one JSON object on stdout).
     python tools/benchmark_runtime.py                      # ~10 minutes on 2 cores
     python tools/benchmark_runtime.py --frames-480p 10 --memory-frames
 """
-from sfc_plugin.runtime.benchmark import main
+from sfc_plugin.benchmarks.runtime import main
 
 if __name__ == '__main__':
     main()

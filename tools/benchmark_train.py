@@ -7,10 +7,7 @@ Without --data-root, scikit-image's real photos are written to a temporary folde
 JSON object with a row per config and the CPU it ran on.
 """
 import argparse
-import contextlib
 import json
-import sys
-import tempfile
 
 
 def main() -> None:
@@ -23,17 +20,9 @@ def main() -> None:
     parser.add_argument('--num-workers', type=int, help="override the configs' dataloader workers")
     args = parser.parse_args()
 
-    from sfc_plugin.apis.benchmark_train import benchmark_training
-    from sfc_plugin.propagation.benchmark import cpu_info
-    data_root = args.data_root
-    if data_root is None:
-        from sfc_plugin.datasets.offline_data import write_skimage_photos
-        data_root = tempfile.mkdtemp(prefix='sfc_photos_')
-        write_skimage_photos(data_root, max_side=512)
-    with contextlib.redirect_stdout(sys.stderr):  # mmengine's logs go to stderr, the report alone to stdout
-        rows = [benchmark_training(config, data_root, args.iters, args.warmup, args.batch_size,
-                                   args.num_workers) for config in args.configs]
-    print(json.dumps(dict(data_root=data_root, cpu=cpu_info(), results=rows), indent=2))
+    from sfc_plugin.benchmarks.train import training_report
+    report = training_report(args.configs, args.data_root, args.iters, args.warmup, args.batch_size, args.num_workers)
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == '__main__':

@@ -1,4 +1,4 @@
-"""Measure the GPU path in one command and write one JSON report (see sfc_plugin/runtime/device_check.py).
+"""Measure the GPU path in one command and write one JSON report (see sfc_plugin/benchmarks/device_check.py).
 
     python tools/device_check.py --out device_check.json                # the full check on CUDA (< 8 min, H200)
     python tools/device_check.py --device cpu --quick --out report.json # the same code, small, on the CPU
@@ -52,7 +52,7 @@ def main() -> int:
               + CARRY_HOWTO.format(wheels=' '.join(missing)), file=sys.stderr)
         return 2
     sys.path.insert(0, REPO_ROOT)
-    from sfc_plugin.runtime.device_check import run_check
+    from sfc_plugin.benchmarks.device_check import run_check
     from sfc_plugin.utils import atomic_path
     try:
         with contextlib.redirect_stdout(sys.stderr):  # logs to stderr; stdout holds the report alone

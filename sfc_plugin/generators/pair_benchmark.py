@@ -45,7 +45,7 @@ PointMap = Callable[[np.ndarray], np.ndarray]  # (N, 2) target x, y -> (N, 2) so
 
 
 def _photo(name: str) -> np.ndarray:
-    from sfc_plugin.datasets.offline_data import skimage_photo
+    from .offline_data import skimage_photo
     return skimage_photo(name)
 
 

@@ -1,15 +1,20 @@
-"""Training throughput: images/s of a config and the share of the time spent waiting for data."""
+"""Training throughput: images/s of a config and the share of the time spent waiting for data
+(``tools/benchmark_train.py``)."""
+import contextlib
 import os.path as osp
 import platform
 import shutil
+import sys
 import tempfile
 import time
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
+
+from .common import cpu_info
 
 
 def benchmark_training(config: str,
@@ -68,3 +73,17 @@ def benchmark_training(config: str,
         cpu=platform.processor() or platform.machine(),
         device='cuda' if torch.cuda.is_available() else 'cpu',
     )
+
+
+def training_report(configs: Sequence[str], data_root: Optional[str] = None, iters: int = 10, warmup: int = 2,
+                    batch_size: Optional[int] = None, num_workers: Optional[int] = None) -> dict:
+    """:func:`benchmark_training` of each config, with the data folder and the CPU. Without ``data_root``,
+    scikit-image's photos (longest side 512) are written to a new temporary folder. mmengine's logs go to
+    stderr (stdout stays free for the report)."""
+    if data_root is None:
+        from sfc_plugin.generators.offline_data import write_skimage_photos
+        data_root = tempfile.mkdtemp(prefix='sfc_photos_')
+        write_skimage_photos(data_root, max_side=512)
+    with contextlib.redirect_stdout(sys.stderr):
+        rows = [benchmark_training(config, data_root, iters, warmup, batch_size, num_workers) for config in configs]
+    return dict(data_root=data_root, cpu=cpu_info(), results=rows)

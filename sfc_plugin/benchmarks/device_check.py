@@ -34,11 +34,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sfc_plugin.propagation import LabelPropagator, ReferencePropagator
-from sfc_plugin.propagation.benchmark import cpu_info, in_fresh_process
-from sfc_plugin.propagation.core import resolve_select_dtype
+from sfc_plugin.propagation import LabelPropagator, ReferencePropagator, resolve_select_dtype
 from sfc_plugin.utils import write_label_png
 from sfc_plugin.utils.memory import peak_rss_mb
+from .common import cpu_info, in_fresh_process
 
 SECTIONS = ('environment', 'core_parity', 'core_speed', 'backbones', 'end_to_end', 'memory_by_length')
 PROPAGATION = dict(topk=15, context_len=20, radius=15.0, temperature=0.1)  # the SFC / default settings
@@ -207,7 +206,7 @@ def _test_image(size: Tuple[int, int]) -> torch.Tensor:
 def backbones(device: torch.device, sizes: CheckSizes) -> dict:
     """The default model's backbone as the runtime runs it (``TorchBackend(backbone_dtype=...)``) in fp32, and
     in fp16 and bf16 autocast with channels_last: ms per frame and parity with fp32."""
-    from .backends import BACKBONE_DTYPES, TorchBackend, default_model
+    from sfc_plugin.runtime.backends import BACKBONE_DTYPES, TorchBackend, default_model
     image = _test_image(sizes.image_size).to(device)
     runs, reference = [], None
     for dtype in BACKBONE_DTYPES:
@@ -267,8 +266,8 @@ def _propagation_run(device: str, frames: int, size: Tuple[int, int], warmup: in
 
 def _logged_propagation_run(device: str, frames: int, size: Tuple[int, int], warmup: int,
                             backbone_dtype: str) -> dict:
-    from .backends import load_backend
-    from .pipeline import propagate_video
+    from sfc_plugin.runtime.backends import load_backend
+    from sfc_plugin.runtime.pipeline import propagate_video
     backend = load_backend(device=device, backbone_dtype=backbone_dtype)
     loaded_mb = peak_rss_mb()
     with tempfile.TemporaryDirectory(prefix='sfc-device-check-') as folder:
@@ -341,7 +340,7 @@ def run_check(device: str = 'cuda', quick: bool = False, sections: Optional[List
 
 def _default_width() -> int:
     """Feature channels of the default model (one tiny forward)."""
-    from .backends import TorchBackend, default_model
+    from sfc_plugin.runtime.backends import TorchBackend, default_model
     backbone = TorchBackend.from_config(default_model()[0], None, 'cpu').backbone
     with torch.no_grad():
         return int(backbone(torch.zeros(1, 3, 32, 32))[0].shape[0])

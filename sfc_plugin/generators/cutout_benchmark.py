@@ -291,7 +291,7 @@ def make_cutout_benchmark(out_dir: str, stamps_dir: str, opencv_data_dir: str, s
                   logger='current')
 
     write_text(outputs[2], ''.join(f'{plan["name"]}\n' for plan in videos))
-    meta = dict(generator='sfc_plugin.datasets.cutout_benchmark', split=split, seed=seed,
+    meta = dict(generator=__name__, split=split, seed=seed,
                 num_videos=num_videos, num_frames=num_frames, size=[height, width],
                 objects_min=objects_min, objects_max=objects_max,
                 sources=dict(stamps='tuxpaint-stamps-default photographic stamps (RGBA), '
