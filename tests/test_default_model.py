@@ -7,7 +7,7 @@ import torch
 from conftest import REPO_ROOT
 from sfc_plugin.apis import train
 from sfc_plugin.generators.offline_data import write_fc_training_set
-from sfc_plugin.deploy import build_model
+from sfc_plugin.apis.inference import build_model
 from sfc_plugin.models import ResNet
 from sfc_plugin.runtime.backends import DEFAULT_MODEL_CHECKPOINT, DEFAULT_MODEL_CONFIG
 

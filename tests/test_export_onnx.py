@@ -18,14 +18,15 @@ from sfc_plugin.generators.offline_data import skimage_photo
 from sfc_plugin.deploy import ExportFormatError, convert_to_fp16, load_export_meta
 from sfc_plugin.deploy import onnx_export
 from sfc_plugin.deploy.cli import main
-from sfc_plugin.deploy.onnx_export import compact_uniform_constants, onnxruntime_session
+from sfc_plugin.deploy import onnxruntime_session
+from sfc_plugin.deploy.onnx_export import compact_uniform_constants
 from sfc_plugin.propagation import (PropagationSettings, PropagationStep, mask_to_soft_labels,
                                     reference_propagate_step)
 from sfc_plugin.registry import MODELS
 
 TINY_CONFIG = os.path.join(REPO_ROOT, 'configs', 'sfc', 'sfc_r18-r18_tiny.py')
 FULL_CONFIG = os.path.join(REPO_ROOT, 'configs', 'sfc', 'sfc_r50-moco_r18-fc_davis2017.py')
-TINY_SETTINGS = PropagationSettings(topk=5, radius=6, temperature=0.05)  # configs/sfc/sfc_r18-r18_tiny.py
+TINY_SETTINGS = PropagationSettings(topk=5, context_len=4, radius=6, temperature=0.05, select_dtype=None)  # configs/sfc/sfc_r18-r18_tiny.py
 NUM_LABELS = 3
 
 
@@ -93,9 +94,10 @@ def test_export_folder_and_meta(fixed_export, tiny_checkpoint):
         meta = json.load(f)
     with open(tiny_checkpoint, 'rb') as f:
         checkpoint_sha256 = hashlib.sha256(f.read()).hexdigest()
-    expected = dict(format_version=1, image_size=[64, 96], feat_size=[8, 12], stride=8, channels=512,
-                    num_labels=NUM_LABELS, context_len=4, topk=5, radius=6.0, temperature=0.05,
-                    radius_on_first=False, hard_labels=False, pad_with_first=True, fine_grained_weight=1.75,
+    expected = dict(format_version=2, image_size=[64, 96], feat_size=[8, 12], stride=8, channels=512,
+                    num_labels=NUM_LABELS, propagation=dict(topk=5, context_len=4, radius=6, temperature=0.05,
+                                                            radius_on_first=False, hard_labels=False,
+                                                            pad_with_first=True), fine_grained_weight=1.75,
                     opset=17, precision='fp32', checkpoint_sha256=checkpoint_sha256,
                     files={'backbone': 'backbone.onnx', 'propagate': 'propagate.onnx'})
     assert {key: meta[key] for key in expected} == expected
@@ -136,9 +138,9 @@ def test_propagate_parity_with_the_core_and_the_dense_reference(request, folder_
     session = onnxruntime_session(os.path.join(folder, 'propagate.onnx'))
     actual = torch.from_numpy(session.run(None, {'query': query.numpy(), 'context_feats': context_feats.numpy(),
                                                  'context_labels': context_labels.numpy()})[0])
-    core = PropagationStep(*query.shape[1:], 4, TINY_SETTINGS)(query, context_feats, context_labels)
+    core = PropagationStep(*query.shape[1:], TINY_SETTINGS)(query, context_feats, context_labels)
     dense = reference_propagate_step(query, context_feats[0], context_labels[0], list(context_feats[1:]),
-                                     list(context_labels[1:]), topk=5, radius=6, temperature=0.05)
+                                     list(context_labels[1:]), settings=TINY_SETTINGS)
     for expected in (core, dense):
         assert (actual.argmax(0) == expected.argmax(0)).float().mean() >= 0.999
         assert (actual - expected).abs().max() < 1e-4
@@ -176,7 +178,7 @@ def test_fp16_export_keeps_sensitive_ops_in_fp32(tmp_path, tiny_checkpoint):
     soft = torch.from_numpy(onnxruntime_session(os.path.join(out, 'propagate.onnx')).run(
         None, {'query': query.numpy(), 'context_feats': context_feats.numpy(),
                'context_labels': context_labels.numpy()})[0])
-    exact = PropagationStep(8, 12, 4, TINY_SETTINGS)(query, context_feats, context_labels)
+    exact = PropagationStep(8, 12, TINY_SETTINGS)(query, context_feats, context_labels)
     assert (soft.argmax(0) == exact.argmax(0)).float().mean() >= 0.97
     assert (soft - exact).abs().mean() <= 1e-2
 
@@ -324,9 +326,19 @@ def test_load_export_meta_refuses_stale_or_inconsistent_folders(tmp_path, fixed_
     write({**meta, 'format_version': 99})
     with pytest.raises(ExportFormatError, match='format_version 99'):
         load_export_meta(folder)
-    write({key: value for key, value in meta.items() if key != 'topk'})
-    with pytest.raises(ExportFormatError, match=r"missing keys \['topk'\]"):
+    write({key: value for key, value in meta.items() if key != 'propagation'})
+    with pytest.raises(ExportFormatError, match=r"missing keys \['propagation'\]"):
         load_export_meta(folder)
+    write({**meta, 'propagation': {key: value for key, value in meta['propagation'].items() if key != 'topk'}})
+    with pytest.raises(ExportFormatError, match=r"propagation must give \['topk'"):
+        load_export_meta(folder)
+    write({**meta, 'propagation': {**meta['propagation'], 'temperature': 0}})
+    with pytest.raises(ExportFormatError, match='temperature must be positive'):
+        load_export_meta(folder)
+    # An export of format_version 1 (the settings as top-level keys) still reads, with the same settings.
+    write({**{key: value for key, value in meta.items() if key != 'propagation'}, **meta['propagation'],
+           'format_version': 1})
+    assert load_export_meta(folder).settings == load_export_meta(fixed_export).settings
     write({**meta, 'num_labels': NUM_LABELS + 1})  # the models were exported for NUM_LABELS
     with pytest.raises(ExportFormatError, match=r'propagate.onnx does not match meta.json: context_labels has shape'):
         load_export_meta(folder)
@@ -347,7 +359,8 @@ def test_full_sfc_config_export(tmp_path):
     out = str(tmp_path / 'full')
     assert main(['onnx', FULL_CONFIG, checkpoint, '--out', out, '--image-size', '240', '432']) == 0
     meta = load_export_meta(out)
-    assert (meta.feat_size, meta.channels, meta.context_len, meta.topk, meta.radius, meta.temperature,
+    settings = meta.settings
+    assert (meta.feat_size, meta.channels, settings.context_len, settings.topk, settings.radius, settings.temperature,
             meta.fine_grained_weight) == ([30, 54], 1280, 20, 15, 15.0, 0.1, 1.75)
     measured = meta.verification['measured']  # the export's own onnxruntime-vs-PyTorch check
     assert measured['propagate']['argmax_agreement'] >= 0.999 and measured['propagate']['max_abs'] <= 1e-4
@@ -375,8 +388,8 @@ def test_efficientnet_export_pads_as_tensorflow_at_every_size(tmp_path, dynamic)
     config = tmp_path / 'effl0.py'
     config.write_text(EFFICIENTNET_CONFIG)
     size = (240, 432) if dynamic else (241, 433)
-    onnx_export.export_onnx(str(config), None, str(tmp_path / 'out'), image_size=size, dynamic=dynamic,
-                            num_labels=2)
+    onnx_export.export_onnx(str(config), None, str(tmp_path / 'out'),
+                            onnx_export.ExportOptions(image_size=size, dynamic=dynamic, num_labels=2))
     model = MODELS.build(Config.fromfile(str(config)).model).eval()
     session = onnxruntime_session(str(tmp_path / 'out' / 'backbone.onnx'))
     for size in ([(480, 854), (241, 433), (240, 432)] if dynamic else [size]):

@@ -8,7 +8,7 @@ import pytest
 from conftest import REPO_ROOT, make_checkpoint
 from sfc_plugin.apis.tune_propagation import evaluate_davis_layout
 from sfc_plugin.datasets import DAVISDataset
-from sfc_plugin.deploy import build_model
+from sfc_plugin.apis.inference import build_model
 from sfc_plugin.models.propagators.propagation_model import network_input_size
 from sfc_plugin.runtime.backends import TorchBackend
 from video_fixtures import make_davis

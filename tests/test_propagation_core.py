@@ -70,9 +70,8 @@ def random_labels(num_classes, height, width, seed):
 
 def run_video(video, annotations, core_options):
     """Step a core and the reference through a video; annotations: {frame: labels}."""
-    reference_options = {key: value for key, value in core_options.items()
-                         if key not in ('select_dtype', 'num_candidates', 'tile_size', 'batch_tiles')}
-    core, reference = LabelPropagator(**core_options), ReferencePropagator(**reference_options)
+    settings = PropagationSettings(**core_options)  # the reference ignores how the core computes
+    core, reference = LabelPropagator(settings), ReferencePropagator(settings)
     pairs = [(core.step(feat, annotations.get(t)), reference.step(feat, annotations.get(t)))
              for t, feat in enumerate(video)]
     return core, pairs
@@ -186,7 +185,7 @@ def test_step_matches_explicit_loops(radius_on_first, copies):
                              settings)
         assert torch.allclose(got, expected, atol=1e-5), float((got - expected).abs().max())
     dense = reference_propagate_step(query, long_feat, long_labels, [f for f, _ in window],
-                                     [lab for _, lab in window], **options)
+                                     [lab for _, lab in window], settings=PropagationSettings(**options))
     assert torch.allclose(dense, expected, atol=1e-5)
 
 
@@ -216,7 +215,7 @@ def test_keys_exactly_on_the_radius_are_excluded(select_dtype):
 
 
 def test_held_memory_does_not_grow_with_the_video():
-    core = LabelPropagator(**SMALL, select_dtype=torch.float16)
+    core = LabelPropagator(PropagationSettings(**SMALL, select_dtype=torch.float16))
     g = torch.Generator().manual_seed(14)
     core.step(unit(torch.randn(8, 6, 7, generator=g)), random_labels(2, 6, 7, seed=15))
     sizes = {}
@@ -234,8 +233,8 @@ def test_propagation_step_exports_to_onnx(tmp_path):
     query = unit(torch.randn(C, h, w, generator=g))
     context = unit(torch.randn(m + 1, C, h, w, generator=g))
     context_labels = torch.softmax(2 * torch.randn(m + 1, K, h, w, generator=g), 1)
-    settings = PropagationSettings(topk=4, radius=3.0, temperature=0.1, tile_size=(2, 4))
-    module = PropagationStep(h, w, m, settings)
+    settings = PropagationSettings(topk=4, context_len=m, radius=3.0, temperature=0.1, tile_size=(2, 4))
+    module = PropagationStep(h, w, settings)
     expected = module(query, context, context_labels)
     path = str(tmp_path / 'propagate.onnx')
     torch.onnx.export(module, (query, context, context_labels), path, dynamo=False, opset_version=17,
@@ -245,7 +244,7 @@ def test_propagation_step_exports_to_onnx(tmp_path):
                                 'context_labels': context_labels.numpy()})
     assert torch.allclose(torch.from_numpy(got), expected, atol=1e-5)
     dense = reference_propagate_step(query, context[0], context_labels[0], list(context[1:]),
-                                     list(context_labels[1:]), topk=4, radius=3.0, temperature=0.1)
+                                     list(context_labels[1:]), settings=settings)
     assert torch.allclose(expected, dense, atol=1e-5)
 
 
@@ -268,7 +267,7 @@ def test_geometry_covers_exactly_the_disk():
 
 
 def test_bad_input_is_rejected():
-    core = LabelPropagator(**SMALL)
+    core = LabelPropagator(PropagationSettings(**SMALL))
     feat = unit(torch.randn(8, 6, 7))
     with pytest.raises(ValueError, match='first frame'):
         core.step(feat)
@@ -278,9 +277,13 @@ def test_bad_input_is_rejected():
     with pytest.raises(ValueError, match='labels'):
         core.step(feat, random_labels(3, 6, 7, seed=0))
     with pytest.raises(ValueError, match='select_dtype'):
-        LabelPropagator(select_dtype='int8')
+        PropagationSettings(select_dtype='int8')
     with pytest.raises(ValueError, match='num_candidates'):
-        LabelPropagator(topk=10, num_candidates=5)
+        PropagationSettings(topk=10, num_candidates=5)
+    with pytest.raises(ValueError, match='context_len must be >= 1'):
+        PropagationSettings(context_len=0)
+    with pytest.raises(ValueError, match=r"model.propagator: unknown propagation settings \['context'\]"):
+        PropagationSettings.from_config(dict(topk=5, context=4), 'model.propagator')
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
@@ -290,7 +293,7 @@ def test_cuda_matches_cpu(select_dtype):
     labels = random_labels(3, 10, 13, seed=18)
     results = []
     for device in ('cpu', 'cuda'):
-        core = LabelPropagator(**SMALL, select_dtype=select_dtype)
+        core = LabelPropagator(PropagationSettings(**SMALL, select_dtype=select_dtype))
         results.append([core.step(f.to(device), labels.to(device) if t == 0 else None).cpu()
                         for t, f in enumerate(video)])
     assert_agree(list(zip(*results)))
@@ -303,9 +306,10 @@ def test_batched_tiles_match_reference_and_row_path(mode):
     annotations = {0: random_labels(3, 17, 19, seed=22), 6: random_labels(3, 17, 19, seed=23)}
     options = dict(SMALL, select_dtype=None, tile_size=(2, 8), **MODES[mode])
     core, pairs = run_video(video, annotations, dict(options, batch_tiles=True))
-    assert core._geometry.pad_rows and core._geometry.ring_pad == core._geometry.tiles_x + 1
+    geometry = core.store.geometry
+    assert geometry.pad_rows and geometry.ring_pad == geometry.tiles_x + 1
     assert_agree(pairs)
-    rows = LabelPropagator(**options, batch_tiles=False)
+    rows = LabelPropagator(PropagationSettings(**options, batch_tiles=False))
     for t, feat in enumerate(video):
         assert torch.allclose(rows.step(feat, annotations.get(t)), pairs[t][0], atol=1e-6)
 
@@ -317,13 +321,14 @@ def test_batched_step_and_its_checks():
     batched = propagate_step(video[3], video[0], labels[0], torch.stack(video[1:3]), torch.stack(labels[1:]), 2,
                              settings)
     expected = propagate_step(video[3], video[0], labels[0], torch.stack(video[1:3]), torch.stack(labels[1:]), 2,
-                              PropagationSettings(topk=5, radius=3.0))
+                              PropagationSettings(topk=5, radius=3.0, select_dtype=None))
     assert torch.allclose(batched, expected, atol=1e-6)
     with pytest.raises(ValueError, match='pad_rows=True'):
         propagate_step(video[3], video[0], labels[0], torch.stack(video[1:3]), torch.stack(labels[1:]), 2, settings,
                        TileGeometry(10, 13, 3.0))
     with pytest.raises(ValueError, match='exact fp32 path'):
-        LabelPropagator(**SMALL, select_dtype=torch.float16, batch_tiles=True).step(video[0], labels[0])
+        LabelPropagator(PropagationSettings(**SMALL, select_dtype=torch.float16, batch_tiles=True)).step(video[0],
+                                                                                                        labels[0])
 
 
 def test_default_tiles_and_one_tile_for_small_maps():

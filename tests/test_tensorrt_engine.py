@@ -16,12 +16,13 @@ import torch
 from conftest import REPO_ROOT
 from sfc_plugin.deploy import load_export_meta
 from sfc_plugin.deploy.cli import main
-from sfc_plugin.deploy.onnx_export import TIE_GAP, onnxruntime_session, topk_boundary_gaps
+from sfc_plugin.deploy import onnxruntime_session
+from sfc_plugin.deploy.onnx_export import TIE_GAP
 from sfc_plugin.deploy import tensorrt_engine
 from sfc_plugin.deploy.tensorrt_engine import (EngineMismatchError, TensorRTEngine, TensorRTUnavailableError,
                                                backbone_profile, build_export_engines, build_plan,
                                                check_engine_sidecar, parse_image_size, read_engine_sidecar)
-from sfc_plugin.propagation import PropagationSettings
+from sfc_plugin.propagation import topk_boundary_gaps
 from tensorrt_standin import CACHE_MAGIC, GPU, RecordingStream, make_tensorrt
 from test_export_onnx import TINY_CONFIG, load_model, make_checkpoint, real_context, real_frames
 
@@ -157,8 +158,7 @@ def test_fp32_engines_match_onnxruntime(exports):
     assert (labels.argmax(0) == expected.argmax(0)).float().mean() >= 0.999
     # cells that differ must be ties at the top-k boundary, where either key is right
     differing = torch.nonzero((labels - expected).abs().amax(0).flatten() > 1e-3).flatten()
-    settings = PropagationSettings(topk=meta.topk, radius=meta.radius, temperature=meta.temperature)
-    assert bool((topk_boundary_gaps(query, context_feats, differing, settings) <= TIE_GAP).all())
+    assert bool((topk_boundary_gaps(query, context_feats, differing, meta.settings) <= TIE_GAP).all())
 
 
 @needs_tensorrt_and_gpu

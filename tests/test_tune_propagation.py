@@ -7,7 +7,7 @@ import torch
 
 from conftest import REPO_ROOT, make_checkpoint
 from sfc_plugin.apis.tune_propagation import evaluate_davis_layout, tune_grid
-from sfc_plugin.deploy import build_model
+from sfc_plugin.apis.inference import build_model
 from video_fixtures import make_davis
 
 TINY_CONFIG = os.path.join(REPO_ROOT, 'configs', 'sfc', 'sfc_r18-r18_tiny.py')
@@ -25,7 +25,7 @@ def test_grid_points_equal_models_built_with_those_settings(tiny_davis, tmp_path
     model, cfg = build_model(TINY_CONFIG, checkpoint)
     settings = [{}, {'topk': 3, 'temperature': 0.1}]
     rows = tune_grid(model, cfg, [tiny_davis], [0.0, 1.75], settings)
-    assert len(rows) == 4 and model.propagator_cfg['topk'] == 5  # restored
+    assert len(rows) == 4 and model.settings.topk == 5  # restored
     by_point = {(row['fine_grained_weight'], row['settings'].get('topk', 5)): row for row in rows}
 
     for weight, topk in ((1.75, 5), (1.75, 3), (0.0, 3)):

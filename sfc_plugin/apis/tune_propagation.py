@@ -16,7 +16,7 @@ from mmengine.registry import DefaultScope
 from torch import nn
 
 from sfc_plugin.evaluation.metrics.davis import DAVISMetric
-from sfc_plugin.registry import DATASETS
+from sfc_plugin.registry import DATASETS, SCOPE
 
 
 class CachedBranches(nn.Module):
@@ -42,7 +42,7 @@ def evaluate_davis_layout(model: nn.Module, cfg: Config, data_root: str) -> Dict
     """J&F of ``model`` (a PropagationModel) on the DAVIS-layout folder ``data_root``."""
     dataset_cfg = dict(cfg.test_dataloader.dataset)
     dataset_cfg['data_root'] = data_root
-    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'sfc')):
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', SCOPE)):
         dataset = DATASETS.build(dataset_cfg)
     metric = DAVISMetric()
     with torch.no_grad():
@@ -55,17 +55,17 @@ def tune_grid(model: nn.Module, cfg: Config, data_roots: Sequence[str], fine_gra
               settings: Sequence[dict]) -> List[dict]:
     """J&F of every (fusion weight, propagation settings) pair on every tune set.
 
-    ``settings`` are dicts of ``LabelPropagator`` keyword arguments merged into the config's. Returns
+    ``settings`` are dicts of :class:`PropagationSettings` fields that replace the model's. Returns
     rows ``dict(data_root, fine_grained_weight, settings, **metrics)``.
     """
-    base_settings = dict(model.propagator_cfg)
+    base_settings = model.settings
     cached = CachedBranches(model.backbone)
     model.backbone = cached
     rows = []
     try:
         for data_root, weight, setting in itertools.product(data_roots, fine_grained_weights, settings):
             cached.fine_grained_weight = float(weight)
-            model.propagator_cfg = {**base_settings, **setting}
+            model.settings = base_settings.replace(**setting)
             metrics = evaluate_davis_layout(model, cfg, data_root)
             rows.append(dict(data_root=data_root, fine_grained_weight=float(weight), settings=dict(setting),
                              **{key: round(value, 2) for key, value in metrics.items()}))
@@ -73,5 +73,5 @@ def tune_grid(model: nn.Module, cfg: Config, data_roots: Sequence[str], fine_gra
                       logger='current')
     finally:
         model.backbone = cached.backbone
-        model.propagator_cfg = base_settings
+        model.settings = base_settings
     return rows

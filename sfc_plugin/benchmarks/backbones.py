@@ -14,7 +14,7 @@ def benchmark_backbones(configs: Sequence[str], size: Tuple[int, int] = (480, 85
                         cfg_options: Optional[dict] = None) -> dict:
     """The report: the CPU, torch's threads, the size, and per config the median and best ms per frame (after
     one warm-up run) and the feature shape, on scikit-image's ``astronaut`` resized to ``size`` (H, W)."""
-    from sfc_plugin.deploy import build_model
+    from sfc_plugin.apis.inference import build_model
     from sfc_plugin.generators.offline_data import skimage_photo
     height, width = size
     photo = cv2.resize(skimage_photo('astronaut'), (width, height), interpolation=cv2.INTER_AREA)

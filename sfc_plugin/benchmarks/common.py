@@ -9,7 +9,7 @@ from typing import Callable
 import torch
 
 from sfc_plugin.propagation import resolve_select_dtype
-from sfc_plugin.propagation.core import _cpu_supports
+from sfc_plugin.propagation.settings import _cpu_supports
 
 
 def cpu_model() -> str:

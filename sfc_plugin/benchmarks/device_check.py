@@ -34,13 +34,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sfc_plugin.propagation import LabelPropagator, ReferencePropagator, resolve_select_dtype
+from sfc_plugin.propagation import LabelPropagator, PropagationSettings, ReferencePropagator, resolve_select_dtype
 from sfc_plugin.utils import write_label_png
 from sfc_plugin.utils.memory import peak_rss_mb
 from .common import cpu_info, in_fresh_process
 
 SECTIONS = ('environment', 'core_parity', 'core_speed', 'backbones', 'end_to_end', 'memory_by_length')
-PROPAGATION = dict(topk=15, context_len=20, radius=15.0, temperature=0.1)  # the SFC / default settings
 
 
 @dataclass(frozen=True)
@@ -96,9 +95,9 @@ def smooth_features(frames: int, channels: int, size: Tuple[int, int], seed: int
     return [_unit(field[:, 4:4 + height, 4 + t:4 + t + width] + 0.2 * noise[t]) for t in range(frames)]
 
 
-def soft_labels(classes: int, size: Tuple[int, int], seed: int = 1) -> torch.Tensor:
+def soft_labels(num_labels: int, size: Tuple[int, int], seed: int = 1) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
-    return torch.softmax(3 * torch.randn(classes, *size, generator=g), 0)
+    return torch.softmax(3 * torch.randn(num_labels, *size, generator=g), 0)
 
 
 def environment(device: torch.device) -> dict:
@@ -120,19 +119,19 @@ def core_parity(device: torch.device, sizes: CheckSizes) -> dict:
     default path) and the dense reference, through one video of identical inputs."""
     video = smooth_features(sizes.parity_frames, sizes.parity_channels, sizes.parity_feat)
     labels = soft_labels(4, sizes.parity_feat)
-    settings = dict(PROPAGATION, context_len=sizes.context_len)
+    settings = PropagationSettings(context_len=sizes.context_len)  # the SFC / default settings
     batch_tiles = True if device.type == 'cpu' else None
-    cores = {'device': LabelPropagator(**settings, batch_tiles=batch_tiles), 'cpu': LabelPropagator(**settings),
-             'reference': ReferencePropagator(**settings)}
+    cores = {'device': LabelPropagator(settings.replace(batch_tiles=batch_tiles)), 'cpu': LabelPropagator(settings),
+             'reference': ReferencePropagator(settings)}
     outputs = {name: [] for name in cores}
     for t, feat in enumerate(video):
         for name, core in cores.items():
             on = device if name == 'device' else torch.device('cpu')
             outputs[name].append(core.step(feat.to(on), labels.to(on) if t == 0 else None).cpu())
     report = {'feature_size': list(sizes.parity_feat), 'channels': sizes.parity_channels,
-              'frames': sizes.parity_frames, 'settings': settings,
+              'frames': sizes.parity_frames, 'settings': settings.protocol(),
               'cpu_select_dtype': _dtype_name(resolve_select_dtype('auto', 'cpu')),
-              'device_path': 'batched tiles' if device.type == 'cpu' or cores['device']._geometry.pad_rows
+              'device_path': 'batched tiles' if device.type == 'cpu' or cores['device'].store.geometry.pad_rows
               else 'tile rows'}
     for other in ('cpu', 'reference'):
         pairs = list(zip(outputs['device'], outputs[other]))[1:]
@@ -144,8 +143,8 @@ def core_parity(device: torch.device, sizes: CheckSizes) -> dict:
 
 def _time_core(device: torch.device, video: List[torch.Tensor], sizes: CheckSizes, batch_tiles: bool,
                tf32: bool) -> dict:
-    core = LabelPropagator(**dict(PROPAGATION, context_len=sizes.context_len), select_dtype=None,
-                           batch_tiles=batch_tiles)
+    core = LabelPropagator(PropagationSettings(context_len=sizes.context_len, select_dtype=None,
+                                               batch_tiles=batch_tiles))
     previous = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = tf32
     try:
@@ -169,7 +168,7 @@ def _time_core(device: torch.device, video: List[torch.Tensor], sizes: CheckSize
 def _syncs_in_step(device: torch.device, sizes: CheckSizes) -> List[str]:
     """What made a batched step on the CUDA ``device`` wait for it (empty: nothing)."""
     video = [f.to(device) for f in smooth_features(3, 16, sizes.core_feat)]
-    core = LabelPropagator(**dict(PROPAGATION, context_len=sizes.context_len), batch_tiles=True)
+    core = LabelPropagator(PropagationSettings(context_len=sizes.context_len, batch_tiles=True))
     core.step(video[0], soft_labels(3, sizes.core_feat).to(device))
     core.step(video[1])
     _sync(device)

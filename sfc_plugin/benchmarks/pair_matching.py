@@ -17,7 +17,7 @@ def benchmark_stereo_pck(configs: Sequence[str], thresholds: Sequence[float] = (
     initialised by their init_cfg, as ``tools/test.py`` does without a checkpoint; seed 0 for each)."""
     from skimage import data
 
-    from sfc_plugin.deploy import build_model
+    from sfc_plugin.apis.inference import build_model
     left, right, disparity = data.stereo_motorcycle()
     results = {}
     for config in configs:

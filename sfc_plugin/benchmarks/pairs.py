@@ -16,7 +16,7 @@ from sfc_plugin.correspondence.matching import PairMatcher
 from sfc_plugin.correspondence.model import PairMatchingModel
 from sfc_plugin.correspondence.pck import pck_hits, summarize_pck
 from sfc_plugin.models.weight_init import init_weights_quietly
-from sfc_plugin.registry import DATASETS
+from sfc_plugin.registry import DATASETS, SCOPE
 from .common import cpu_model
 
 ALPHAS = (0.05, 0.1, 0.15)
@@ -27,7 +27,7 @@ def _build(config: str, data_root: Optional[str], layers: Optional[Sequence[str]
     dataset_cfg = dict(cfg.test_dataloader.dataset)
     if data_root is not None:
         dataset_cfg['data_root'] = data_root
-    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'sfc')):
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', SCOPE)):
         dataset = DATASETS.build(dataset_cfg)
         torch.manual_seed(0)  # the same random initialisation for configs without weights
         model = PairMatchingModel(backbone=cfg.model.backbone, input_size=cfg.model.get('input_size'),

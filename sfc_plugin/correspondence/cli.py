@@ -21,7 +21,7 @@ from typing import List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 from sfc_plugin.utils import CheckpointMismatchError, atomic_path
 from sfc_plugin.utils.io import ensure_writable_dir
@@ -80,25 +80,13 @@ def grid_points(size: Tuple[int, int], step: int) -> np.ndarray:
 def load_backbone(config: Optional[str], checkpoint: Optional[str], cfg_options: Optional[dict], device: str,
                   allow_pickle: bool = False) -> torch.nn.Module:
     """The backbone of an evaluation config (any model with a ``backbone``), weights loaded strictly."""
-    from mmengine.registry import DefaultScope
-
-    from sfc_plugin.models.weight_init import init_weights_quietly
+    from sfc_plugin.apis.inference import init_model, load_config
     from .model import PairMatchingModel
     config = config or DEFAULT_CONFIG
-    if not os.path.isfile(config):
-        raise FileNotFoundError(f'{config}: no such config file')
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    cfg = load_config(config, cfg_options)
     if 'backbone' not in cfg.get('model', {}):
         raise ValueError(f'{config}: model has no backbone (give an evaluation config, e.g. configs/pair/*.py)')
-    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'sfc')):
-        model = PairMatchingModel(backbone=cfg.model.backbone)
-        if checkpoint is None:
-            init_weights_quietly(model)
-        else:
-            from sfc_plugin.utils import load_model_weights
-            load_model_weights(model, checkpoint, allow_pickle)
+    model = init_model(cfg, dict(type=PairMatchingModel, backbone=cfg.model.backbone), checkpoint, allow_pickle)
     return model.backbone.to(device).eval()
 
 

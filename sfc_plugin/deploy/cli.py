@@ -16,7 +16,7 @@ from mmengine.config import DictAction
 
 from sfc_plugin.utils import CheckpointMismatchError
 from .meta import MODEL_FILES, ExportFormatError, load_export_meta
-from .onnx_export import DEFAULT_NUM_LABELS, DEFAULT_OPSET, ExportError, export_onnx
+from .onnx_export import DEFAULT_NUM_LABELS, DEFAULT_OPSET, ExportError, ExportOptions, export_onnx
 from .tensorrt_engine import (EngineMismatchError, TensorRTUnavailableError, build_export_engines,
                               parse_image_size)
 from .trt_compat import check_tensorrt_compatibility
@@ -77,10 +77,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = arg_parser().parse_args(argv)
     try:
         if args.command == 'onnx':
-            export_onnx(args.config, args.checkpoint, args.out, image_size=args.image_size, dynamic=args.dynamic,
-                        num_labels=args.num_labels, fp16=args.fp16, fp16_propagate=args.fp16_propagate,
-                        opset=args.opset, cfg_options=args.cfg_options, allow_pickle=args.unsafe_pickle,
-                        verify=not args.no_verify)
+            options = ExportOptions(image_size=args.image_size, dynamic=args.dynamic, num_labels=args.num_labels,
+                                    fp16=args.fp16, fp16_propagate=args.fp16_propagate, opset=args.opset,
+                                    verify=not args.no_verify)
+            export_onnx(args.config, args.checkpoint, args.out, options, args.cfg_options, args.unsafe_pickle)
             return 0
         if args.command == 'tensorrt':
             sidecars = build_export_engines(args.export_dir, args.fp16, args.min, args.opt, args.max, args.workspace,

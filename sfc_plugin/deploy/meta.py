@@ -6,13 +6,18 @@ reader: it checks the format version, the files and their SHA-256, and that the 
 have the shapes the meta promises, so a stale or half-written folder is refused with a clear message.
 """
 import dataclasses
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
-FORMAT_VERSION = 1
+from sfc_plugin.propagation import PropagationSettings
+from sfc_plugin.utils import file_sha256
+
+# 2: the propagation settings as one object, ``propagation`` (PropagationSettings.protocol()); version 1 listed
+# them as top-level keys, which are still read.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 META_FILE = 'meta.json'
 MODEL_FILES = {'backbone': 'backbone.onnx', 'propagate': 'propagate.onnx'}
 PRECISIONS = ('fp32', 'fp16')
@@ -37,13 +42,7 @@ class ExportMeta:
     stride: int
     channels: int
     num_labels: int
-    context_len: int
-    topk: int
-    radius: float
-    temperature: float
-    radius_on_first: bool
-    hard_labels: bool
-    pad_with_first: bool
+    propagation: Dict[str, Any]  # PropagationSettings.protocol()
     fine_grained_weight: Optional[float]
     normalization: Dict[str, Dict[str, List[float]]]
     opset: int
@@ -66,10 +65,15 @@ class ExportMeta:
     def dynamic(self) -> bool:
         return self.image_size is None
 
+    @property
+    def settings(self) -> PropagationSettings:
+        """The propagation settings the step was exported with (an exported step is exact fp32)."""
+        return PropagationSettings.from_config(self.propagation, META_FILE).replace(select_dtype=None)
+
     def io_shapes(self) -> Dict[str, Dict[str, Dict[str, List[Dim]]]]:
         """Expected ``{model: {'inputs'|'outputs': {tensor: shape}}}``; dynamic dims are named."""
         h, w = self.feat_size
-        c, k, m = self.channels, self.num_labels, self.context_len
+        c, k, m = self.channels, self.num_labels, self.propagation['context_len']
         height, width = self.image_size if self.image_size is not None else ('height', 'width')
         feat_h, feat_w = (h, w) if self.image_size is not None else ('feat_height', 'feat_width')
         return {
@@ -89,6 +93,9 @@ class ExportMeta:
 
     @classmethod
     def from_dict(cls, values: dict, source: str) -> 'ExportMeta':
+        if values.get('format_version') == 1:  # the settings were top-level keys
+            protocol = {name: values[name] for name in PropagationSettings.PROTOCOL if name in values}
+            values = dict(values, propagation=protocol, format_version=FORMAT_VERSION)
         names = {f.name for f in dataclasses.fields(cls)}
         required = {f.name for f in dataclasses.fields(cls)
                     if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
@@ -96,15 +103,6 @@ class ExportMeta:
         if missing:
             raise ExportFormatError(f'{source}: missing keys {missing}')
         return cls(**{key: value for key, value in values.items() if key in names})
-
-
-def file_sha256(path: str, chunk_bytes: int = 1 << 22) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(chunk_bytes), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def onnx_io_shapes(model) -> Dict[str, Dict[str, List[Dim]]]:
@@ -177,9 +175,10 @@ def load_export_meta(export_dir: str, check_models: bool = True, check_hashes: b
         raise ExportFormatError(f'{meta_path}: cannot read it as JSON ({error})') from error
     if not isinstance(values, dict):
         raise ExportFormatError(f'{meta_path}: expected a JSON object, got {type(values).__name__}')
-    if values.get('format_version') != FORMAT_VERSION:
+    if values.get('format_version') not in READABLE_VERSIONS:
         raise ExportFormatError(f'{meta_path}: format_version {values.get("format_version")!r}, this sfc_plugin '
-                                f'reads format_version {FORMAT_VERSION}; export again with this version')
+                                f'reads format_version {" or ".join(map(str, READABLE_VERSIONS))}; export again with '
+                                'this version')
     meta = ExportMeta.from_dict(values, meta_path)
     _check_values(meta, meta_path)
 
@@ -218,9 +217,17 @@ def _check_values(meta: ExportMeta, source: str) -> None:
             problems.append(f'{name} must be [height, width] of positive integers, got {size!r}')
     if meta.image_size is not None and meta.image_size != meta.export_image_size:
         problems.append(f'image_size {meta.image_size} differs from export_image_size {meta.export_image_size}')
-    for name in ('stride', 'channels', 'num_labels', 'context_len', 'topk'):
+    for name in ('stride', 'channels', 'num_labels'):
         value = getattr(meta, name)
         if not (isinstance(value, int) and value > 0):
             problems.append(f'{name} must be a positive integer, got {value!r}')
+    try:
+        if not isinstance(meta.propagation, dict) or sorted(meta.propagation) != sorted(PropagationSettings.PROTOCOL):
+            raise ValueError(f'propagation must give {list(PropagationSettings.PROTOCOL)}, got {meta.propagation!r}')
+        settings = meta.settings
+        if not isinstance(settings.context_len, int) or not isinstance(settings.topk, int):
+            raise ValueError(f'topk and context_len must be integers, got {meta.propagation!r}')
+    except (TypeError, ValueError) as error:
+        problems.append(str(error))
     if problems:
         raise ExportFormatError(f'{source}: ' + '; '.join(problems))

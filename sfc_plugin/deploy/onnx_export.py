@@ -7,31 +7,30 @@ channels. Both use the TorchScript exporter at opset 17 (TensorRT 10/11 and onnx
 is moved into place, onnxruntime runs both models against PyTorch; the folder then receives the models
 and, last, ``meta.json`` (see :mod:`.meta`), so an interrupted export never looks like a finished one.
 """
-import dataclasses
 import math
 import os
 import tempfile
 import time
 import warnings
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import onnx
 import onnxruntime
 import torch
 import torch.nn.functional as F
-from mmengine.config import Config
 from mmengine.logging import print_log
-from mmengine.registry import DefaultScope
 from onnx import helper, numpy_helper
 
-from sfc_plugin.models.weight_init import init_weights_quietly
-from sfc_plugin.propagation import LabelPropagator, PropagationSettings, PropagationStep
-from sfc_plugin.utils import load_model_weights
+from sfc_plugin.apis.inference import build_model
+from sfc_plugin.propagation import PropagationStep, topk_boundary_gaps
+from sfc_plugin.utils import file_sha256
 from sfc_plugin.utils.io import ensure_writable_dir
 from sfc_plugin.version import __version__
 from .fp16 import convert_to_fp16
-from .meta import (META_FILE, MODEL_FILES, ExportMeta, check_model_io, file_sha256, write_export_meta)
+from .onnxruntime_session import onnxruntime_session
+from .meta import META_FILE, MODEL_FILES, ExportMeta, check_model_io, write_export_meta
 from .trt_compat import check_tensorrt_compatibility
 
 DEFAULT_IMAGE_SIZE = (480, 854)  # DAVIS 480p
@@ -59,33 +58,6 @@ class ExportError(RuntimeError):
     """The export could not be written or its models do not match PyTorch."""
 
 
-def build_model(config: str, checkpoint: Optional[str] = None, cfg_options: Optional[dict] = None,
-                allow_pickle: bool = False) -> Tuple[torch.nn.Module, Config]:
-    """The evaluation model of a config (a ``PropagationModel``), weights loaded strictly, in eval mode.
-
-    Without a checkpoint the config's ``init_cfg`` initialises the weights (as ``tools/test.py``).
-    """
-    import sfc_plugin  # noqa: F401  (registers the plugin)
-    from sfc_plugin.registry import MODELS
-    if not os.path.isfile(config):
-        raise FileNotFoundError(f'{config}: no such config file')
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    model_cfg = cfg.get('model')
-    if model_cfg is None or 'backbone' not in model_cfg or 'propagator' not in model_cfg:
-        raise ValueError(f'{config}: model must be an evaluation model with a backbone and propagator '
-                         f'settings (e.g. PropagationModel), got {model_cfg.get("type") if model_cfg else None}')
-    # Under the config's scope, as in a Runner: unprefixed types (e.g. an init_cfg's) resolve in 'sfc'.
-    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'sfc')):
-        model = MODELS.build(model_cfg)
-        if checkpoint is None:
-            init_weights_quietly(model)
-        else:
-            load_model_weights(model, checkpoint, allow_pickle)
-    return model.eval(), cfg
-
-
 def check_image_size(image_size: Sequence[int], stride: int, topk: int) -> Tuple[int, int]:
     """The feature size of ``image_size`` (H, W); ValueError for sizes no export can use.
 
@@ -100,16 +72,6 @@ def check_image_size(image_size: Sequence[int], stride: int, topk: int) -> Tuple
         raise ValueError(f'image size {height}x{width} gives a {feat_size[0]}x{feat_size[1]} feature map '
                          f'(stride {stride}): fewer than topk={topk} cells per frame; use a larger image')
     return feat_size
-
-
-def onnxruntime_session(model: Union[str, bytes], providers: Optional[Sequence[Union[str, tuple]]] = None):
-    """An onnxruntime session on a model file or serialized model (CPUExecutionProvider by default).
-
-    ``providers``: names, or ``(name, options)`` pairs, best first.
-    """
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3  # errors only
-    return onnxruntime.InferenceSession(model, options, providers=providers or ['CPUExecutionProvider'])
 
 
 def compact_uniform_constants(model: onnx.ModelProto, min_size: int = UNIFORM_CONSTANT_MIN_SIZE) -> int:
@@ -222,26 +184,8 @@ def _verification_inputs(features: torch.Tensor, context_len: int, num_labels: i
     return query, torch.stack([f for f, _ in frames]), torch.stack([lab for _, lab in frames])
 
 
-def topk_boundary_gaps(query: torch.Tensor, context_feats: torch.Tensor, cells: torch.Tensor,
-                       settings: PropagationSettings) -> torch.Tensor:
-    """For the query cells ``cells`` (flat indices), the gap between the k-th and (k+1)-th largest
-    affinity over the context keys each may use (METHOD.md section 3: the radius restricts the short-term
-    frames, and the first one too with ``radius_on_first``). A gap near zero is a tie at the top-k
-    boundary: either key is a correct choice, and two correct implementations may blend different labels.
-    """
-    height, width = query.shape[1:]
-    scores = torch.einsum('cn,fck->nfk', query.flatten(1)[:, cells], context_feats.flatten(2))  # (n, m + 1, hw)
-    keys = torch.arange(height * width)
-    distance2 = ((cells[:, None] // width - keys // width) ** 2 + (cells[:, None] % width - keys % width) ** 2)
-    first_restricted = 0 if settings.radius_on_first else 1
-    scores[:, first_restricted:] = scores[:, first_restricted:].masked_fill(
-        (distance2 >= settings.radius ** 2)[:, None], -math.inf)
-    top = scores.flatten(1).topk(settings.topk + 1, dim=1).values
-    return top[:, settings.topk - 1] - top[:, settings.topk]
-
-
 def _verify(backbone: torch.nn.Module, step: PropagationStep, paths: Dict[str, str], sizes: List[Tuple[int, int]],
-            context_len: int, num_labels: int, precisions: Dict[str, str]) -> dict:
+            num_labels: int, precisions: Dict[str, str]) -> dict:
     """Run both models with onnxruntime and compare them with PyTorch; ExportError beyond tolerance.
 
     FP32 soft labels must agree to ``max_abs`` at every cell whose top-k is not tied (k-th and (k+1)-th
@@ -260,7 +204,7 @@ def _verify(backbone: torch.nn.Module, step: PropagationStep, paths: Dict[str, s
         if features is None:
             features = expected[0]
     session = onnxruntime_session(paths['propagate'])
-    query, context_feats, context_labels = _verification_inputs(features, context_len, num_labels)
+    query, context_feats, context_labels = _verification_inputs(features, step.context_len, num_labels)
     expected = step(query, context_feats, context_labels)
     actual = torch.from_numpy(session.run(None, {'query': query.numpy(), 'context_feats': context_feats.numpy(),
                                                  'context_labels': context_labels.numpy()})[0])
@@ -289,23 +233,11 @@ def _verify(backbone: torch.nn.Module, step: PropagationStep, paths: Dict[str, s
             'tolerances': {model: TOLERANCES[model][precisions[model]] for model in measured}}
 
 
-def export_onnx(config: str,
-                checkpoint: Optional[str],
-                out_dir: str,
-                image_size: Optional[Sequence[int]] = None,
-                dynamic: bool = False,
-                num_labels: int = DEFAULT_NUM_LABELS,
-                fp16: bool = False,
-                fp16_propagate: bool = False,
-                opset: int = DEFAULT_OPSET,
-                cfg_options: Optional[dict] = None,
-                allow_pickle: bool = False,
-                verify: bool = True) -> ExportMeta:
-    """Write ``backbone.onnx``, ``propagate.onnx`` and ``meta.json`` into ``out_dir``.
+@dataclass(frozen=True)
+class ExportOptions:
+    """What ``sfc-export onnx`` writes.
 
     Args:
-        config, checkpoint: the evaluation config and its weights (None: the config's ``init_cfg``).
-        out_dir: export folder (created if needed; an existing export there is replaced).
         image_size: (H, W) the backbone is exported for; with ``dynamic`` the size it is traced and
             verified at, and the one whose feature map ``propagate.onnx`` takes. Default: the config's
             ``test_dataloader.dataset.input_size`` if set, else 480 x 854 (DAVIS 480p).
@@ -316,90 +248,106 @@ def export_onnx(config: str,
         fp16_propagate: with ``fp16``, FP16 affinity products in ``propagate.onnx`` too; approximate
             top-k (see TOLERANCES), so off by default.
         opset: ONNX opset (TensorRT 10/11 parse 9..20).
+        verify: compare onnxruntime with PyTorch before writing (ExportError beyond tolerance).
+    """
+    image_size: Optional[Sequence[int]] = None
+    dynamic: bool = False
+    num_labels: int = DEFAULT_NUM_LABELS
+    fp16: bool = False
+    fp16_propagate: bool = False
+    opset: int = DEFAULT_OPSET
+    verify: bool = True
+
+    def __post_init__(self) -> None:
+        if self.num_labels < 1:
+            raise ValueError(f'num_labels must be >= 1, got {self.num_labels}')
+        if self.fp16_propagate and not self.fp16:
+            raise ValueError('an FP16 propagation step (fp16_propagate) is part of an FP16 export (fp16)')
+
+    @property
+    def precisions(self) -> Dict[str, str]:
+        return {'backbone': 'fp16' if self.fp16 else 'fp32', 'propagate': 'fp16' if self.fp16_propagate else 'fp32'}
+
+
+def export_onnx(config: str, checkpoint: Optional[str], out_dir: str, options: ExportOptions = ExportOptions(),
+                cfg_options: Optional[dict] = None, allow_pickle: bool = False) -> ExportMeta:
+    """Write ``backbone.onnx``, ``propagate.onnx`` and ``meta.json`` into ``out_dir``.
+
+    Args:
+        config, checkpoint: the evaluation config and its weights (None: the config's ``init_cfg``).
+        out_dir: export folder (created if needed; an existing export there is replaced).
+        options: sizes, labels, precisions and verification (:class:`ExportOptions`).
         cfg_options: overrides merged into the config (e.g. ``model.propagator.context_len``).
         allow_pickle: load a checkpoint that is a full pickle (trusted files only).
-        verify: compare onnxruntime with PyTorch before writing (ExportError beyond tolerance).
     Returns:
         The :class:`ExportMeta` written as ``meta.json``.
     """
     start = time.perf_counter()
-    if num_labels < 1:
-        raise ValueError(f'num_labels must be >= 1, got {num_labels}')
-    if fp16_propagate and not fp16:
-        raise ValueError('an FP16 propagation step (fp16_propagate) is part of an FP16 export (fp16)')
     model, cfg = build_model(config, checkpoint, cfg_options, allow_pickle)
-    backbone = model.backbone
-    propagator = LabelPropagator(**model.propagator_cfg)
-    settings = dataclasses.replace(propagator.settings, select_dtype=None)  # the exact fp32 step
-    context_len = propagator.context_len
+    image_size = options.image_size
     if image_size is None:
         dataset_cfg = cfg.get('test_dataloader', {}).get('dataset', {})
         image_size = tuple(dataset_cfg.get('input_size') or DEFAULT_IMAGE_SIZE)
+    meta = _plan_export(model, image_size, options, config, checkpoint)
+    ensure_writable_dir(out_dir, ExportError, 'the export')
+    step = PropagationStep(*meta.feat_size, meta.settings)
+    _write_export(model.backbone, step, meta, out_dir, options)
+    print_log(f'Wrote {out_dir} ({", ".join(MODEL_FILES.values())}, {META_FILE}) in '
+              f'{time.perf_counter() - start:.1f} s', logger='current')
+    return meta
+
+
+def _plan_export(model: torch.nn.Module, image_size: Sequence[int], options: ExportOptions, config: str,
+                 checkpoint: Optional[str]) -> ExportMeta:
+    """The meta.json of an export of ``model`` at ``image_size`` (its checks done, its hashes still empty)."""
+    backbone, settings = model.backbone, model.settings
     feat_size = check_image_size(image_size, backbone.stride, settings.topk)
     image_size = tuple(int(v) for v in image_size)
-    if dynamic and backbone.semantic is not None and backbone.fine_grained is not None \
+    if options.dynamic and backbone.semantic is not None and backbone.fine_grained is not None \
             and backbone.semantic.stride != backbone.fine_grained.stride:
         # SFCBackbone resizes the semantic map only where the sizes differ, a test the trace fixes.
         raise ValueError(f'--dynamic needs branches of equal stride (semantic {backbone.semantic.stride}, '
                          f'fine-grained {backbone.fine_grained.stride}); export a fixed image size instead')
-    ensure_writable_dir(out_dir, ExportError, 'the export')
-
     with torch.no_grad():
         traced_size = tuple(backbone(torch.zeros(1, 3, *image_size)).shape[-2:])
     if traced_size != feat_size:
         raise ExportError(f'the backbone gives a {traced_size} feature map for {image_size}, expected {feat_size} '
                           f'(stride {backbone.stride})')
-    step = PropagationStep(feat_size[0], feat_size[1], context_len, settings)
-    precisions = {'backbone': 'fp16' if fp16 else 'fp32', 'propagate': 'fp16' if fp16_propagate else 'fp32'}
-    meta = ExportMeta(
-        image_size=None if dynamic else list(image_size), export_image_size=list(image_size),
+    fused = backbone.fine_grained is not None and backbone.semantic is not None
+    return ExportMeta(
+        image_size=None if options.dynamic else list(image_size), export_image_size=list(image_size),
         feat_size=list(feat_size), stride=int(backbone.stride), channels=int(backbone.out_channels),
-        num_labels=int(num_labels), context_len=int(context_len), topk=int(settings.topk),
-        radius=float(settings.radius), temperature=float(settings.temperature),
-        radius_on_first=bool(settings.radius_on_first), hard_labels=bool(settings.hard_labels),
-        pad_with_first=bool(propagator.pad_with_first),
-        fine_grained_weight=(float(backbone.fine_grained_weight)
-                             if backbone.fine_grained is not None and backbone.semantic is not None else None),
-        normalization=_branch_normalization(backbone), opset=int(opset),
-        precision='fp16' if fp16 else 'fp32', precisions=precisions,
+        num_labels=int(options.num_labels), propagation=settings.protocol(),
+        fine_grained_weight=float(backbone.fine_grained_weight) if fused else None,
+        normalization=_branch_normalization(backbone), opset=int(options.opset),
+        precision='fp16' if options.fp16 else 'fp32', precisions=options.precisions,
         source_config=os.path.abspath(config), checkpoint=os.path.abspath(checkpoint) if checkpoint else None,
         checkpoint_sha256=file_sha256(checkpoint) if checkpoint else None,
         sfc_plugin_version=__version__, torch_version=torch.__version__, onnx_version=onnx.__version__,
         onnxruntime_version=onnxruntime.__version__, sha256={})
-    io_shapes = meta.io_shapes()
 
+
+def _write_export(backbone: torch.nn.Module, step: PropagationStep, meta: ExportMeta, out_dir: str,
+                  options: ExportOptions) -> None:
+    """Trace both models into temporary files beside ``out_dir``'s, check and verify them, then commit."""
     temp_paths: Dict[str, str] = {}
     try:
         for name, file_name in MODEL_FILES.items():
             fd, temp_paths[name] = tempfile.mkstemp(prefix=f'.{file_name}.', suffix='.tmp', dir=out_dir)
             os.close(fd)
-        print_log(f'Exporting the backbone ({image_size[0]}x{image_size[1]}{", dynamic" if dynamic else ""})',
-                  logger='current')
-        dynamic_axes = ({'image': {2: 'height', 3: 'width'}, 'features': {2: 'feat_height', 3: 'feat_width'}}
-                        if dynamic else None)
-        _trace_to_onnx(backbone, (torch.zeros(1, 3, *image_size),), temp_paths['backbone'], ['image'],
-                       ['features'], opset, dynamic_axes)
-        _finish_model(temp_paths['backbone'], io_shapes['backbone'], precisions['backbone'] == 'fp16')
-        print_log(f'Exporting the propagation step (features {feat_size[0]}x{feat_size[1]}x{meta.channels}, '
-                  f'context {context_len} + 1, {num_labels} labels)', logger='current')
-        example = (torch.zeros(meta.channels, *feat_size), torch.zeros(context_len + 1, meta.channels, *feat_size),
-                   torch.zeros(context_len + 1, num_labels, *feat_size))
-        _trace_to_onnx(step, example, temp_paths['propagate'],
-                       ['query', 'context_feats', 'context_labels'], ['labels'], opset)
-        _finish_model(temp_paths['propagate'], io_shapes['propagate'], precisions['propagate'] == 'fp16')
-
-        allowed_dynamic = {'backbone': {'image': (2, 3)} if dynamic else {}, 'propagate': {}}
+        _trace_models(backbone, step, meta, temp_paths, options.dynamic)
+        allowed_dynamic = {'backbone': {'image': (2, 3)} if options.dynamic else {}, 'propagate': {}}
         for name, path in temp_paths.items():
             report = check_tensorrt_compatibility(path, allowed_dynamic[name])
             meta.tensorrt_check[name] = report.errors
             if not report.ok:
                 print_log(report.summary(MODEL_FILES[name]), logger='current', level=30)
-        if verify:
+        if options.verify:
+            image_size = tuple(meta.export_image_size)
             sizes = [image_size]
-            if dynamic:  # a second, smaller size
-                sizes.append((max(backbone.stride, image_size[0] // 2 + 3),
-                              max(backbone.stride, image_size[1] // 2 + 5)))
-            meta.verification = _verify(backbone, step, temp_paths, sizes, context_len, num_labels, precisions)
+            if options.dynamic:  # a second, smaller size
+                sizes.append((max(meta.stride, image_size[0] // 2 + 3), max(meta.stride, image_size[1] // 2 + 5)))
+            meta.verification = _verify(backbone, step, temp_paths, sizes, meta.num_labels, meta.precisions)
             print_log(f'onnxruntime vs PyTorch: {meta.verification["measured"]}', logger='current')
         meta.sha256 = {name: file_sha256(path) for name, path in temp_paths.items()}
         _commit(out_dir, temp_paths, meta)
@@ -407,9 +355,27 @@ def export_onnx(config: str,
         for path in temp_paths.values():
             if os.path.exists(path):
                 os.remove(path)
-    print_log(f'Wrote {out_dir} ({", ".join(MODEL_FILES.values())}, {META_FILE}) in '
-              f'{time.perf_counter() - start:.1f} s', logger='current')
-    return meta
+
+
+def _trace_models(backbone: torch.nn.Module, step: PropagationStep, meta: ExportMeta, paths: Dict[str, str],
+                  dynamic: bool) -> None:
+    """Trace the backbone and the propagation step to ``paths`` and finish both (shapes, constants, FP16)."""
+    io_shapes = meta.io_shapes()
+    image_size, feat_size, context_len = meta.export_image_size, meta.feat_size, step.context_len
+    print_log(f'Exporting the backbone ({image_size[0]}x{image_size[1]}{", dynamic" if dynamic else ""})',
+              logger='current')
+    dynamic_axes = ({'image': {2: 'height', 3: 'width'}, 'features': {2: 'feat_height', 3: 'feat_width'}}
+                    if dynamic else None)
+    _trace_to_onnx(backbone, (torch.zeros(1, 3, *image_size),), paths['backbone'], ['image'], ['features'],
+                   meta.opset, dynamic_axes)
+    _finish_model(paths['backbone'], io_shapes['backbone'], meta.precisions['backbone'] == 'fp16')
+    print_log(f'Exporting the propagation step (features {feat_size[0]}x{feat_size[1]}x{meta.channels}, '
+              f'context {context_len} + 1, {meta.num_labels} labels)', logger='current')
+    example = (torch.zeros(meta.channels, *feat_size), torch.zeros(context_len + 1, meta.channels, *feat_size),
+               torch.zeros(context_len + 1, meta.num_labels, *feat_size))
+    _trace_to_onnx(step, example, paths['propagate'], ['query', 'context_feats', 'context_labels'], ['labels'],
+                   meta.opset)
+    _finish_model(paths['propagate'], io_shapes['propagate'], meta.precisions['propagate'] == 'fp16')
 
 
 def _commit(out_dir: str, temp_paths: Dict[str, str], meta: ExportMeta) -> None:

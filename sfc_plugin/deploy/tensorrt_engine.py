@@ -30,8 +30,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from mmengine.logging import print_log
 
-from sfc_plugin.utils import atomic_path
-from .meta import MODEL_FILES, ExportMeta, file_sha256, load_export_meta
+from sfc_plugin.utils import atomic_path, file_sha256
+from .meta import MODEL_FILES, ExportMeta, load_export_meta
 
 ENGINE_FILES = {'backbone': 'backbone.engine', 'propagate': 'propagate.engine'}
 SIDECAR_FORMAT_VERSION = 1
@@ -186,6 +186,38 @@ def build_engine(onnx_path: str, engine_path: str, precision: str,
     plan = build_plan(precision, fp16_flag, hasattr(trt.BuilderFlag, 'FP16'), allow_tf32)
     logger = shared_logger(trt)
     builder = trt.Builder(logger)
+    network = _parse_onnx(trt, builder, logger, onnx_path, plan)
+    config = _builder_config(trt, builder, plan, onnx_path, profile, workspace_mb)
+    cache = _attach_timing_cache(config, timing_cache) if timing_cache is not None else None
+
+    print_log(f'Building {engine_path} with TensorRT {trt.__version__} (can take minutes)', logger='current')
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise RuntimeError(f'TensorRT could not build an engine from {onnx_path} (see its log above)')
+    _write_bytes(engine_path, memoryview(serialized))
+    if cache is not None:  # the cache the builder used and updated (get_timing_cache() can be None)
+        _write_bytes(timing_cache, memoryview(cache.serialize()))
+
+    gpu_name, capability = gpu_identity(device)
+    sidecar = {
+        'format_version': SIDECAR_FORMAT_VERSION,
+        'tensorrt_version': trt.__version__, 'gpu_name': gpu_name, 'compute_capability': capability,
+        'cuda_version': torch.version.cuda, 'precision': 'fp16' if precision == 'fp16' or plan['fp16_flag'] else 'fp32',
+        'onnx_precision': precision, **plan, 'inputs': _input_shapes(network, profile),
+        'outputs': {network.get_output(i).name: list(network.get_output(i).shape) for i in range(network.num_outputs)},
+        'workspace_mb': workspace_mb, 'timing_cache': os.path.abspath(timing_cache) if timing_cache else None,
+        'onnx_file': os.path.abspath(onnx_path), 'onnx_sha256': onnx_sha256 or file_sha256(onnx_path),
+        'engine_sha256': file_sha256(engine_path),
+        'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+    }
+    with atomic_path(engine_path + '.json') as tmp:
+        with open(tmp, 'w') as f:
+            json.dump(sidecar, f, indent=2)
+    return sidecar
+
+
+def _parse_onnx(trt, builder, logger, onnx_path: str, plan: dict):
+    """The TensorRT network of an ONNX file (strongly typed where the plan says so)."""
     flags = 0
     if plan['strongly_typed'] and hasattr(trt.NetworkDefinitionCreationFlag, 'STRONGLY_TYPED'):
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)  # TensorRT 11: always on
@@ -194,7 +226,12 @@ def build_engine(onnx_path: str, engine_path: str, precision: str,
     if not parser.parse_from_file(onnx_path):
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
         raise RuntimeError(f'{onnx_path}: the TensorRT ONNX parser rejects the model:\n  ' + '\n  '.join(errors))
+    return network
 
+
+def _builder_config(trt, builder, plan: dict, onnx_path: str, profile: Optional[Dict[str, Tuple[Shape, Shape, Shape]]],
+                    workspace_mb: Optional[int]):
+    """The builder config: workspace limit, precision flags and the optimization profile of dynamic inputs."""
     config = builder.create_builder_config()
     if workspace_mb is not None:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
@@ -208,43 +245,26 @@ def build_engine(onnx_path: str, engine_path: str, precision: str,
             optimization_profile.set_shape(name, low, opt, high)
         if config.add_optimization_profile(optimization_profile) < 0:
             raise ValueError(f'{onnx_path}: TensorRT rejects the optimization profile {profile} (see its log)')
-    cache = _attach_timing_cache(config, timing_cache) if timing_cache is not None else None
+    return config
 
-    print_log(f'Building {engine_path} with TensorRT {trt.__version__} (can take minutes)', logger='current')
-    serialized = builder.build_serialized_network(network, config)
-    if serialized is None:
-        raise RuntimeError(f'TensorRT could not build an engine from {onnx_path} (see its log above)')
-    with atomic_path(engine_path) as tmp:
-        with open(tmp, 'wb') as f:
-            f.write(memoryview(serialized))
-    if cache is not None:  # the cache the builder used and updated (get_timing_cache() can be None)
-        with atomic_path(timing_cache) as tmp:
-            with open(tmp, 'wb') as f:
-                f.write(memoryview(cache.serialize()))
 
-    gpu_name, capability = gpu_identity(device)
+def _input_shapes(network, profile: Optional[Dict[str, Tuple[Shape, Shape, Shape]]]) -> Dict[str, dict]:
+    """Each network input's fixed shape, or its profile's min / opt / max."""
     inputs = {}
     for i in range(network.num_inputs):
         tensor = network.get_input(i)
-        shape = list(tensor.shape)
-        inputs[tensor.name] = ({'min': list(profile[tensor.name][0]), 'opt': list(profile[tensor.name][1]),
-                                'max': list(profile[tensor.name][2])} if profile and tensor.name in profile
-                               else {'shape': shape})
-    sidecar = {
-        'format_version': SIDECAR_FORMAT_VERSION,
-        'tensorrt_version': trt.__version__, 'gpu_name': gpu_name, 'compute_capability': capability,
-        'cuda_version': torch.version.cuda, 'precision': 'fp16' if precision == 'fp16' or plan['fp16_flag'] else 'fp32',
-        'onnx_precision': precision, **plan, 'inputs': inputs,
-        'outputs': {network.get_output(i).name: list(network.get_output(i).shape) for i in range(network.num_outputs)},
-        'workspace_mb': workspace_mb, 'timing_cache': os.path.abspath(timing_cache) if timing_cache else None,
-        'onnx_file': os.path.abspath(onnx_path), 'onnx_sha256': onnx_sha256 or file_sha256(onnx_path),
-        'engine_sha256': file_sha256(engine_path),
-        'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-    }
-    with atomic_path(engine_path + '.json') as tmp:
-        with open(tmp, 'w') as f:
-            json.dump(sidecar, f, indent=2)
-    return sidecar
+        if profile and tensor.name in profile:
+            low, opt, high = profile[tensor.name]
+            inputs[tensor.name] = {'min': list(low), 'opt': list(opt), 'max': list(high)}
+        else:
+            inputs[tensor.name] = {'shape': list(tensor.shape)}
+    return inputs
+
+
+def _write_bytes(path: str, data: memoryview) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, 'wb') as f:
+            f.write(data)
 
 
 def _attach_timing_cache(config, path: str):

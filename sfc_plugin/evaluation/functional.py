@@ -12,16 +12,7 @@ from typing import Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-VOID_ID = 255  # DAVIS "void" label (object borders, ignored regions)
-# JHMDB's 15 joints, in the order of ``pos_img``.
-JHMDB_JOINTS = ('neck', 'belly', 'face', 'right_shoulder', 'left_shoulder', 'right_hip', 'left_hip',
-                'right_elbow', 'left_elbow', 'right_knee', 'left_knee', 'right_wrist', 'left_wrist',
-                'right_ankle', 'left_ankle')
-# VIP's 20 part categories (Category_ids values 0..19).
-VIP_CLASSES = ('background', 'hat', 'hair', 'sun-glasses', 'upper-clothes', 'dress', 'coat', 'socks',
-               'pants', 'gloves', 'scarf', 'skirt', 'torso-skin', 'face', 'right-arm', 'left-arm',
-               'right-leg', 'left-leg', 'right-shoe', 'left-shoe')
-
+from sfc_plugin.structures import VOID_ID
 
 def mask_iou(gt_mask: np.ndarray, pred_mask: np.ndarray, void_mask: Optional[np.ndarray] = None) -> float:
     """Region similarity J of two binary (H, W) masks; 1 when both are empty.

@@ -23,6 +23,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
+def within_radius(offset_y: Tensor, offset_x: Tensor, radius: float) -> Tensor:
+    """The radius rule of the short-term window (METHOD.md section 3): a key at offset ``(offset_y,
+    offset_x)`` cells from the query is used when its Euclidean distance is strictly below ``radius``."""
+    return offset_y ** 2 + offset_x ** 2 < radius ** 2
+
+
 def disk_reach(radius: float) -> int:
     """Largest integer offset ``d`` with ``d * d < radius ** 2``: the disk lies in [-reach, reach]^2."""
     if not radius > 0:
@@ -100,7 +106,7 @@ class TileGeometry:
         # (T query cells, S shifts, T key cells): offset from query cell to key cell.
         offset_y = (candidates[None, :, 0, None] * tile_h + cell_y[None, None, :]) - cell_y[:, None, None]
         offset_x = (candidates[None, :, 1, None] * tile_w + cell_x[None, None, :]) - cell_x[:, None, None]
-        in_disk = offset_y ** 2 + offset_x ** 2 < self.radius ** 2
+        in_disk = within_radius(offset_y, offset_x, self.radius)
         used = in_disk.flatten(2).any(2).any(0)  # shifts holding a key within reach of some cell
         in_disk = in_disk[:, used]
         shifts = candidates[used]

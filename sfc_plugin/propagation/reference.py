@@ -5,12 +5,30 @@ materialised as real entries), keys outside the radius of restricted frames are 
 top-k, softmax of ``values / temperature`` and the weighted sum of the keys' labels. Slow (about 10 s
 per frame at DAVIS size on a 2-core CPU) and memory-hungry by design: tests and the benchmark only.
 """
+import math
 from collections import deque
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from .geometry import within_radius
+from .settings import PropagationSettings
+
+
+def _context_affinity(queries: Tensor, query_cells: Tensor, keys: Tensor, restricted: List[bool], width: int,
+                      radius: float) -> Tensor:
+    """Affinities (q, F, hw) of queries (q, C) at the flat cells ``query_cells`` (q,) with every context key
+    (F, hw, C); -inf for the keys of ``restricted`` frames outside the radius."""
+    key_cells = torch.arange(keys.shape[1], device=keys.device)
+    outside = ~within_radius(query_cells[:, None] // width - key_cells // width,
+                             query_cells[:, None] % width - key_cells % width, radius)  # (q, hw)
+    affinity = torch.einsum('qc,fkc->qfk', queries, keys)
+    for frame, is_restricted in enumerate(restricted):
+        if is_restricted:
+            affinity[:, frame].masked_fill_(outside, -math.inf)
+    return affinity
 
 
 @torch.no_grad()
@@ -20,76 +38,69 @@ def reference_propagate_step(query: Tensor,
                              short_feats: Sequence[Tensor],
                              short_labels: Sequence[Tensor],
                              num_first_copies: int = 0,
-                             *,
-                             topk: int = 15,
-                             radius: float = 15.0,
-                             temperature: float = 0.1,
-                             radius_on_first: bool = False,
-                             hard_labels: bool = False,
+                             settings: Optional[PropagationSettings] = None,
                              query_chunk: int = 1024) -> Tensor:
-    """Dense propagation step with the arguments of :func:`.core.propagate_step`.
+    """Dense propagation step with the arguments of :func:`.step.propagate_step`.
 
     query, long_feat: (C, h, w); long_labels: (K, h, w); short_feats / short_labels: n maps each.
     Returns (K, h, w) soft labels. ``query_chunk`` queries are scored at a time.
     """
+    s = settings if settings is not None else PropagationSettings()
     channels, height, width = query.shape
     cells = height * width
     # The context in the reference's order: long memory, then the short-term window.
     feats = [long_feat] + [long_feat] * num_first_copies + list(short_feats)
     labels = [long_labels] + [long_labels] * num_first_copies + list(short_labels)
-    restricted = [radius_on_first] + [True] * (len(feats) - 1)
+    restricted = [s.radius_on_first] + [True] * (len(feats) - 1)
     keys = torch.stack(feats).flatten(2).transpose(1, 2)  # (F, hw, C)
     key_labels = torch.stack(labels).flatten(2).transpose(1, 2).reshape(len(feats) * cells, -1)  # (F hw, K)
-    if hard_labels:
+    if s.hard_labels:
         key_labels = F.one_hot(key_labels.argmax(1), key_labels.shape[1]).to(key_labels.dtype)
 
-    rows, cols = torch.meshgrid(torch.arange(height), torch.arange(width), indexing='ij')
-    positions = torch.stack([rows.flatten(), cols.flatten()], 1).double().to(query.device)  # (hw, 2)
     queries = query.flatten(1).T  # (hw, C)
     predictions = []
     for start in range(0, cells, query_chunk):
-        stop = min(start + query_chunk, cells)
-        distance = (positions[start:stop, None] - positions[None]).square().sum(-1).sqrt()  # (q, hw)
-        outside = distance >= radius
-        affinity = torch.einsum('qc,fkc->qfk', queries[start:stop], keys)  # (q, F, hw)
-        for frame, is_restricted in enumerate(restricted):
-            if is_restricted:
-                affinity[:, frame].masked_fill_(outside, float('-inf'))
-        values, index = affinity.flatten(1).topk(topk, dim=1)
-        weights = torch.softmax(values / temperature, dim=1)
+        query_cells = torch.arange(start, min(start + query_chunk, cells), device=query.device)
+        affinity = _context_affinity(queries[query_cells], query_cells, keys, restricted, width, s.radius)
+        values, index = affinity.flatten(1).topk(s.topk, dim=1)
+        weights = torch.softmax(values / s.temperature, dim=1)
         predictions.append((weights[..., None] * key_labels[index]).sum(1))  # (q, K)
     return torch.cat(predictions).T.reshape(-1, height, width)
 
 
+def topk_boundary_gaps(query: Tensor, context_feats: Tensor, cells: Tensor, settings: PropagationSettings) -> Tensor:
+    """For the query cells ``cells`` (flat indices), the gap between the k-th and (k+1)-th largest
+    affinity over the context keys (m + 1, C, h, w) each may use. A gap near zero is a tie at the top-k
+    boundary: either key is a correct choice, and two correct implementations may blend different labels.
+    """
+    width = query.shape[2]
+    keys = context_feats.flatten(2).transpose(1, 2)  # (m + 1, hw, C)
+    restricted = [settings.radius_on_first] + [True] * (len(keys) - 1)
+    affinity = _context_affinity(query.flatten(1).T[cells], cells, keys, restricted, width, settings.radius)
+    top = affinity.flatten(1).topk(settings.topk + 1, dim=1).values
+    return top[:, settings.topk - 1] - top[:, settings.topk]
+
+
 class ReferencePropagator:
     """The reference protocol, streamed: a padded sequence of real entries, the last m of which
-    (plus the annotated frame) predict the next frame. Arguments as :class:`.core.LabelPropagator`."""
+    (plus the annotated frame) predict the next frame. Settings as :class:`.streaming.LabelPropagator`."""
 
-    def __init__(self,
-                 topk: int = 15,
-                 context_len: int = 20,
-                 radius: float = 15.0,
-                 temperature: float = 0.1,
-                 radius_on_first: bool = False,
-                 hard_labels: bool = False,
-                 pad_with_first: bool = True,
-                 query_chunk: int = 1024) -> None:
-        self.options = dict(topk=topk, radius=radius, temperature=temperature, radius_on_first=radius_on_first,
-                            hard_labels=hard_labels, query_chunk=query_chunk)
-        self.context_len = context_len
-        self.pad_with_first = pad_with_first
+    def __init__(self, settings: Optional[PropagationSettings] = None, query_chunk: int = 1024) -> None:
+        self.settings = settings if settings is not None else PropagationSettings()
+        self.query_chunk = query_chunk
         self.long: Optional[tuple] = None
-        self.window: deque = deque(maxlen=context_len)
+        self.window: deque = deque(maxlen=self.settings.context_len)
 
     def step(self, feat: Tensor, labels: Optional[Tensor] = None) -> Tensor:
         if labels is not None:
-            if self.long is None and self.pad_with_first:
-                self.window.extend([(feat, labels)] * self.context_len)
+            if self.long is None and self.settings.pad_with_first:
+                self.window.extend([(feat, labels)] * self.settings.context_len)
             else:
                 self.window.append((feat, labels))
             self.long = (feat, labels)
             return labels
         prediction = reference_propagate_step(feat, *self.long, [f for f, _ in self.window],
-                                              [lab for _, lab in self.window], **self.options)
+                                              [lab for _, lab in self.window], settings=self.settings,
+                                              query_chunk=self.query_chunk)
         self.window.append((feat, prediction))
         return prediction

@@ -3,7 +3,6 @@ onnxruntime / tensorrt backends, the streaming :class:`VideoPropagator`, resumab
 from .backends import (Backend, ModelNotFoundError, OnnxRuntimeBackend, TensorRTBackend, TorchBackend, default_model,
                        load_backend)
 from .batch import Job, JobListError, read_job_list, run_batch
-from .context import DenseContext
 from .masks import Annotations, MaskError, load_annotations
 from .pipeline import propagate_video
 from .propagator import VideoPropagator, prepare_image
@@ -11,7 +10,7 @@ from .resume import ResumeError, RunState, resume_plan
 from .video_io import FrameSource, OutputError, VideoReadError
 
 __all__ = [
-    'Annotations', 'Backend', 'DenseContext', 'FrameSource', 'Job', 'JobListError', 'MaskError', 'ModelNotFoundError',
+    'Annotations', 'Backend', 'FrameSource', 'Job', 'JobListError', 'MaskError', 'ModelNotFoundError',
     'OnnxRuntimeBackend', 'OutputError', 'ResumeError', 'RunState', 'TensorRTBackend', 'TorchBackend',
     'VideoPropagator', 'VideoReadError', 'default_model', 'load_annotations', 'load_backend', 'prepare_image',
     'propagate_video', 'read_job_list', 'resume_plan', 'run_batch'

@@ -2,10 +2,11 @@
 ``onnxruntime`` (an export folder; TensorRT, CUDA or CPU execution provider) and ``tensorrt`` (the export
 folder's engines).
 
-A backend gives image features and a fresh streaming propagator per video, whose ``step(feat, labels=None)``
-has the contract of :class:`~sfc_plugin.propagation.LabelPropagator`: the torch backend drives that core,
-the others the exported step of the same core through :class:`.context.DenseContext`. Tensors stay on the
-backend's device between frames.
+A backend gives image features and a fresh streaming propagator per video
+(:class:`~sfc_plugin.propagation.Propagator`): the torch backend's runs the core's tiled memory
+(``LabelPropagator``), the others' the exported step of the same core over its dense context
+(:func:`~sfc_plugin.propagation.exported_step_propagator`); one state machine drives both. Tensors stay on
+the backend's device between frames.
 
 onnxruntime on a GPU keeps the propagation step's FP32 top-k exact: the CUDA provider runs with
 ``use_tf32=0``, and its TensorRT provider (which has no TF32 switch) runs ``propagate.onnx`` only where
@@ -23,13 +24,13 @@ import torch.nn.functional as F
 from mmengine.logging import print_log
 from torch import Tensor
 
+from sfc_plugin.apis.inference import build_model
 from sfc_plugin.deploy import (EngineMismatchError, ExportFormatError, ExportMeta, TensorRTUnavailableError,
-                               build_model, load_export_meta, onnxruntime_session)
-from sfc_plugin.deploy.meta import file_sha256
+                               load_export_meta, onnxruntime_session)
 from sfc_plugin.deploy.tensorrt_engine import ENGINE_FILES
 from sfc_plugin.models.propagators.propagation_model import network_input_size
-from sfc_plugin.propagation import LabelPropagator
-from .context import DenseContext
+from sfc_plugin.propagation import LabelPropagator, Propagator, exported_step_propagator
+from sfc_plugin.utils import file_sha256
 
 ASSETS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'assets')
 DEFAULT_MODEL_CONFIG = os.path.join(ASSETS_DIR, 'default_model.py')
@@ -66,8 +67,8 @@ class Backend(abc.ABC):
         L2-normalised features."""
 
     @abc.abstractmethod
-    def new_propagator(self):
-        """A fresh streaming propagator (``step(feat, labels=None)``, ``append(feat, labels)``) for one video."""
+    def new_propagator(self) -> Propagator:
+        """A fresh streaming propagator for one video."""
 
     @abc.abstractmethod
     def describe(self) -> dict:
@@ -100,7 +101,7 @@ class TorchBackend(Backend):
     """The PyTorch model (a ``PropagationModel``) and :class:`LabelPropagator`, on the CPU or a CUDA device.
 
     Args:
-        model: the evaluation model (its ``backbone`` and ``propagator_cfg``).
+        model: the evaluation model (its ``backbone`` and propagation ``settings``).
         device: 'cpu', 'cuda', 'cuda:1'... (default: CUDA if available).
         image_size: (H, W) to resize frames to; None: each video at its own size, scaled up when its
             shorter side is below the model's ``min_input_side`` (as in evaluation).
@@ -120,28 +121,22 @@ class TorchBackend(Backend):
                              f'{torch.version.cuda})')
         if backbone_dtype not in BACKBONE_DTYPES:
             raise ValueError(f'backbone_dtype must be one of {sorted(BACKBONE_DTYPES)}, got {backbone_dtype!r}')
+        self.backbone_dtype_name = backbone_dtype
         self.backbone_dtype = BACKBONE_DTYPES[backbone_dtype]
         self.backbone = model.backbone.to(self.device).eval()
         if self.backbone_dtype is not None:
             self.backbone = self.backbone.to(memory_format=torch.channels_last)
-        self.propagator_cfg = dict(model.propagator_cfg)
+        self.settings = model.settings
         self.image_size = tuple(int(v) for v in image_size) if image_size is not None else None
         self.min_input_side = getattr(model, 'min_input_side', None)
         self.source = dict(source or {})
-        probe = LabelPropagator(**self.propagator_cfg)
-        self.settings = {'topk': probe.settings.topk, 'context_len': probe.context_len,
-                         'radius': probe.settings.radius, 'temperature': probe.settings.temperature,
-                         'radius_on_first': probe.settings.radius_on_first,
-                         'hard_labels': probe.settings.hard_labels, 'pad_with_first': probe.pad_with_first}
-        if self.backbone_dtype is not None:  # (absent for fp32: runs of earlier versions still resume)
-            self.settings['backbone_dtype'] = backbone_dtype
-        self.context_len = probe.context_len
+        self.context_len = self.settings.context_len
 
     @classmethod
     def from_config(cls, config: str, checkpoint: Optional[str], device: Optional[str] = None,
                     image_size: Optional[Sequence[int]] = None, cfg_options: Optional[dict] = None,
                     allow_pickle: bool = False, backbone_dtype: str = 'float32') -> 'TorchBackend':
-        """Build the config's model and load ``checkpoint`` strictly (``sfc_plugin.deploy.build_model``)."""
+        """Build the config's model and load ``checkpoint`` strictly (``sfc_plugin.apis.inference.build_model``)."""
         model, _ = build_model(config, checkpoint, cfg_options, allow_pickle)
         source = {'config': os.path.abspath(config),
                   'checkpoint': os.path.abspath(checkpoint) if checkpoint else None,
@@ -163,26 +158,32 @@ class TorchBackend(Backend):
         return F.normalize(features.float(), dim=0)
 
     def new_propagator(self) -> LabelPropagator:
-        return LabelPropagator(**self.propagator_cfg)
+        return LabelPropagator(self.settings)
 
     def describe(self) -> dict:
         return {'backend': self.name, 'device': str(self.device), 'execution_provider': None,
-                'model': self.source, 'settings': dict(self.settings, image_size=self.image_size)}
+                'model': self.source, 'settings': self._summary_settings()}
+
+    def _summary_settings(self) -> dict:
+        settings = self.settings.protocol()
+        if self.backbone_dtype is not None:  # (absent for fp32: runs of earlier versions still resume)
+            settings['backbone_dtype'] = self.backbone_dtype_name
+        return dict(settings, image_size=self.image_size)
 
 
 class ExportBackend(Backend):
     """Common part of the backends that run an export folder (``sfc-export onnx``): fixed image size, K
-    label channels, and :class:`DenseContext` around the exported propagation step."""
+    label channels, and the dense context around the exported propagation step."""
 
     def __init__(self, export_dir: str) -> None:
         self.export_dir = export_dir
         self.meta: ExportMeta = load_export_meta(export_dir)
-        if not self.meta.pad_with_first:
+        if not self.meta.settings.pad_with_first:
             raise ExportFormatError(f'{os.path.join(export_dir, "meta.json")}: pad_with_first is false; the exported '
                                     'step takes exactly context_len short-term entries, which only the padded window '
                                     'has from the first frame on: run this model with the torch backend')
         self.max_labels = self.meta.num_labels
-        self.context_len = self.meta.context_len
+        self.context_len = self.meta.settings.context_len
 
     def input_size(self, frame_size: Tuple[int, int]) -> Tuple[int, int]:
         # propagate.onnx is fixed-size, so a dynamic backbone too is fed the size it was exported for.
@@ -192,10 +193,10 @@ class ExportBackend(Backend):
     def run_step(self, query: Tensor, context_feats: Tensor, context_labels: Tensor) -> Tensor:
         """The exported step: (C, h, w), (m + 1, C, h, w), (m + 1, K, h, w) -> (K, h, w)."""
 
-    def new_propagator(self) -> DenseContext:
+    def new_propagator(self) -> Propagator:
         m = self.meta
-        return DenseContext(self.run_step, m.context_len, m.channels, m.num_labels, tuple(m.feat_size), self.device,
-                            m.pad_with_first)
+        return exported_step_propagator(self.run_step, m.settings, m.channels, m.num_labels, tuple(m.feat_size),
+                                        self.device)
 
     def describe(self) -> dict:
         m = self.meta
@@ -203,10 +204,7 @@ class ExportBackend(Backend):
                 'model': {'export_dir': os.path.abspath(self.export_dir), 'sha256': dict(m.sha256),
                           'source_config': m.source_config, 'checkpoint_sha256': m.checkpoint_sha256,
                           'precisions': dict(m.precisions)},
-                'settings': {'topk': m.topk, 'context_len': m.context_len, 'radius': m.radius,
-                             'temperature': m.temperature, 'radius_on_first': m.radius_on_first,
-                             'hard_labels': m.hard_labels, 'pad_with_first': m.pad_with_first,
-                             'image_size': list(m.export_image_size), 'num_labels': m.num_labels}}
+                'settings': dict(m.propagation, image_size=list(m.export_image_size), num_labels=m.num_labels)}
 
 
 def _version(text: str) -> Tuple[int, ...]:

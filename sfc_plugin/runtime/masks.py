@@ -10,14 +10,12 @@ Three kinds of mask file, all masks of a video of one kind:
 Id 0 is the background; every id present in any mask is a class (so an object may first appear in a keyframe).
 The output masks keep these ids and the palette.
 """
-import os
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from PIL import Image
 
-from sfc_plugin.utils.io import default_palette
+from sfc_plugin.utils.io import GRAYSCALE_MODES, ImageReadError, default_palette, read_label_image
 
 MAX_COLOURS = 255  # ids 1..255 for the objects of an RGB mask
 
@@ -60,28 +58,14 @@ class Annotations:
 
 def read_mask_file(path: str) -> Tuple[str, np.ndarray, Optional[np.ndarray]]:
     """A mask file as ``('ids', (H, W) uint8, palette (256, 3) or None)`` or ``('colours', (H, W, 3) uint8, None)``."""
-    if not os.path.isfile(path):
-        raise MaskError(f'{path}: no such mask file')
     try:
-        with Image.open(path) as image:
-            image.load()
-            mode = image.mode
-            if mode in ('RGB', 'RGBA'):
-                return 'colours', np.array(image.convert('RGB')), None
-            if mode == 'P':
-                palette = np.zeros((256, 3), np.uint8)
-                values = np.asarray(image.getpalette() or [], np.uint8).reshape(-1, 3)[:256]
-                palette[:len(values)] = values
-                return 'ids', np.array(image), palette
-            if mode in ('1', 'L', 'LA', 'I', 'I;16'):
-                ids = np.array(image.getchannel(0) if mode == 'LA' else image)
-                if ids.max(initial=0) > 255 or ids.min(initial=0) < 0:
-                    raise MaskError(f'{path}: grayscale ids must lie in 0..255, found {ids.min()}..{ids.max()}')
-                return 'ids', ids.astype(np.uint8), None
-    except (OSError, ValueError) as error:
-        if isinstance(error, MaskError):
-            raise
-        raise MaskError(f'{path}: cannot read the mask ({error})') from error
+        mode, pixels, palette = read_label_image(path, 'mask')
+    except ImageReadError as error:
+        raise MaskError(str(error)) from error
+    if mode in ('RGB', 'RGBA'):
+        return 'colours', pixels, None
+    if mode == 'P' or mode in GRAYSCALE_MODES:
+        return 'ids', pixels, palette
     raise MaskError(f'{path}: unsupported image mode {mode!r}; expected an indexed PNG, a grayscale id PNG or an '
                     'RGB colour mask')
 

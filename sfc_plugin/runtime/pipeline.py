@@ -17,8 +17,7 @@ import torch
 from mmengine.logging import print_log
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from sfc_plugin.deploy.meta import file_sha256
-from sfc_plugin.utils import atomic_path, read_label_png, write_label_png
+from sfc_plugin.utils import atomic_path, file_sha256, read_label_png, write_label_png
 from sfc_plugin.utils.io import ensure_writable_dir
 from .backends import Backend
 from .masks import Annotations, MaskError, load_annotations
@@ -80,138 +79,173 @@ def propagate_video(backend: Backend,
         VideoReadError, MaskError, OutputError, ResumeError (and the backend's errors), each naming the file;
         frames written before the error stay complete.
     """
-    start = time.perf_counter()
-    frames = FrameSource(video)
-    annotations = load_annotations(masks)
-    annotations.check_frame_size(frames.size, video)
-    annotations.check_num_labels(backend.max_labels, f'the {backend.name} model')
-    if frames.declared_frames is not None:
-        _check_keyframes(annotations, frames.declared_frames, video)
-    ensure_writable_dir(out_dir, OutputError, 'the output')
-    network_size = backend.input_size(frames.size)
-    state = RunState(out_dir, run_signature(backend, frames, annotations, network_size))
-    done = completed_frames(out_dir, frames.frame_name, frames.declared_frames) if resume else 0
-    if resume and (done or state.exists()):
-        if state.resume() and overlay is None:  # a finished run: nothing to do
-            return _finish(backend, frames, annotations, network_size, out_dir, None, summary, {}, done, 0, done,
-                           time.perf_counter() - start, complete=True)
-    else:  # a fresh run (also a resumed one that had not written anything)
-        state.start()
-    plan = resume_plan(done, annotations.masks, backend.context_len)
-    propagator = VideoPropagator(backend, annotations.label_values)
-    palette = annotations.palette
-    print_log(f'{video}: {frames.size[1]}x{frames.size[0]} frames, network input {network_size[1]}x'
-              f'{network_size[0]}, {len(annotations.label_values)} labels, {backend.name} on {backend.device}'
-              + (f', resuming at frame {done}' if done else ''), logger='current')
+    run = VideoRun(backend, video, masks, out_dir, overlay, resume)
+    if run.finished_before():
+        return run.summary(summary)
+    run.propagate(max_frames, progress)
+    return run.summary(summary)
 
-    def prepare(index: int, rgb: np.ndarray) -> Optional[torch.Tensor]:
-        if index < done and index not in plan:
-            return None  # a frame of the stopped run that the context does not need
-        return prepare_image(rgb, network_size)
 
-    def write(item: tuple) -> None:
+class VideoRun:
+    """One video through a backend: the checked inputs, the resume state, the frame loop and its figures.
+
+    Args: as :func:`propagate_video`.
+    """
+
+    def __init__(self, backend: Backend, video: str, masks: Dict[int, str], out_dir: str, overlay: Optional[str],
+                 resume: bool) -> None:
+        self.start = time.perf_counter()
+        self.backend, self.video, self.out_dir, self.overlay, self.resume = backend, video, out_dir, overlay, resume
+        self.frames = FrameSource(video)
+        self.annotations = load_annotations(masks)
+        self.annotations.check_frame_size(self.frames.size, video)
+        self.annotations.check_num_labels(backend.max_labels, f'the {backend.name} model')
+        if self.frames.declared_frames is not None:
+            _check_keyframes(self.annotations, self.frames.declared_frames, video)
+        ensure_writable_dir(out_dir, OutputError, 'the output')
+        self.network_size = backend.input_size(self.frames.size)
+        self.state = RunState(out_dir, run_signature(backend, self.frames, self.annotations, self.network_size))
+        self.done = completed_frames(out_dir, self.frames.frame_name, self.frames.declared_frames) if resume else 0
+        self.plan = resume_plan(self.done, self.annotations.masks, backend.context_len)
+        self.num_frames = self.written = 0
+        self.complete = False  # every frame of the video was read
+        self.stages: Dict[str, Tuple[float, int]] = {}
+        self.propagator: Optional[VideoPropagator] = None
+        self.writer: Optional[BackgroundWriter] = None
+        self.overlay_video: Optional[OverlayVideo] = None
+        self.pending = None  # (index, rgb, HostFrame, annotated) of the last frame queued on the device, not handed on
+
+    def finished_before(self) -> bool:
+        """A resumed run that had finished (and no overlay is asked for): nothing to do. Otherwise starts the run
+        state of a fresh run (also of a resumed one that had not written anything)."""
+        if self.resume and (self.done or self.state.exists()):
+            if self.state.resume() and self.overlay is None:
+                self.num_frames, self.complete = self.done, True
+                return True
+            return False
+        self.state.start()
+        return False
+
+    def propagate(self, max_frames: Optional[int], progress: bool) -> None:
+        """Read, propagate and write the frames (up to ``max_frames``)."""
+        self.propagator = VideoPropagator(self.backend, self.annotations.label_values)
+        size, network_size = self.frames.size, self.network_size
+        print_log(f'{self.video}: {size[1]}x{size[0]} frames, network input {network_size[1]}x{network_size[0]}, '
+                  f'{len(self.annotations.label_values)} labels, {self.backend.name} on {self.backend.device}'
+                  + (f', resuming at frame {self.done}' if self.done else ''), logger='current')
+        overlay = OverlayVideo(self.overlay, self.frames.fps, size) if self.overlay else nullcontext()
+        with overlay as self.overlay_video:
+            reader = PrefetchReader(self.frames, self._prepare)
+            self.writer = BackgroundWriter(self._write)
+            completed = False
+            try:
+                with _progress(progress) as bar:
+                    task = bar.add_task(os.path.basename(os.path.normpath(self.video)),
+                                        total=self.frames.declared_frames, fps=0.0)
+                    for index, rgb, image in reader:
+                        if max_frames is not None and index >= max_frames:
+                            break
+                        self.num_frames = index + 1
+                        self._frame(index, rgb, image)
+                        bar.update(task, completed=self.num_frames,
+                                   fps=self.written / max(time.perf_counter() - self.start, 1e-9))
+                    else:
+                        self.complete = True
+                completed = True
+            finally:
+                self._hand_on()  # the last computed frame is written, also after an error or Ctrl-C
+                reader.close()
+                # Write what was computed, also after an error or Ctrl-C (that error is the one raised).
+                self.writer.close(raise_error=completed)
+            if self.overlay_video is not None:
+                self.overlay_video.commit()
+        if self.complete:
+            _check_keyframes(self.annotations, self.num_frames, self.video)
+            self.state.finish()
+        seconds = self.propagator.seconds
+        self.stages = {'decode': (reader.seconds, self.num_frames), 'backbone': (seconds['backbone'], self.written),
+                       'propagate': (seconds['propagate'], self.written),
+                       'postprocess': (seconds['postprocess'], self.written),
+                       'write': (self.writer.seconds, self.written)}
+
+    def _prepare(self, index: int, rgb: np.ndarray) -> Optional[torch.Tensor]:
+        """The network input of a frame (in the reader thread); None for a frame of the stopped run that the
+        context does not need."""
+        if index < self.done and index not in self.plan:
+            return None
+        return prepare_image(rgb, self.network_size)
+
+    def _frame(self, index: int, rgb: np.ndarray, image: Optional[torch.Tensor]) -> None:
+        """Restore a frame of the stopped run into the context, or propagate a new one."""
+        if index < self.done:
+            if index in self.plan:
+                mask = self.annotations.masks.get(index)
+                labels = None if mask is not None else torch.from_numpy(
+                    self.state.load_labels(self.frames.frame_name(index)))
+                self.propagator.restore(image, self.plan[index] == 'annotate', mask=mask, labels=labels)
+            if self.overlay_video is not None:
+                self.writer.put((index, rgb, None, None))
+            return
+        mask = self.annotations.masks.get(index)
+        host = self.propagator.step(image, self.frames.size, mask)
+        self._hand_on()
+        self.pending = (index, rgb, host, mask is not None)
+        self.written += 1
+
+    def _hand_on(self) -> None:
+        """Give the pending frame to the writer once its copy to the host is done (the device meanwhile runs
+        the next frame's work, which the caller queued first)."""
+        if self.pending is not None:
+            index, rgb, host, annotated = self.pending
+            self.pending = None
+            ids, soft = host.numpy()
+            self.writer.put((index, rgb, ids, None if annotated else soft))
+
+    def _write(self, item: tuple) -> None:
+        """Write a frame's mask (and its soft labels, for a resume) and its overlay frame (writer thread)."""
         index, rgb, ids, labels = item
-        name = frames.frame_name(index)
-        path = os.path.join(out_dir, f'{name}.png')
+        name = self.frames.frame_name(index)
+        path = os.path.join(self.out_dir, f'{name}.png')
+        palette = self.annotations.palette
         if ids is None:  # a frame of the stopped run, for the overlay: its mask is on disk
             ids, _ = read_label_png(path, require_indexed=False)
         else:
             if labels is not None:
-                state.save_labels(name, labels)  # before the mask: a mask on disk implies its labels
+                self.state.save_labels(name, labels)  # before the mask: a mask on disk implies its labels
             write_label_png(path, ids, palette)
-            if index >= backend.context_len:
-                state.drop_labels(frames.frame_name(index - backend.context_len))
-        if overlay_video is not None:
-            overlay_video.write(rgb, ids, palette)
+            if index >= self.backend.context_len:
+                self.state.drop_labels(self.frames.frame_name(index - self.backend.context_len))
+        if self.overlay_video is not None:
+            self.overlay_video.write(rgb, ids, palette)
 
-    num_frames = written = 0
-    exhausted = False  # every frame of the video was read
-    pending = None  # (index, rgb, HostFrame, annotated) of the last frame queued on the device, not yet handed on
-
-    def hand_on() -> None:
-        """Give the pending frame to the writer once its copy to the host is done (the device meanwhile runs
-        the next frame's work, which the caller queued first)."""
-        nonlocal pending
-        if pending is not None:
-            index, rgb, host, annotated = pending
-            pending = None
-            ids, soft = host.numpy()
-            writer.put((index, rgb, ids, None if annotated else soft))
-
-    with (OverlayVideo(overlay, frames.fps, frames.size) if overlay else nullcontext()) as overlay_video:
-        reader = PrefetchReader(frames, prepare)
-        writer = BackgroundWriter(write)
-        completed = False
-        try:
-            with _progress(progress) as bar:
-                task = bar.add_task(os.path.basename(os.path.normpath(video)), total=frames.declared_frames,
-                                    fps=0.0)
-                for index, rgb, image in reader:
-                    if max_frames is not None and index >= max_frames:
-                        break
-                    num_frames = index + 1
-                    if index < done:
-                        if index in plan:
-                            mask = annotations.masks.get(index)
-                            labels = None if mask is not None else torch.from_numpy(
-                                state.load_labels(frames.frame_name(index)))
-                            propagator.restore(image, plan[index] == 'annotate', mask=mask, labels=labels)
-                        if overlay_video is not None:
-                            writer.put((index, rgb, None, None))
-                    else:
-                        mask = annotations.masks.get(index)
-                        host = propagator.step(image, frames.size, mask)
-                        hand_on()
-                        pending = (index, rgb, host, mask is not None)
-                        written += 1
-                    bar.update(task, completed=num_frames, fps=written / max(time.perf_counter() - start, 1e-9))
-                else:
-                    exhausted = True
-            completed = True
-        finally:
-            hand_on()  # the last computed frame is written, also after an error or Ctrl-C
-            reader.close()
-            # Write what was computed, also after an error or Ctrl-C (that error is the one raised).
-            writer.close(raise_error=completed)
-        if overlay_video is not None:
-            overlay_video.commit()
-    if exhausted:
-        _check_keyframes(annotations, num_frames, video)
-        state.finish()
-    stages = {'decode': (reader.seconds, num_frames), 'backbone': (propagator.seconds['backbone'], written),
-              'propagate': (propagator.seconds['propagate'], written),
-              'postprocess': (propagator.seconds['postprocess'], written), 'write': (writer.seconds, written)}
-    return _finish(backend, frames, annotations, network_size, out_dir, overlay, summary, stages, num_frames, written,
-                   done if resume else None, time.perf_counter() - start, complete=exhausted)
+    def summary(self, summary_path: Optional[str]) -> dict:
+        """The run's summary (written to ``summary_path`` if given), logged in one line."""
+        seconds = time.perf_counter() - self.start
+        description = self.backend.describe()
+        frames, written = self.frames, self.written
+        summary = {
+            'video': os.path.abspath(frames.path), 'out_dir': os.path.abspath(self.out_dir),
+            'overlay': os.path.abspath(self.overlay) if self.overlay else None,
+            'frames': self.num_frames, 'written_frames': written,
+            'resumed_at_frame': self.done if self.resume else None, 'complete': self.complete,
+            'seconds': round(seconds, 3), 'frames_per_second': round(written / seconds, 2) if seconds > 0 else None,
+            'stages': {name: {'seconds': round(stage_seconds, 4),
+                              'frames_per_second': round(count / stage_seconds, 2) if stage_seconds > 0 else None}
+                       for name, (stage_seconds, count) in self.stages.items()},
+            'backend': description['backend'], 'execution_provider': description['execution_provider'],
+            'device': description['device'], 'model': description['model'],
+            'settings': dict(description['settings'], network_size=list(self.network_size)),
+            'frame_size': list(frames.size), 'label_values': self.annotations.label_values,
+            'masks': {str(frame): os.path.abspath(path) for frame, path in sorted(self.annotations.paths.items())},
+            'torch_version': torch.__version__,
+        }
+        if summary_path:
+            write_summary(summary, summary_path)
+        print_log(f'{frames.path}: {written} masks written in {seconds:.1f} s ({written / max(seconds, 1e-9):.1f} '
+                  f'frames/s) -> {self.out_dir}', logger='current')
+        return summary
 
 
 def _progress(enabled: bool) -> Progress:
     return Progress(TextColumn('{task.description}'), BarColumn(), MofNCompleteColumn(),
                     TextColumn('{task.fields[fps]:.1f} frames/s'), TimeElapsedColumn(), disable=not enabled)
-
-
-def _finish(backend: Backend, frames: FrameSource, annotations: Annotations, network_size: Tuple[int, int],
-            out_dir: str, overlay: Optional[str], summary_path: Optional[str], stages: dict, num_frames: int,
-            written: int, resumed_at: Optional[int], seconds: float, complete: bool) -> dict:
-    """The run's summary (written to ``summary_path`` if given), logged in one line."""
-    description = backend.describe()
-    summary = {
-        'video': os.path.abspath(frames.path), 'out_dir': os.path.abspath(out_dir),
-        'overlay': os.path.abspath(overlay) if overlay else None,
-        'frames': num_frames, 'written_frames': written, 'resumed_at_frame': resumed_at, 'complete': complete,
-        'seconds': round(seconds, 3), 'frames_per_second': round(written / seconds, 2) if seconds > 0 else None,
-        'stages': {name: {'seconds': round(stage_seconds, 4),
-                          'frames_per_second': round(count / stage_seconds, 2) if stage_seconds > 0 else None}
-                   for name, (stage_seconds, count) in stages.items()},
-        'backend': description['backend'], 'execution_provider': description['execution_provider'],
-        'device': description['device'], 'model': description['model'],
-        'settings': dict(description['settings'], network_size=list(network_size)),
-        'frame_size': list(frames.size), 'label_values': annotations.label_values,
-        'masks': {str(frame): os.path.abspath(path) for frame, path in sorted(annotations.paths.items())},
-        'torch_version': torch.__version__,
-    }
-    if summary_path:
-        write_summary(summary, summary_path)
-    print_log(f'{frames.path}: {written} masks written in {seconds:.1f} s ({written / max(seconds, 1e-9):.1f} '
-              f'frames/s) -> {out_dir}', logger='current')
-    return summary

@@ -1,4 +1,5 @@
-"""Image and label I/O with errors that name the file, and atomic writes."""
+"""Image and label I/O with errors that name the file, atomic writes and file hashes."""
+import hashlib
 import os
 import tempfile
 from contextlib import contextmanager
@@ -11,6 +12,15 @@ from PIL import Image
 
 class ImageReadError(OSError):
     """An image or annotation file is missing, unreadable or not what was expected."""
+
+
+def file_sha256(path: str, chunk_bytes: int = 1 << 22) -> str:
+    """Hex SHA-256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(chunk_bytes), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 @contextmanager
@@ -55,32 +65,51 @@ def read_image(path: str) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+GRAYSCALE_MODES = ('1', 'L', 'LA', 'I', 'I;16')
+
+
+def read_label_image(path: str, what: str = 'annotation') -> Tuple[str, np.ndarray, Optional[np.ndarray]]:
+    """A label image as ``(PIL mode, pixels, palette)``; ImageReadError naming the file (as the ``what`` file).
+
+    Indexed and grayscale images give (H, W) uint8 ids (grayscale values outside 0..255 are an error) and, for
+    indexed ones, their (256, 3) palette; RGB / RGBA images give (H, W, 3) uint8 colours and no palette.
+    """
+    if not os.path.isfile(path):
+        raise ImageReadError(f'{path}: no such {what} file')
+    try:
+        with Image.open(path) as image:
+            image.load()
+            mode = image.mode
+            palette = None
+            if mode in ('RGB', 'RGBA'):
+                pixels = np.array(image.convert('RGB'))
+            elif mode == 'P':
+                palette = np.zeros((256, 3), np.uint8)
+                values = np.asarray(image.getpalette() or [], np.uint8).reshape(-1, 3)[:256]
+                palette[:len(values)] = values
+                pixels = np.array(image)
+            else:
+                pixels = np.array(image.getchannel(0) if mode == 'LA' else image)
+    except (OSError, ValueError) as error:
+        raise ImageReadError(f'{path}: cannot read the {what} ({error})') from error
+    if mode in GRAYSCALE_MODES:
+        if pixels.max(initial=0) > 255 or pixels.min(initial=0) < 0:
+            raise ImageReadError(f'{path}: label ids must lie in 0..255, found {pixels.min()}..{pixels.max()}')
+        pixels = pixels.astype(np.uint8)
+    return mode, pixels, palette
+
+
 def read_label_png(path: str, require_indexed: bool = True) -> Tuple[np.ndarray, Optional[np.ndarray]]:
     """Read an annotation PNG as (ids (H, W) uint8, palette (256, 3) uint8 or None).
 
     With ``require_indexed`` an RGB or RGBA image is an error: DAVIS-style annotations are
     indexed (palette) PNGs whose pixel values are the object ids.
     """
-    if not os.path.isfile(path):
-        raise ImageReadError(f'{path}: no such annotation file')
-    try:
-        with Image.open(path) as image:
-            image.load()
-            mode = image.mode
-            palette = image.getpalette()
-            ids = np.array(image)
-    except (OSError, ValueError) as error:
-        raise ImageReadError(f'{path}: cannot decode the annotation ({error})') from error
+    mode, ids, palette = read_label_image(path)
     if mode == 'P':
-        colours = np.zeros((256, 3), np.uint8)
-        if palette is not None:
-            values = np.asarray(palette, np.uint8).reshape(-1, 3)[:256]
-            colours[:len(values)] = values
-        return ids.astype(np.uint8), colours
+        return ids, palette
     if mode in ('L', 'I', 'I;16') and not require_indexed:
-        if ids.max(initial=0) > 255:
-            raise ImageReadError(f'{path}: label ids above 255 are not supported')
-        return ids.astype(np.uint8), None
+        return ids, None
     raise ImageReadError(
         f'{path}: expected an indexed (palette) PNG of object ids, got mode {mode!r}'
         + (' (an RGB colour mask?)' if mode in ('RGB', 'RGBA') else ''))

@@ -5,8 +5,9 @@ import numpy as np
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
-from sfc_plugin.evaluation.functional import VOID_ID, davis_statistics, davis_video_scores
+from sfc_plugin.evaluation.functional import davis_statistics, davis_video_scores
 from sfc_plugin.registry import METRICS
+from sfc_plugin.structures import VOID_ID
 from sfc_plugin.utils import read_label_png
 
 from .table import format_table

@@ -5,8 +5,9 @@ import numpy as np
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
-from sfc_plugin.evaluation.functional import JHMDB_JOINTS, pck_normalized_distances, pck_per_joint
+from sfc_plugin.evaluation.functional import pck_normalized_distances, pck_per_joint
 from sfc_plugin.registry import METRICS
+from sfc_plugin.structures import JHMDB_JOINTS
 
 from .table import format_table
 

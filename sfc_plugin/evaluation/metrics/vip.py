@@ -6,8 +6,9 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 from PIL import Image
 
-from sfc_plugin.evaluation.functional import VIP_CLASSES, confusion_histogram, iou_from_histogram
+from sfc_plugin.evaluation.functional import confusion_histogram, iou_from_histogram
 from sfc_plugin.registry import METRICS
+from sfc_plugin.structures import VIP_CLASSES
 from sfc_plugin.utils import read_label_png
 
 from .table import format_table

@@ -10,14 +10,12 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from torch import Tensor
 
-from sfc_plugin.datasets.video_datasets import VideoDataError, validate_video_sample
-from sfc_plugin.propagation import LabelPropagator, mask_to_soft_labels, soft_labels_to_ids
-from sfc_plugin.propagation.keypoints import (cells_to_image, heatmaps_to_keypoints,
-                                              keypoints_to_heatmaps, resize_keypoints)
+from sfc_plugin.evaluation.keypoints import (cells_to_image, heatmaps_to_keypoints, keypoints_to_heatmaps,
+                                             resize_keypoints)
+from sfc_plugin.propagation import LabelPropagator, PropagationSettings, mask_to_soft_labels, soft_labels_to_ids
 from sfc_plugin.registry import MODELS
+from sfc_plugin.structures import VOID_ID, VideoDataError, validate_video_sample
 from sfc_plugin.utils import read_image, read_label_png, write_label_png
-
-VOID_LABEL = 255
 
 
 def network_input_size(frame_size: Tuple[int, int], min_side: Optional[int]) -> Tuple[int, int]:
@@ -38,7 +36,8 @@ class PropagationModel(BaseModel):
     Args:
         backbone: config of the feature network; it takes RGB in [0, 1] and returns
             L2-normalised stride-8 features (``SFCBackbone``, fused or single-branch).
-        propagator: settings of :class:`LabelPropagator` (topk, context_len, radius, temperature...).
+        propagator: the propagation settings (topk, context_len, radius, temperature...), built once into
+            :attr:`settings` (:class:`PropagationSettings`).
         out_dir: if set, each predicted frame is written as an indexed PNG to
             ``out_dir/<video>/<frame>.png`` with the first annotation's palette.
         keypoint_sigma: std of the Gaussian drawn per JHMDB joint, in feature cells.
@@ -59,8 +58,7 @@ class PropagationModel(BaseModel):
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
-        self.propagator_cfg = dict(propagator)
-        LabelPropagator(**self.propagator_cfg)  # fail at build time on bad settings
+        self.settings = PropagationSettings.from_config(propagator)
         self.out_dir = out_dir
         self.keypoint_sigma = keypoint_sigma
         self.keypoint_topk = keypoint_topk
@@ -91,7 +89,7 @@ class PropagationModel(BaseModel):
         if input_size is None and scaled_size != (height, width):
             input_size = scaled_size
         network_size = tuple(input_size) if input_size is not None else (height, width)
-        propagator = LabelPropagator(**self.propagator_cfg)
+        propagator = LabelPropagator(self.settings)
         start = time.perf_counter()
 
         palette = None
@@ -100,7 +98,7 @@ class PropagationModel(BaseModel):
             predictions = np.zeros_like(gt_keypoints)
         else:
             first_ids, palette = read_label_png(sample['first_anno_path'], require_indexed=task == 'vos')
-            label_values = [int(v) for v in np.unique(first_ids) if v != VOID_LABEL]
+            label_values = [int(v) for v in np.unique(first_ids) if v != VOID_ID]
             if 0 not in label_values:
                 label_values = [0] + label_values
             predictions = np.zeros((len(frame_paths), height, width), np.uint8)
@@ -117,7 +115,7 @@ class PropagationModel(BaseModel):
                     predictions[0] = gt_keypoints[0]
                 else:
                     first_labels = mask_to_soft_labels(
-                        np.where(first_ids == VOID_LABEL, 0, first_ids), label_values, feat_size)
+                        np.where(first_ids == VOID_ID, 0, first_ids), label_values, feat_size)
                     predictions[0] = first_ids
                 propagator.step(feat, torch.as_tensor(first_labels, dtype=feat.dtype, device=feat.device))
             else:
