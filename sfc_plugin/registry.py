@@ -1,9 +1,16 @@
 """Registries of sfc_plugin, children of mmengine's root registries.
 
-Every component the plugin builds from a config is registered here under the scope ``sfc``:
-configs select it with ``default_scope='sfc'`` or, from another codebase, with ``type='sfc.Name'``
-after ``custom_imports=dict(imports=['sfc_plugin'])``.
+Every component the plugin builds from a config is registered here under the scope ``sfc_plugin``,
+the package's name (the OpenMMLab convention, as mmpretrain's scope is ``mmpretrain``): when mmengine
+switches to a scope it imports ``<scope>.registry``, which is this module. Configs select the scope
+with ``default_scope='sfc_plugin'`` or, from another codebase, write ``type='sfc_plugin.Name'`` after
+``custom_imports=dict(imports=['sfc_plugin'])``. Configs saved before the scope was renamed say
+``sfc``; ``upgrade_legacy_scope`` maps them to the current scope (``LEGACY_SCOPES``).
 """
+import logging
+from typing import Any
+
+from mmengine.logging import print_log
 from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import EVALUATOR as MMENGINE_EVALUATOR
@@ -24,7 +31,9 @@ from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
 from mmengine.registry import WEIGHT_INITIALIZERS as MMENGINE_WEIGHT_INITIALIZERS
 from mmengine.registry import Registry
 
-SCOPE = 'sfc'
+SCOPE = 'sfc_plugin'
+# Former scope names: configs saved under them are read with upgrade_legacy_scope.
+LEGACY_SCOPES = ('sfc',)
 
 # Backbones, heads, losses, self-supervised and propagation models, data preprocessors.
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope=SCOPE, locations=['sfc_plugin.models'])
@@ -51,7 +60,7 @@ TRANSFORMS = Registry(
 EVALUATOR = Registry('evaluator', parent=MMENGINE_EVALUATOR, scope=SCOPE, locations=['sfc_plugin.evaluation'])
 METRICS = Registry('metric', parent=MMENGINE_METRICS, scope=SCOPE, locations=['sfc_plugin.evaluation'])
 
-# Training loops, hooks and optimisation (mmengine's, reachable from the sfc scope).
+# Training loops, hooks and optimisation (mmengine's, reachable from the sfc_plugin scope).
 LOOPS = Registry('loop', parent=MMENGINE_LOOPS, scope=SCOPE, locations=['sfc_plugin.engine'])
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope=SCOPE, locations=['sfc_plugin.engine'])
 LOG_PROCESSORS = Registry(
@@ -68,3 +77,40 @@ PARAM_SCHEDULERS = Registry(
 # Visualisation (mmengine's local visualiser and backends).
 VISUALIZERS = Registry('visualizer', parent=MMENGINE_VISUALIZERS, scope=SCOPE, locations=['sfc_plugin.engine'])
 VISBACKENDS = Registry('vis_backend', parent=MMENGINE_VISBACKENDS, scope=SCOPE, locations=['sfc_plugin.engine'])
+
+
+def _rename_legacy_types(node: Any, renamed: list) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            scope, dot, name = value.partition('.') if isinstance(value, str) else (None, '', None)
+            if key == 'type' and dot and scope in LEGACY_SCOPES:
+                node[key] = f'{SCOPE}.{name}'
+                renamed.append(value)
+            else:
+                _rename_legacy_types(value, renamed)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            _rename_legacy_types(value, renamed)
+
+
+def upgrade_legacy_scope(cfg):
+    """Read a config saved under a former scope name (``LEGACY_SCOPES``) as one of ``SCOPE``, in place.
+
+    The scope was ``sfc`` before it became the package's name. A config written then (a work dir's
+    dumped config, a config kept beside a checkpoint) says ``default_scope='sfc'`` and
+    ``type='sfc.video_collate'``, ``type='sfc.StrictPretrained'``, ... , which mmengine can no longer
+    resolve: ``default_scope`` becomes ``'sfc_plugin'`` and every ``type='sfc.Name'``, at any depth,
+    ``type='sfc_plugin.Name'``; nothing else changes. The plugin's commands call it once, in
+    ``sfc_plugin.apis.inference.load_config``, after ``--cfg-options`` are merged. Returns ``cfg`` (an
+    mmengine ``Config``).
+    """
+    renamed = []
+    if cfg.get('default_scope') in LEGACY_SCOPES:
+        renamed.append(f"default_scope='{cfg.default_scope}'")
+        cfg.default_scope = SCOPE
+    for key in list(cfg.keys()):
+        _rename_legacy_types(cfg[key], renamed)
+    if renamed:
+        print_log(f"config written under a former scope name ({', '.join(sorted(set(renamed)))}): read as "
+                  f"scope '{SCOPE}'", logger='current', level=logging.WARNING)
+    return cfg

@@ -209,7 +209,7 @@ def test_cli_builds_a_fused_checkpoint_that_sfc_backbone_loads(tmp_path, capsys)
 
     # what tools/test.py does with a propagation model's SFCBackbone: a strict load
     eval_r = dict(type='ResNet', strides=(1, 2, 1), num_stages=3)
-    init_cfg = dict(type='sfc.StrictPretrained', checkpoint=fused_path, prefix='backbone.')
+    init_cfg = dict(type='sfc_plugin.StrictPretrained', checkpoint=fused_path, prefix='backbone.')
     backbone = SFCBackbone(semantic=dict(eval_r, depth=50), fine_grained=dict(eval_r, depth=18),
                            init_cfg=init_cfg)
     backbone.init_weights()

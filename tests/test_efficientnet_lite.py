@@ -202,7 +202,7 @@ def test_pretrained_path_and_strict_init_cfg_load_the_same_weights(tmp_path, whe
     path = tmp_path / 'lite0.pth'
     torch.save(wheel_state_dict, path)
     from_path = EfficientNetLite0(out_block=10, pretrained=str(path)).state_dict()
-    with DefaultScope.overwrite_default_scope('sfc'):
+    with DefaultScope.overwrite_default_scope('sfc_plugin'):
         model = MODELS.build(dict(type='EfficientNetLite0', out_block=10, pretrained=False,
                                   init_cfg=dict(type='StrictPretrained', checkpoint=str(path))))
         model.init_weights()
@@ -231,7 +231,7 @@ def test_mismatched_checkpoints_are_refused(tmp_path, wheel_state_dict):
 
 
 def test_as_the_semantic_branch_of_sfc_backbone():
-    with DefaultScope.overwrite_default_scope('sfc'):
+    with DefaultScope.overwrite_default_scope('sfc_plugin'):
         fused = MODELS.build(dict(
             type='SFCBackbone', semantic=dict(type='EfficientNetLite0', out_block=10),
             fine_grained=dict(type='ResNet', depth=18, strides=(1, 2, 1), num_stages=3),

@@ -162,7 +162,7 @@ def test_bad_files_are_skipped_counted_and_logged_once(tmp_path, warnings_log):
     good = {k: write_image(root / f'{k}.png', value=10 * k) for k in (0, 1, 3, 4, 5)}
     bad = {k: write_corrupt(root / f'{k}.png') for k in (2, 6)}
     dataset = ImageFolderDataset(
-        str(root), pipeline=[dict(type='sfc.LoadRGBImage')], max_bad_fraction=0.5,
+        str(root), pipeline=[dict(type='sfc_plugin.LoadRGBImage')], max_bad_fraction=0.5,
         min_samples_for_limit=1)
     assert len(dataset) == 7
     # A bad index yields the next readable one (wrapping around at the end).
@@ -179,7 +179,7 @@ def test_bad_files_are_skipped_counted_and_logged_once(tmp_path, warnings_log):
 
 def test_file_vanishing_after_start_is_a_bad_file(tmp_path):
     paths = [write_image(tmp_path / f'{k}.jpg') for k in range(3)]
-    dataset = ImageFolderDataset(str(tmp_path), pipeline=[dict(type='sfc.LoadRGBImage')],
+    dataset = ImageFolderDataset(str(tmp_path), pipeline=[dict(type='sfc_plugin.LoadRGBImage')],
                                  min_samples_for_limit=100)
     os.remove(paths[0])
     assert dataset[0]['img_path'] == paths[1]
@@ -190,7 +190,7 @@ def test_bad_fraction_limit(tmp_path):
     write_corrupt(tmp_path / '0.jpg')
     for k in range(1, 10):
         write_image(tmp_path / f'{k}.jpg')
-    kwargs = dict(pipeline=[dict(type='sfc.LoadRGBImage')], min_samples_for_limit=5)
+    kwargs = dict(pipeline=[dict(type='sfc_plugin.LoadRGBImage')], min_samples_for_limit=5)
     dataset = ImageFolderDataset(str(tmp_path), max_bad_fraction=0.1, **kwargs)
     dataset[0]  # loads 0 (bad) and 1: 50% bad, but fewer than 5 loads so far
     dataset[2]
@@ -210,7 +210,7 @@ def test_bad_fraction_limit(tmp_path):
 def test_all_files_bad(tmp_path):
     for k in range(3):
         write_corrupt(tmp_path / f'{k}.jpg')
-    dataset = ImageFolderDataset(str(tmp_path), pipeline=[dict(type='sfc.LoadRGBImage')],
+    dataset = ImageFolderDataset(str(tmp_path), pipeline=[dict(type='sfc_plugin.LoadRGBImage')],
                                  max_bad_fraction=1.0)
     with pytest.raises(TooManyBadImagesError, match='none of the 3 images'):
         dataset[1]
@@ -230,7 +230,7 @@ def test_dataset_from_config_with_pipeline(tmp_path):
             write_image(tmp_path / 'JPEGImages' / video / f'{k:05d}.jpg', value=k, size=(40, 50))
     cfg = dict(type='VideoFramesDataset', data_root=str(tmp_path), frames_per_video=2,
                pipeline=PIPELINE)
-    with DefaultScope.overwrite_default_scope('sfc'):
+    with DefaultScope.overwrite_default_scope('sfc_plugin'):
         dataset = DATASETS.build(cfg)
     assert isinstance(dataset, VideoFramesDataset) and len(dataset) == 4
     sample = dataset[3]
@@ -250,7 +250,7 @@ def test_dataloader_workers_are_deterministic_under_mmengine_seed(tmp_path):
         dataset=dict(type='ImageFolderDataset', data_root=str(tmp_path), pipeline=PIPELINE))
 
     def epoch_boxes(seed):
-        with DefaultScope.overwrite_default_scope('sfc'):
+        with DefaultScope.overwrite_default_scope('sfc_plugin'):
             loader = Runner.build_dataloader(dataloader_cfg, seed=seed)
         return [(sample.img_path, sample.crop_boxes.numpy())
                 for batch in loader for sample in batch['data_samples']]

@@ -70,7 +70,7 @@ def test_benchmark_rows_equal_the_evaluation_model_and_metric(tmp_path):
                                                                 photos=['coffee']), {})
     config = tmp_path / 'tiny.py'
     config.write_text(
-        f"_base_ = [{os.path.join(REPO_ROOT, 'configs', 'pair', '_base_', 'datasets', 'pair_benchmark.py')!r}]\n"
+        f"_base_ = [{os.path.join(REPO_ROOT, 'configs', '_base_', 'datasets', 'pair_benchmark.py')!r}]\n"
         "model = dict(type='PairMatchingModel', max_side=96, backbone=dict(type='SFCBackbone', fine_grained=dict(\n"
         "    type='ResNet', depth=18, strides=(1, 2, 1), num_stages=3)))\n")
     config = os.path.abspath(str(config))

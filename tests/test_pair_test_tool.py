@@ -24,7 +24,7 @@ model = dict(
 
 
 def _config(tmp_path, dataset_base: str, data_root: str) -> str:
-    base = os.path.join(REPO_ROOT, 'configs', 'pair', '_base_')
+    base = os.path.join(REPO_ROOT, 'configs', '_base_')
     path = tmp_path / 'config.py'
     path.write_text(f"_base_ = [{os.path.join(base, 'datasets', dataset_base)!r}, "
                     f"{os.path.join(base, 'pair_runtime.py')!r}]\n{TINY_MODEL}\n"

@@ -109,7 +109,7 @@ def test_strict_pretrained_loads_truncated_resnet(tmp_path):
     path = str(tmp_path / 'resnet18.pth')
     torch.save(state, path)
     model = ResNet(depth=18, strides=(1, 2, 1), num_stages=3,
-                   init_cfg=dict(type='sfc.StrictPretrained', checkpoint=path))
+                   init_cfg=dict(type='sfc_plugin.StrictPretrained', checkpoint=path))
     assert model.init_cfg['ignore_unexpected'] == ('layer4.', 'fc.')
     model.init_weights()
     for key, value in model.state_dict().items():
@@ -125,13 +125,13 @@ def test_strict_pretrained_prefix_default_scope_and_old_bn(tmp_path):
     wrapped['head.weight'] = torch.zeros(3)
     path = str(tmp_path / 'trained.pth')
     torch.save({'state_dict': wrapped, 'meta': {'note': 'test'}}, path)
-    with DefaultScope.overwrite_default_scope('sfc'):
+    with DefaultScope.overwrite_default_scope('sfc_plugin'):
         model = ResNet(depth=18, init_cfg=dict(type='StrictPretrained', checkpoint=path, prefix='backbone.'))
         model.init_weights()
     assert torch.equal(model.layer4[1].conv2.weight, state['layer4.1.conv2.weight'])
     assert int(model.bn1.num_batches_tracked) == 0
 
-    bad_prefix = ResNet(depth=18, init_cfg=dict(type='sfc.StrictPretrained', checkpoint=path,
+    bad_prefix = ResNet(depth=18, init_cfg=dict(type='sfc_plugin.StrictPretrained', checkpoint=path,
                                                 prefix='model.'))
     with pytest.raises(RuntimeError, match="prefix 'model.'"):
         bad_prefix.init_weights()
@@ -140,7 +140,7 @@ def test_strict_pretrained_prefix_default_scope_and_old_bn(tmp_path):
 def test_strict_pretrained_rejects_wrong_architecture(tmp_path):
     path = str(tmp_path / 'resnet50.pth')
     torch.save(torchvision_state(50), path)
-    model = ResNet(depth=18, init_cfg=dict(type='sfc.StrictPretrained', checkpoint=path))
+    model = ResNet(depth=18, init_cfg=dict(type='sfc_plugin.StrictPretrained', checkpoint=path))
     with pytest.raises(CheckpointMismatchError) as error:
         model.init_weights()
     message = str(error.value)
@@ -149,7 +149,7 @@ def test_strict_pretrained_rejects_wrong_architecture(tmp_path):
     # an explicit ignore_unexpected replaces the ResNet's default: fc.* is then an error
     path18 = str(tmp_path / 'resnet18.pth')
     torch.save(torchvision_state(18), path18)
-    explicit = ResNet(depth=18, init_cfg=dict(type='sfc.StrictPretrained', checkpoint=path18,
+    explicit = ResNet(depth=18, init_cfg=dict(type='sfc_plugin.StrictPretrained', checkpoint=path18,
                                               ignore_unexpected=()))
     with pytest.raises(CheckpointMismatchError, match='fc.weight'):
         explicit.init_weights()

@@ -97,22 +97,22 @@ def test_state_dict_holds_only_network_weights():
 
 def test_built_from_config_under_the_sfc_scope():
     cfg = dict(type='SFCBackbone', fine_grained=EVAL_R18, semantic=dict(EVAL_R18, depth=50))
-    with DefaultScope.overwrite_default_scope('sfc'):
+    with DefaultScope.overwrite_default_scope('sfc_plugin'):
         model = MMENGINE_MODELS.build(cfg)
         resnet = MMENGINE_MODELS.build(dict(type='ResNet', depth=18))
     assert isinstance(model, SFCBackbone) and isinstance(model.semantic, ResNet)
     assert model.out_channels == 256 + 1024
     assert isinstance(resnet, ResNet)
-    assert isinstance(MMENGINE_MODELS.build(dict(type='sfc.ResNet', depth=18)), ResNet)
+    assert isinstance(MMENGINE_MODELS.build(dict(type='sfc_plugin.ResNet', depth=18)), ResNet)
 
 
 def test_registry_wiring_after_importing_only_the_package():
-    """A fresh interpreter that only runs `import sfc_plugin` finds `sfc.ResNet` and `sfc.SFCBackbone`
-    in mmengine's root MODELS registry (what custom_imports=['sfc_plugin'] relies on)."""
+    """A fresh interpreter that only runs `import sfc_plugin` finds `sfc_plugin.ResNet` and
+    `sfc_plugin.SFCBackbone` in mmengine's root MODELS registry (what custom_imports=['sfc_plugin'] relies on)."""
     code = ('import sfc_plugin\n'
             'from mmengine.registry import MODELS\n'
-            "m = MODELS.build(dict(type='sfc.SFCBackbone', fine_grained=dict(type='sfc.ResNet', depth=18,"
-            ' strides=(1, 2, 1), num_stages=3)))\n'
+            "m = MODELS.build(dict(type='sfc_plugin.SFCBackbone',"
+            " fine_grained=dict(type='sfc_plugin.ResNet', depth=18, strides=(1, 2, 1), num_stages=3)))\n"
             'print(type(m).__name__, type(m.fine_grained).__name__)\n')
     result = subprocess.run([sys.executable, '-c', code], cwd=REPO_ROOT, capture_output=True, text=True,
                             timeout=120)

@@ -182,7 +182,7 @@ def test_pack_two_view_inputs():
     assert sample.img_path == 'x.png' and sample.ori_shape == (30, 40)
 
 
-@pytest.mark.parametrize('prefix', ['', 'sfc.'])
+@pytest.mark.parametrize('prefix', ['', 'sfc_plugin.'])
 def test_pipeline_from_config_on_a_photo(tmp_path, prefix):
     path = str(tmp_path / 'astronaut.png')
     cv2.imwrite(path, cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR))
@@ -191,7 +191,7 @@ def test_pipeline_from_config_on_a_photo(tmp_path, prefix):
         dict(type=prefix + 'TwoViewRandomResizedCrop', size=64),
         dict(type=prefix + 'PackTwoViewInputs'),
     ]
-    with DefaultScope.overwrite_default_scope('sfc' if not prefix else None):
+    with DefaultScope.overwrite_default_scope('sfc_plugin' if not prefix else None):
         pipeline = Compose(pipeline_cfg)
     assert [type(t) for t in pipeline.transforms] == [
         LoadRGBImage, TwoViewRandomResizedCrop, PackTwoViewInputs]

@@ -1,5 +1,5 @@
 # Runtime shared by every sfc_plugin config.
-default_scope = 'sfc'
+default_scope = 'sfc_plugin'
 custom_imports = dict(imports=['sfc_plugin'], allow_failed_imports=False)
 
 default_hooks = dict(

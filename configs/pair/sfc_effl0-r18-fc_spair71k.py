@@ -1,2 +1,2 @@
 # The default fused model (EfficientNet-Lite0 + FC ResNet-18) on spair71k.
-_base_ = ['./_base_/models/sfc_effl0-r18-fc.py', './_base_/datasets/spair71k_test.py', './_base_/pair_runtime.py']
+_base_ = ['../_base_/models/pair_sfc_effl0_r18.py', '../_base_/datasets/spair71k_test.py', '../_base_/pair_runtime.py']

@@ -2,13 +2,11 @@
 # (paper Table A.1, official README) was measured with top-k 10, radius 12, temperature 0.05 (the
 # FC-alone settings), not with the fused model's top-k 15, radius 15, temperature 0.1.
 _base_ = [
+    '../_base_/models/sfc_r50_r18.py',
     '../_base_/datasets/davis2017_val.py',
     '../_base_/default_runtime.py',
 ]
 model = dict(
-    type='PropagationModel',
-    backbone=dict(
-        type='SFCBackbone',
-        semantic=dict(type='ResNet', depth=50, strides=(1, 2, 1), num_stages=3)),
-    propagator=dict(topk=10, context_len=20, radius=12, temperature=0.05),
+    backbone=dict(_delete_=True, type='SFCBackbone', semantic={{_base_.model.backbone.semantic}}),
+    propagator=dict(topk=10, radius=12, temperature=0.05),
 )

@@ -8,18 +8,23 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 from sfc_plugin.models.weight_init import init_weights_quietly
-from sfc_plugin.registry import MODELS, SCOPE
+from sfc_plugin.registry import MODELS, SCOPE, upgrade_legacy_scope
 from sfc_plugin.utils import load_model_weights
 
 
 def load_config(config: str, cfg_options: Optional[dict] = None) -> Config:
-    """A config file with ``cfg_options`` merged in; FileNotFoundError naming a missing file."""
+    """A config file with ``cfg_options`` merged in; FileNotFoundError naming a missing file.
+
+    tools/train.py, tools/test.py, sfc-export, sfc-propagate and sfc-match read configs here: one that was
+    saved under the former scope ``sfc`` (a work dir's dumped config) is read as one of ``sfc_plugin``
+    (``upgrade_legacy_scope``).
+    """
     if not os.path.isfile(config):
         raise FileNotFoundError(f'{config}: no such config file')
     cfg = Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
-    return cfg
+    return upgrade_legacy_scope(cfg)
 
 
 def init_model(cfg: Config, model_cfg: dict, checkpoint: Optional[str] = None,

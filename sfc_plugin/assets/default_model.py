@@ -13,7 +13,7 @@ model = dict(
         semantic=dict(type='EfficientNetLite0', out_block=4, pretrained=True),
         fine_grained=dict(
             type='ResNet', depth=18, strides=(1, 2, 1), num_stages=3,
-            init_cfg=dict(type='sfc.StrictPretrained', checkpoint='{{fileDirname}}/default_model.pth',
+            init_cfg=dict(type='sfc_plugin.StrictPretrained', checkpoint='{{fileDirname}}/default_model.pth',
                           prefix='backbone.fine_grained.')),
         fine_grained_weight=0.5,
         semantic_mean=(0.5, 0.5, 0.5),

@@ -36,5 +36,5 @@ def setup_cpu_distributed(cfg: Config) -> None:
             backend='gloo', rank=int(os.environ['RANK']),
             world_size=int(os.environ['WORLD_SIZE']), timeout=timedelta(seconds=timeout))
     cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
-    cfg.model_wrapper_cfg = dict(type='sfc.CPUDistributedDataParallel', broadcast_buffers=False,
+    cfg.model_wrapper_cfg = dict(type='sfc_plugin.CPUDistributedDataParallel', broadcast_buffers=False,
                                  find_unused_parameters=cfg.get('find_unused_parameters', False))

@@ -12,7 +12,7 @@ from mmengine.logging import MMLogger, print_log
 from mmengine.model.weight_init import update_init_info
 from torch import nn
 
-from sfc_plugin.registry import WEIGHT_INITIALIZERS
+from sfc_plugin.registry import SCOPE, WEIGHT_INITIALIZERS
 from sfc_plugin.utils.checkpoint import load_checkpoint_file, load_state_dict_strict
 
 
@@ -125,7 +125,7 @@ def with_default_ignores(init_cfg: Union[dict, list, None],
     updated = []
     for cfg in cfgs:
         cfg = dict(cfg)
-        if (cfg.get('type') in ('StrictPretrained', 'sfc.StrictPretrained', StrictPretrained)
+        if (cfg.get('type') in ('StrictPretrained', f'{SCOPE}.StrictPretrained', StrictPretrained)
                 and 'ignore_unexpected' not in cfg):
             cfg['ignore_unexpected'] = tuple(ignore_unexpected)
         updated.append(cfg)

@@ -5,7 +5,7 @@ test_dataloader = dict(
     num_workers=1,
     persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='sfc.video_collate'),  # mmengine looks collate functions up by full name
+    collate_fn=dict(type='sfc_plugin.video_collate'),  # mmengine looks collate functions up by full name
     dataset=dict(type='VIPDataset', data_root=data_root, input_size=(560, 560)),
 )
 test_evaluator = dict(type='VIPMetric')

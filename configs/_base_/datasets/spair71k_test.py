@@ -6,7 +6,7 @@ test_dataloader = dict(
     num_workers=1,
     persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='sfc.pair_collate'),  # mmengine looks collate functions up by full name
+    collate_fn=dict(type='sfc_plugin.pair_collate'),  # mmengine looks collate functions up by full name
     dataset=dict(type='SPair71kDataset', data_root=data_root, split='test'),
 )
 test_evaluator = dict(type='PairPCKMetric', alphas=(0.05, 0.1, 0.15), reference='bbox', average='pair')
