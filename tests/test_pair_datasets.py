@@ -98,7 +98,7 @@ def test_spair_missing_field_and_bad_json_name_the_file(tmp_path):
         SPair71kDataset(str(tmp_path))
     assert path in str(error.value)
     open(path, 'w').write('{not json')
-    with pytest.raises(PairDataError, match='not a readable JSON') as error:
+    with pytest.raises(PairDataError, match='cannot read it as JSON') as error:
         SPair71kDataset(str(tmp_path))
     assert path in str(error.value)
 

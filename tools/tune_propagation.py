@@ -15,8 +15,8 @@ import json
 
 from mmengine.config import DictAction
 
+from sfc_plugin.apis.inference import build_model
 from sfc_plugin.apis.tune_propagation import tune_grid
-from sfc_plugin.deploy import build_model
 from sfc_plugin.benchmarks.common import cpu_info
 from sfc_plugin.utils.io import atomic_path
 

@@ -23,11 +23,7 @@ def train_arg_parser() -> argparse.ArgumentParser:
     parser.add_argument('--no-validate', action='store_true', help='skip validation during training')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the learning rate by the actual batch size')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, e.g. train_cfg.max_iters=100')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-                        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    _add_launch_options(parser, 'train_cfg.max_iters=100', 'job launcher')
     return parser
 
 
@@ -42,12 +38,16 @@ def test_arg_parser() -> argparse.ArgumentParser:
                         help='load a checkpoint that is a full pickle (runs code: trusted files only)')
     parser.add_argument('--out-dir', help='write predictions: indexed PNGs DIR/<video>/<frame>.png (videos) or '
                                           'DIR/<pair_id>.json (image pairs)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, e.g. model.propagator.topk=10')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-                        help='job launcher (videos are spread over the processes)')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    _add_launch_options(parser, 'model.propagator.topk=10', 'job launcher (videos are spread over the processes)')
     return parser
+
+
+def _add_launch_options(parser: argparse.ArgumentParser, override_example: str, launcher_help: str) -> None:
+    """``--cfg-options``, ``--launcher`` and ``--local-rank``, as every OpenMMLab tool has them."""
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help=f'override config settings, e.g. {override_example}')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none', help=launcher_help)
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
 def _common_config(args: argparse.Namespace) -> Config:

@@ -18,7 +18,6 @@ Coordinates: SPair-71k annotations are 0-based pixels; PF-PASCAL (``.mat``) and 
 come from MATLAB and are 1-based: the loaders subtract 1.
 """
 import csv
-import json
 import os
 from typing import Dict, List, Optional, Sequence
 
@@ -28,6 +27,7 @@ from mmengine.dataset import BaseDataset
 from PIL import Image
 
 from sfc_plugin.registry import DATASETS, FUNCTIONS
+from sfc_plugin.utils import problems_summary, read_json
 
 __all__ = ['PairDataError', 'SPair71kDataset', 'PFPascalDataset', 'PFWillowDataset', 'pair_collate',
            'PCK_REFERENCES', 'PF_PASCAL_CLASSES', 'PF_WILLOW_CLASSES', 'SPAIR_DIFFICULTY']
@@ -146,10 +146,8 @@ class _PairDataset(BaseDataset):
                             sizes[path] = None
                             problems.append(str(error))
             if problems:
-                listed = '\n  '.join(problems[:20])
-                more = f'\n  ... and {len(problems) - 20} more' if len(problems) > 20 else ''
                 raise PairDataError(f'{type(self).__name__} ({self.data_root}, split {self.split!r}): '
-                                    f'{len(problems)} image files have problems:\n  {listed}{more}')
+                                    f'{len(problems)} image files have problems:{problems_summary(problems)}')
         return pairs
 
     @staticmethod
@@ -208,21 +206,14 @@ class SPair71kDataset(_PairDataset):
             except PairDataError as error:
                 problems.append(str(error))
         if problems:
-            listed = '\n  '.join(problems[:20])
-            more = f'\n  ... and {len(problems) - 20} more' if len(problems) > 20 else ''
             raise PairDataError(f'SPair71kDataset ({list_path}): {len(problems)} of {len(lines)} pairs have '
-                                f'problems:\n  {listed}{more}')
+                                f'problems:{problems_summary(problems)}')
         return pairs
 
     def _load_pair(self, line: str) -> dict:
         path = os.path.join(self.data_root, 'PairAnnotation', self.split, f'{line}.json')
-        if not os.path.isfile(path):
-            raise PairDataError(f'{path}: pair annotation listed in Layout/{self.layout}/{self.split}.txt not found')
-        try:
-            with open(path) as file:
-                record = json.load(file)
-        except (OSError, ValueError) as error:
-            raise PairDataError(f'{path}: not a readable JSON file ({error})') from error
+        record = read_json(path, PairDataError,
+                           f'pair annotation listed in Layout/{self.layout}/{self.split}.txt not found')
         if not isinstance(record, dict):
             raise PairDataError(f'{path}: expected a JSON object')
         fields = ('src_imname', 'trg_imname', 'category', 'src_kps', 'trg_kps', 'src_bndbox', 'trg_bndbox',

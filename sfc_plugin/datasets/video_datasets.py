@@ -16,6 +16,7 @@ from mmengine.dataset import BaseDataset
 
 from sfc_plugin.registry import DATASETS
 from sfc_plugin.structures import JHMDB_JOINTS, VIP_CLASSES, VideoDataError, image_size, validate_video_sample
+from sfc_plugin.utils import problems_summary
 
 __all__ = ['VideoDataError', 'validate_video_sample', 'DAVISDataset', 'JHMDBDataset', 'VIPDataset']
 
@@ -104,10 +105,8 @@ class _VideoDataset(BaseDataset):
                 continue
             records.append(record)
         if problems:
-            listed = '\n  '.join(problems[:20])
-            more = f'\n  ... and {len(problems) - 20} more' if len(problems) > 20 else ''
             raise VideoDataError(f'{type(self).__name__} ({self.ann_file}): {len(problems)} of '
-                                 f'{len(problems) + len(records)} videos have problems:\n  {listed}{more}')
+                                 f'{len(problems) + len(records)} videos have problems:{problems_summary(problems)}')
         return records
 
     def _video_entries(self) -> list:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Union
 
 from sfc_plugin.propagation import PropagationSettings
-from sfc_plugin.utils import file_sha256
+from sfc_plugin.utils import file_sha256, read_json
 
 # 2: the propagation settings as one object, ``propagation`` (PropagationSettings.protocol()); version 1 listed
 # them as top-level keys, which are still read.
@@ -168,11 +168,7 @@ def load_export_meta(export_dir: str, check_models: bool = True, check_hashes: b
     if not os.path.isfile(meta_path):
         raise ExportFormatError(f'{meta_path}: missing (not an export folder, or an export that did not finish; '
                                 'run sfc-export onnx again)')
-    try:
-        with open(meta_path) as f:
-            values = json.load(f)
-    except (OSError, ValueError) as error:
-        raise ExportFormatError(f'{meta_path}: cannot read it as JSON ({error})') from error
+    values = read_json(meta_path, ExportFormatError, 'missing')
     if not isinstance(values, dict):
         raise ExportFormatError(f'{meta_path}: expected a JSON object, got {type(values).__name__}')
     if values.get('format_version') not in READABLE_VERSIONS:

@@ -30,7 +30,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from mmengine.logging import print_log
 
-from sfc_plugin.utils import atomic_path, file_sha256
+from sfc_plugin.utils import atomic_path, file_sha256, read_json
 from .meta import MODEL_FILES, ExportMeta, load_export_meta
 
 ENGINE_FILES = {'backbone': 'backbone.engine', 'propagate': 'propagate.engine'}
@@ -316,14 +316,8 @@ def build_export_engines(export_dir: str, fp16_flag: bool = False, min_size: Opt
 def read_engine_sidecar(engine_path: str) -> dict:
     """The sidecar of ``engine_path``; EngineMismatchError naming the file if it is missing or unreadable."""
     path = engine_path + '.json'
-    try:
-        with open(path) as f:
-            sidecar = json.load(f)
-    except FileNotFoundError:
-        raise EngineMismatchError(f'{path}: missing; the engine cannot be checked against this machine. '
-                                  'Rebuild it with `sfc-export tensorrt EXPORT_DIR`') from None
-    except (OSError, ValueError) as error:
-        raise EngineMismatchError(f'{path}: cannot read it as JSON ({error})') from error
+    sidecar = read_json(path, EngineMismatchError, 'missing; the engine cannot be checked against this machine. '
+                                                   'Rebuild it with `sfc-export tensorrt EXPORT_DIR`')
     if sidecar.get('format_version') != SIDECAR_FORMAT_VERSION:
         raise EngineMismatchError(f'{path}: format_version {sidecar.get("format_version")!r}, expected '
                                   f'{SIDECAR_FORMAT_VERSION}; rebuild the engine with `sfc-export tensorrt EXPORT_DIR`')

@@ -132,6 +132,17 @@ def with_default_ignores(init_cfg: Union[dict, list, None],
     return updated[0] if isinstance(init_cfg, Mapping) else updated
 
 
+def he_init_conv_and_norm(model: nn.Module) -> None:
+    """He initialisation (fan-out) of every convolution and identity BatchNorms: the random initialisation of
+    torchvision's ResNet and of the TensorFlow EfficientNets, before pretrained weights overwrite it."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode='fan_out', nonlinearity='relu')
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+
 def init_weights_quietly(model: nn.Module) -> None:
     """``model.init_weights()`` with mmengine's logger at WARNING: without an open log file it logs
     one INFO line per parameter (the ``init_cfg`` messages at WARNING and above still show)."""

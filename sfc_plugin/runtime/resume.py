@@ -24,7 +24,7 @@ from typing import Callable, Dict, Iterable, Optional
 
 import numpy as np
 
-from sfc_plugin.utils import atomic_path
+from sfc_plugin.utils import atomic_path, read_json
 
 STATE_DIR = '.sfc-propagate'
 STATE_FILE = 'state.json'
@@ -95,14 +95,8 @@ class RunState:
 
     def resume(self) -> bool:
         """Check that the folder holds a run of the same signature; returns whether that run finished."""
-        try:
-            with open(self.path) as f:
-                state = json.load(f)
-        except FileNotFoundError:
-            raise ResumeError(f'{self.path}: missing; the masks in {os.path.dirname(self.dir)} are not from a run of '
-                              'sfc-propagate that can be resumed (run without --resume)') from None
-        except (OSError, ValueError) as error:
-            raise ResumeError(f'{self.path}: cannot read it ({error}); run without --resume') from error
+        state = read_json(self.path, ResumeError, f'missing; the masks in {os.path.dirname(self.dir)} are not from a '
+                                                  'run of sfc-propagate that can be resumed (run without --resume)')
         if state.get('format_version') != STATE_FORMAT_VERSION or not isinstance(state.get('signature'), dict):
             raise ResumeError(f'{self.path}: not a resume state of this sfc_plugin; run without --resume')
         stored = state['signature']

@@ -1,9 +1,10 @@
-"""Image and label I/O with errors that name the file, atomic writes and file hashes."""
+"""Image, label and JSON I/O with errors that name the file, atomic writes and file hashes."""
 import hashlib
+import json
 import os
 import tempfile
 from contextlib import contextmanager
-from typing import Iterator, Optional, Tuple, Type
+from typing import Any, Iterator, List, Optional, Sequence, Tuple, Type
 
 import cv2
 import numpy as np
@@ -21,6 +22,26 @@ def file_sha256(path: str, chunk_bytes: int = 1 << 22) -> str:
         for chunk in iter(lambda: f.read(chunk_bytes), b''):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+
+def read_json(path: str, error_type: Type[Exception], missing: str) -> Any:
+    """The JSON value in ``path``; ``error_type`` naming the file when it is absent (``path: missing``) or is not
+    readable JSON."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise error_type(f'{path}: {missing}') from None
+    except (OSError, ValueError) as error:
+        raise error_type(f'{path}: cannot read it as JSON ({error})') from error
+
+
+def problems_summary(problems: Sequence[str], limit: int = 20) -> str:
+    """The first ``limit`` problems, one per indented line, and how many more there are."""
+    listed: List[str] = list(problems[:limit])
+    more = f'\n  ... and {len(problems) - limit} more' if len(problems) > limit else ''
+    return '\n  ' + '\n  '.join(listed) + more
 
 
 @contextmanager

@@ -27,7 +27,7 @@ from torch import nn
 
 from sfc_plugin.registry import MODELS
 from sfc_plugin.utils.checkpoint import load_checkpoint_file, load_state_dict_strict
-from ..weight_init import with_default_ignores
+from ..weight_init import he_init_conv_and_norm, with_default_ignores
 
 # TensorFlow's batch-norm settings of the original model (TF decay 0.99 = PyTorch momentum 0.01).
 BN_EPS = 1e-3
@@ -246,13 +246,9 @@ class EfficientNetLite(BaseModule):
 
         # He initialisation of the convolutions (fan-out, as the original TF code);
         # pretrained weights overwrite it just below or in init_weights() (init_cfg).
+        he_init_conv_and_norm(self)
         for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode='fan_out', nonlinearity='relu')
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Linear):
+            if isinstance(module, nn.Linear):
                 nn.init.normal_(module.weight, std=0.01)
                 nn.init.zeros_(module.bias)
         if pretrained:

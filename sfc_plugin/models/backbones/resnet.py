@@ -11,7 +11,7 @@ from mmengine.model import BaseModule
 from torch import nn
 
 from sfc_plugin.registry import MODELS
-from ..weight_init import with_default_ignores
+from ..weight_init import he_init_conv_and_norm, with_default_ignores
 
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1, padding_mode: str = 'zeros') -> nn.Conv2d:
@@ -155,12 +155,7 @@ class ResNet(BaseModule):
             self.stride *= stride
 
         # torchvision's initialisation; pretrained weights (init_cfg) overwrite it in init_weights().
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode='fan_out', nonlinearity='relu')
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        he_init_conv_and_norm(self)
         if zero_init_residual:
             for module in self.modules():
                 if isinstance(module, Bottleneck):
