@@ -65,7 +65,7 @@ class ContextStore(Protocol):
 
 
 class StreamingPropagator:
-    """The streaming state machine (see the module docstring) over a :class:`ContextStore`.
+    """The streaming state machine (see the module docstring) over a :class:`ContextStore`; one per video.
 
     Args:
         store: the context's storage and its prediction.
@@ -76,10 +76,6 @@ class StreamingPropagator:
     def __init__(self, store: ContextStore, context_len: int, pad_with_first: bool = True) -> None:
         self.store = store
         self.window = ContextWindow(context_len, pad_with_first)
-
-    def reset(self) -> None:
-        """Forget the video (the next step must be annotated)."""
-        self.window.reset()
 
     @torch.no_grad()
     def step(self, feat: Tensor, labels: Optional[Tensor] = None) -> Tensor:
