@@ -9,7 +9,7 @@ from typing import Callable
 import torch
 
 from sfc_plugin.propagation import resolve_select_dtype
-from sfc_plugin.propagation.settings import _cpu_supports
+from sfc_plugin.propagation.settings import cpu_supports
 
 
 def cpu_model() -> str:
@@ -27,7 +27,7 @@ def cpu_info() -> dict:
     auto = resolve_select_dtype('auto', 'cpu')
     return {'cpu_model': cpu_model(), 'cpu_count': os.cpu_count(),
             'cpu_capability': torch.backends.cpu.get_cpu_capability(),
-            'amx': _cpu_supports('_is_amx_tile_supported'), 'amx_fp16': _cpu_supports('_is_amx_fp16_supported'),
+            'amx': cpu_supports('_is_amx_tile_supported'), 'amx_fp16': cpu_supports('_is_amx_fp16_supported'),
             'auto_select_dtype': str(auto) if auto is not None else None}
 
 

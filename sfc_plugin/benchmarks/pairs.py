@@ -9,9 +9,9 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
-from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
+from sfc_plugin.apis.inference import load_config
 from sfc_plugin.correspondence.matching import PairMatcher
 from sfc_plugin.correspondence.model import PairMatchingModel
 from sfc_plugin.correspondence.pck import pck_hits, summarize_pck
@@ -23,7 +23,7 @@ ALPHAS = (0.05, 0.1, 0.15)
 
 
 def _build(config: str, data_root: Optional[str], layers: Optional[Sequence[str]]):
-    cfg = Config.fromfile(config)
+    cfg = load_config(config)
     dataset_cfg = dict(cfg.test_dataloader.dataset)
     if data_root is not None:
         dataset_cfg['data_root'] = data_root

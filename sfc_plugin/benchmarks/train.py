@@ -11,9 +11,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 import torch
-from mmengine.config import Config
 from mmengine.runner import Runner
 
+from sfc_plugin.apis.inference import load_config
 from .common import cpu_info
 
 
@@ -29,8 +29,7 @@ def benchmark_training(config: str,
     IterTimerHook figures: ``data_time`` is the wait for the next batch, so the data share is
     the fraction of each iteration spent waiting for the dataloader.
     """
-    import sfc_plugin  # noqa: F401
-    cfg = Config.fromfile(config)
+    cfg = load_config(config)
     cfg.work_dir = tempfile.mkdtemp(prefix='sfc_benchmark_train_')
     cfg.train_cfg.max_iters = warmup + iters
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=10**9, by_epoch=False)

@@ -19,7 +19,9 @@ _SELECT_DTYPE_NAMES = {'float16': torch.float16, 'fp16': torch.float16, 'bfloat1
                        'bf16': torch.bfloat16}
 
 
-def _cpu_supports(flag: str) -> bool:
+def cpu_supports(flag: str) -> bool:
+    """Whether torch reports the CPU feature ``flag`` (e.g. ``_is_amx_tile_supported``); False on torch builds
+    without that query."""
     check = getattr(torch.cpu, flag, None)
     return bool(check()) if check is not None else False
 
@@ -40,9 +42,9 @@ def resolve_select_dtype(select_dtype: SelectDType, device: Union[str, torch.dev
         raise ValueError(f"select_dtype must be None, 'auto', torch.float16 or torch.bfloat16, got {select_dtype!r}")
     if torch.device(device).type != 'cpu':
         return None
-    if _cpu_supports('_is_amx_fp16_supported'):
+    if cpu_supports('_is_amx_fp16_supported'):
         return torch.float16
-    if _cpu_supports('_is_amx_tile_supported') and _cpu_supports('_is_avx512_bf16_supported'):
+    if cpu_supports('_is_amx_tile_supported') and cpu_supports('_is_avx512_bf16_supported'):
         return torch.bfloat16
     return None
 
