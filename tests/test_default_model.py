@@ -65,3 +65,26 @@ def test_runtime_benchmark_measures_the_default_model(tmp_path, monkeypatch):
     assert config == DEFAULT_MODEL_CONFIG
     model, _ = build_model(config, checkpoint)  # what the benchmark's backends build from the pair
     assert model.backbone.fine_grained_weight == 0.5 and model.backbone.semantic.out_block == 4
+
+
+def test_second_stage_warm_layers_learn_at_a_tenth_of_the_rate():
+    """The v3 second stage: the online stem..layer3 (what the fused model keeps) at lr 1e-4, the fresh
+    layer4 and heads at 1e-3; nothing of the target network is optimised."""
+    from mmengine.config import Config
+    from mmengine.optim import build_optim_wrapper
+
+    from sfc_plugin import registry
+    cfg = Config.fromfile(os.path.join(REPO_ROOT, 'configs', 'fc', 'fc_r18_1xb16-400it_offline-v3-cpu.py'))
+    model = registry.MODELS.build(cfg.model.to_dict())
+    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    lr_of = {id(param): group['lr'] for group in optim_wrapper.optimizer.param_groups for param in group['params']}
+    warm = ('backbone.conv1.', 'backbone.bn1.', 'backbone.layer1.', 'backbone.layer2.', 'backbone.layer3.')
+    trained = 0
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            assert name.startswith('target_'), name
+            continue
+        trained += 1
+        assert lr_of[id(param)] == pytest.approx(1e-4 if name.startswith(warm) else 1e-3), name
+    assert trained == len(list(model.backbone.parameters())) + len(list(model.projector.parameters())) + len(
+        list(model.predictor.parameters()))

@@ -93,6 +93,37 @@ def test_bad_arguments_are_rejected():
         ResNet(depth=18, strides=(1, 2, 2, 2), num_stages=3)
     with pytest.raises(ValueError, match='num_stages'):
         ResNet(depth=18, strides=(1, 2), num_stages=2)
+    with pytest.raises(ValueError, match='norm_eval_stages'):
+        ResNet(depth=18, norm_eval_stages=5)
+
+
+def test_norm_eval_stages_keep_their_statistics_and_train_their_affine_weights():
+    torch.manual_seed(0)
+    model = ResNet(depth=18, strides=(1, 2, 1, 1), norm_eval_stages=3, zero_init_residual=False)
+    for module in model.modules():  # statistics that a batch would visibly change
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    before = {name: value.clone() for name, value in model.state_dict().items() if 'running' in name}
+    images = torch.randn(2, 3, 64, 64)
+    model.eval()
+    stem_to_layer3 = nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool, model.layer1, model.layer2,
+                                   model.layer3)
+    expected = stem_to_layer3(images)
+    model.train()
+    assert model.training and not model.bn1.training and not model.layer3[1].bn2.training
+    assert model.layer4[0].bn1.training
+    torch.testing.assert_close(stem_to_layer3(images), expected)  # normalised with the running statistics
+    model(images).square().mean().backward()
+    assert model.layer2[0].bn1.weight.grad.abs().sum() > 0  # the affine weights still learn
+    after = model.state_dict()
+    for name, value in before.items():
+        if name.startswith('layer4.'):
+            assert not torch.equal(after[name], value), name
+        else:
+            assert torch.equal(after[name], value), name
+    model.eval()
+    assert not model.layer4[0].bn1.training
 
 
 def torchvision_state(depth: int) -> dict:

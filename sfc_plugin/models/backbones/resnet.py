@@ -106,6 +106,10 @@ class ResNet(BaseModule):
             3x3): 'zeros' as torchvision, or 'reflect' as CRW (videowalk) trained its ResNet-18,
             which its weights need (``tools/convert_checkpoint.py`` says which a layout needs).
             The max-pool is unchanged (CRW keeps its padding too).
+        norm_eval_stages: BatchNorm layers of the stem (0) and of stages 1..k (k) stay in eval mode
+            while training: they normalise with, and keep, their running statistics; their affine
+            weights still train. -1 (default): none. For continuing from weights whose statistics
+            must carry over (numbered as mmpretrain's ``frozen_stages``).
         init_cfg: mmengine initialisation config (e.g. ``StrictPretrained``).
     """
 
@@ -120,6 +124,7 @@ class ResNet(BaseModule):
                  num_stages: int = 4,
                  zero_init_residual: bool = True,
                  padding_mode: str = 'zeros',
+                 norm_eval_stages: int = -1,
                  init_cfg: Union[dict, list, None] = None) -> None:
         if depth not in self.arch_settings:
             raise ValueError(f'ResNet depth must be one of {sorted(self.arch_settings)}, got {depth}')
@@ -130,12 +135,15 @@ class ResNet(BaseModule):
                              f'strides={tuple(strides)}')
         if padding_mode not in ('zeros', 'reflect'):
             raise ValueError(f"ResNet padding_mode must be 'zeros' or 'reflect', got {padding_mode!r}")
+        if not -1 <= norm_eval_stages <= num_stages:
+            raise ValueError(f'ResNet norm_eval_stages must be in -1..{num_stages}, got {norm_eval_stages}')
         ignored = ('layer4.', 'fc.') if num_stages == 3 else ('fc.',)
         super().__init__(init_cfg=with_default_ignores(init_cfg, ignored))
         self.depth = depth
         self.num_stages = num_stages
         self.strides = tuple(strides)
         self.padding_mode = padding_mode
+        self.norm_eval_stages = norm_eval_stages
         block, stage_blocks = self.arch_settings[depth]
 
         self.inplanes = 64
@@ -175,6 +183,17 @@ class ResNet(BaseModule):
         self.inplanes = planes * block.expansion
         layers += [block(self.inplanes, planes, padding_mode=self.padding_mode) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
+
+    def train(self, mode: bool = True) -> 'ResNet':
+        """``nn.Module.train``, with the BatchNorm layers of the first ``norm_eval_stages`` kept in eval mode."""
+        super().train(mode)
+        if mode and self.norm_eval_stages >= 0:
+            frozen = [self.bn1] + [getattr(self, f'layer{i}') for i in range(1, self.norm_eval_stages + 1)]
+            for part in frozen:
+                for module in part.modules():
+                    if isinstance(module, nn.BatchNorm2d):
+                        module.eval()
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) normalised images -> (B, out_channels, ceil(H/stride), ceil(W/stride))."""
