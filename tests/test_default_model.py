@@ -64,7 +64,7 @@ def test_runtime_benchmark_measures_the_default_model(tmp_path, monkeypatch):
     (config, checkpoint), = calls
     assert config == DEFAULT_MODEL_CONFIG
     model, _ = build_model(config, checkpoint)  # what the benchmark's backends build from the pair
-    assert model.backbone.fine_grained_weight == 0.5 and model.backbone.semantic.out_block == 4
+    assert model.backbone.fine_grained_weight == 0.75 and model.backbone.semantic.out_block == 4
 
 
 def test_second_stage_warm_layers_learn_at_a_tenth_of_the_rate():

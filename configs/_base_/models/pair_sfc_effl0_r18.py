@@ -1,4 +1,4 @@
-# The default fused model (EfficientNet-Lite0 + the project's FC ResNet-18, lambda 0.5) as a
+# The default fused model (EfficientNet-Lite0 + the project's FC ResNet-18, lambda 0.75) as a
 # pair-matching model: images resized to a 320-pixel longer side, nearest neighbour (other matchers:
 # model.matcher.method=mutual_nn | soft_argmax | ot_rhm).
 _base_ = ['./sfc_effl0_r18.py']
