@@ -68,13 +68,13 @@ def test_runtime_benchmark_measures_the_default_model(tmp_path, monkeypatch):
 
 
 def test_second_stage_warm_layers_learn_at_a_tenth_of_the_rate():
-    """The v3 second stage: the online stem..layer3 (what the fused model keeps) at lr 1e-4, the fresh
-    layer4 and heads at 1e-3; nothing of the target network is optimised."""
+    """The shipped second stage (v4, whose rates come from v3): the online stem..layer3 (what the fused
+    model keeps) at lr 1e-4, the fresh layer4 and heads at 1e-3; nothing of the target network is optimised."""
     from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
 
     from sfc_plugin import registry
-    cfg = Config.fromfile(os.path.join(REPO_ROOT, 'configs', 'fc', 'fc_r18_1xb16-400it_offline-v3-cpu.py'))
+    cfg = Config.fromfile(os.path.join(REPO_ROOT, 'configs', 'fc', 'fc_r18_1xb16-300it_offline-v4-cpu.py'))
     model = registry.MODELS.build(cfg.model.to_dict())
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     lr_of = {id(param): group['lr'] for group in optim_wrapper.optimizer.param_groups for param in group['params']}
