@@ -1,0 +1,569 @@
+"""Cross-instance semantic pairs from photographed Tux Paint stamps, written in the SPair-71k layout.
+
+A *semantic* pair shows two different instances of one category (a cello and an electric guitar, a
+beetle and a pickup truck), so matching must rely on what the parts are, not on the same texture.
+The objects are photographs with alpha mattes from Debian's ``tuxpaint-stamps-default``; a person
+placed the keypoints by hand on every stamp (``data/semantic_keypoints.json``, x, y in the stamp's
+own pixels, 0-based pixel centres; ``null`` where a part is not visible). The ``animals/`` stamps are
+never used.
+
+Each written image is one stamp alpha-blended onto a real background photo (scikit-image photos and,
+with ``opencv_data``, Debian opencv-doc photos; none shows an object of an annotated category):
+
+- the background is a random crop (60-100 % of each side) of a photo, resized so that its longer side
+  is ``max_side`` pixels;
+- the object (the box of the stamp's alpha) is scaled so that its longer side is a random 35-75 % of
+  ``max_side`` (less when it would not fit), mirrored left-right with probability 1/2, rotated by up
+  to ``max_angle`` degrees and placed at a random position fully inside the image;
+- the keypoints go through the same resize, mirror and rotation (exactly the affine map the image is
+  warped with); the box is that of the warped alpha (>= 0.5).
+
+Keypoint names are semantic (``front_wheel``, ``handle_top``). For symmetric categories (mushroom,
+apple, gravestone) the left/right names refer to the image side and are swapped in a mirrored image
+(the category's ``flip_pairs``). Categories with a facing (car, jug) record each stamp's ``facing``;
+a pair is ``mirrored`` when its two written objects face opposite ways (stamp facing xor mirror).
+
+Splits (disjoint in categories and stamps): ``test`` (report categories), ``val`` (tuning categories)
+and ``trn``: unlabelled pairs (no keypoints) of different stamps of the ``val`` categories and of
+other photographed categories (``unlabelled`` in the annotation file), for self-supervised training.
+Every image of every pair is a fresh draw from ``numpy.random.default_rng([seed, split, pair, role])``.
+"""
+import json
+import os
+import shutil
+import tempfile
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from sfc_plugin.utils import atomic_path, read_json
+
+__all__ = ['ANNOTATION_FILE', 'AnnotationError', 'load_annotations', 'annotation_problems', 'read_stamp',
+           'background_photos', 'composite', 'plan_pairs', 'render_pair', 'write_semantic_pairs',
+           'draw_keypoint_sheet', 'draw_pair', 'draw_examples', 'write_jpeg_atomic']
+
+ANNOTATION_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data', 'semantic_keypoints.json')
+LABELLED_SPLITS = ('test', 'val')
+SPLITS = ('test', 'val', 'trn')
+FORBIDDEN_STAMPS = 'animals/'  # held out from all semantic-correspondence work
+# Backgrounds with no instrument, car, jug, mushroom, apple or gravestone in them (left out: scikit-image's
+# coffee, a cup; opencv-doc's building.jpg and graf1.png, which show cars)
+SKIMAGE_BACKGROUNDS = ('brick', 'grass', 'gravel', 'rocket', 'astronaut', 'hubble_deep_field',
+                       'immunohistochemistry', 'moon')
+OPENCV_DOC_BACKGROUNDS = ('leuvenA.jpg', 'leuvenB.jpg', 'board.jpg', 'starry_night.jpg', 'stuff.jpg', 'blox.jpg',
+                          'ela_original.jpg')
+JPEG_QUALITY = 95
+COLOURS = ((230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
+           (70, 240, 240), (240, 50, 230))  # one per keypoint index (RGB)
+
+
+class AnnotationError(ValueError):
+    """The keypoint annotation file is malformed or disagrees with the stamps; the message names the file."""
+
+
+def load_annotations(path: str = ANNOTATION_FILE) -> dict:
+    """The annotation file, checked for structure (``annotation_problems`` without the stamps)."""
+    annotations = read_json(path, AnnotationError, 'keypoint annotation file not found')
+    problems = annotation_problems(annotations)
+    if problems:
+        raise AnnotationError(f'{path}: {len(problems)} problems:\n  ' + '\n  '.join(problems[:20]))
+    return annotations
+
+
+def _is_point(value) -> bool:
+    return (isinstance(value, (list, tuple)) and len(value) == 2
+            and all(isinstance(v, (int, float)) and np.isfinite(v) for v in value))
+
+
+def annotation_problems(annotations: dict, stamps_dir: Optional[str] = None) -> List[str]:
+    """Everything wrong with an annotation dict, one line each (empty: well formed).
+
+    Structure: every category has a split in ``LABELLED_SPLITS``, unique keypoint names, flip pairs of
+    those names; every instance a stamp path (never under ``animals/``), the category's split, a facing
+    (``left``, ``right`` or null) and at least two keypoints named from the category's list. Splits are
+    disjoint: a stamp belongs to one category; no ``test`` stamp is among the unlabelled ones. With
+    ``stamps_dir``: every stamp exists and every keypoint lies on it (alpha > 0 at its pixel).
+    """
+    problems = []
+    categories = annotations.get('categories') if isinstance(annotations, dict) else None
+    if not isinstance(categories, dict) or not categories:
+        return ['no "categories" object']
+    owner = {}
+    for category, entry in categories.items():
+        where = f'category {category!r}'
+        names = entry.get('keypoints', [])
+        if entry.get('split') not in LABELLED_SPLITS:
+            problems.append(f'{where}: split must be one of {LABELLED_SPLITS}, got {entry.get("split")!r}')
+        if not names or len(set(names)) != len(names):
+            problems.append(f'{where}: "keypoints" must be a non-empty list of unique names')
+        for pair in entry.get('flip_pairs', []):
+            if len(pair) != 2 or not set(pair) <= set(names):
+                problems.append(f'{where}: flip pair {pair!r} must name two of its keypoints')
+        for instance, record in entry.get('instances', {}).items():
+            at = f'{where}, instance {instance!r}'
+            stamp = record.get('stamp', '')
+            if not isinstance(stamp, str) or not stamp.endswith('.png') or stamp.startswith(FORBIDDEN_STAMPS):
+                problems.append(f'{at}: stamp must be a .png path outside {FORBIDDEN_STAMPS}, got {stamp!r}')
+            if stamp in owner:
+                problems.append(f'{at}: stamp {stamp} is also instance {owner[stamp]}')
+            owner[stamp] = f'{category}/{instance}'
+            if record.get('split') != entry.get('split'):
+                problems.append(f'{at}: split {record.get("split")!r} differs from the category\'s')
+            if record.get('facing') not in (None, 'left', 'right'):
+                problems.append(f'{at}: facing must be "left", "right" or null')
+            points = record.get('keypoints', {})
+            unknown = set(points) - set(names)
+            if unknown:
+                problems.append(f'{at}: keypoints {sorted(unknown)} are not in the category\'s list')
+            placed = {name: value for name, value in points.items() if value is not None}
+            bad = [name for name, value in placed.items() if not _is_point(value)]
+            if bad:
+                problems.append(f'{at}: keypoints {bad} must be [x, y] numbers or null')
+            if len(placed) < 2:
+                problems.append(f'{at}: fewer than 2 keypoints placed')
+            if stamps_dir is not None and not bad and isinstance(stamp, str):
+                problems += _stamp_problems(stamps_dir, stamp, placed, at)
+    test_stamps = {stamp for stamp, name in owner.items()
+                   if categories[name.split('/')[0]].get('split') == 'test'}
+    for category, stamps in annotations.get('unlabelled', {}).get('categories', {}).items():
+        for stamp in stamps:
+            if stamp in test_stamps or stamp.startswith(FORBIDDEN_STAMPS):
+                problems.append(f'unlabelled {category!r}: {stamp} is a test stamp or under {FORBIDDEN_STAMPS}')
+    return problems
+
+
+def _stamp_problems(stamps_dir: str, stamp: str, points: Dict[str, list], at: str) -> List[str]:
+    try:
+        alpha = read_stamp(stamps_dir, stamp)[..., 3]
+    except (OSError, ValueError) as error:
+        return [f'{at}: {error}']
+    problems = []
+    for name, (x, y) in points.items():
+        column, row = int(round(x)), int(round(y))
+        if not (0 <= row < alpha.shape[0] and 0 <= column < alpha.shape[1]) or alpha[row, column] == 0:
+            problems.append(f'{at}: keypoint {name} ({x}, {y}) is off the object in {stamp}')
+    return problems
+
+
+def read_stamp(stamps_dir: str, relative: str) -> np.ndarray:
+    """A stamp as RGBA uint8 (H, W, 4); FileNotFoundError / ValueError naming the file otherwise."""
+    path = os.path.join(stamps_dir, relative)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'{path}: stamp not found (install or unpack tuxpaint-stamps-default and give '
+                                'its stamps folder, e.g. /usr/share/tuxpaint/stamps)')
+    try:
+        with Image.open(path) as image:
+            rgba = np.asarray(image.convert('RGBA'))
+    except OSError as error:
+        raise ValueError(f'{path}: not a readable image ({error})') from error
+    if not (rgba[..., 3] > 0).any():
+        raise ValueError(f'{path}: the stamp is fully transparent')
+    return rgba
+
+
+def background_photos(opencv_data: Optional[str] = None) -> Dict[str, np.ndarray]:
+    """Background photos by name, RGB uint8: scikit-image's, and opencv-doc's from ``opencv_data``."""
+    from .offline_data import opencv_doc_file, skimage_photo
+    photos = {f'skimage:{name}': skimage_photo(name) for name in SKIMAGE_BACKGROUNDS}
+    if opencv_data is not None:
+        from sfc_plugin.utils import read_image
+        for name in OPENCV_DOC_BACKGROUNDS:
+            photos[f'opencv-doc:{name}'] = read_image(opencv_doc_file(opencv_data, name))
+    return photos
+
+
+def _background(rng: np.random.Generator, photo: np.ndarray, max_side: int) -> np.ndarray:
+    """A random crop of 60-100 % of each side, resized so that its longer side is ``max_side``."""
+    fraction = rng.uniform(0.6, 1.0)
+    height, width = (max(8, round(side * fraction)) for side in photo.shape[:2])
+    top = int(rng.integers(0, photo.shape[0] - height + 1))
+    left = int(rng.integers(0, photo.shape[1] - width + 1))
+    crop = photo[top:top + height, left:left + width]
+    scale = max_side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(crop, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+
+
+def _alpha_box(alpha: np.ndarray) -> Tuple[int, int, int, int]:
+    ys, xs = np.nonzero(alpha)
+    return int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())
+
+
+def composite(rng: np.random.Generator, stamp: np.ndarray, keypoints: np.ndarray, background: np.ndarray,
+              scale_range: Tuple[float, float] = (0.35, 0.75), max_angle: float = 10.0,
+              flip: Optional[bool] = None) -> dict:
+    """Paste an RGBA ``stamp`` onto ``background`` (RGB, the output's size) under a random similarity.
+
+    ``keypoints`` (K, 2) are x, y in stamp pixels (NaN rows stay NaN). The object's longer side (the
+    box of its alpha) becomes a random fraction in ``scale_range`` of the image's longer side (shrunk
+    to fit), it is mirrored (``flip``; random when None), rotated by up to ``max_angle`` degrees and
+    placed fully inside. Returns ``image`` (RGB uint8), ``keypoints`` (K, 2) in image pixels, ``box``
+    [x1, y1, x2, y2] of the warped alpha >= 0.5, ``flipped``, ``angle`` (degrees), ``scale``.
+    """
+    height, width = background.shape[:2]
+    x1, y1, x2, y2 = _alpha_box(stamp[..., 3] > 0)
+    box_w, box_h = x2 - x1 + 1, y2 - y1 + 1
+    flipped = bool(rng.random() < 0.5) if flip is None else bool(flip)
+    angle = float(rng.uniform(-max_angle, max_angle)) if max_angle > 0 else 0.0
+    scale = rng.uniform(*scale_range) * max(height, width) / max(box_w, box_h)
+    cos, sin = abs(np.cos(np.radians(angle))), abs(np.sin(np.radians(angle)))
+    extent_x, extent_y = scale * (cos * box_w + sin * box_h), scale * (sin * box_w + cos * box_h)
+    scale *= min(1.0, (width - 3) / extent_x, (height - 3) / extent_y)
+
+    # 1. resize (area-averaged when shrinking), premultiplied by alpha so edges do not darken
+    premultiplied = stamp.astype(np.float32)
+    premultiplied[..., :3] *= premultiplied[..., 3:] / 255
+    size = (max(1, round(stamp.shape[1] * scale)), max(1, round(stamp.shape[0] * scale)))
+    resized = cv2.resize(premultiplied, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    scale_xy = np.array(size, np.float64) / np.array(stamp.shape[1::-1], np.float64)
+    points = (keypoints + 0.5) * scale_xy - 0.5  # pixel centres keep their place
+    corners = (np.array([[x1 - 0.5, y1 - 0.5], [x2 + 0.5, y1 - 0.5], [x2 + 0.5, y2 + 0.5], [x1 - 0.5, y2 + 0.5]])
+               + 0.5) * scale_xy - 0.5
+    # 2. mirror: x -> (w - 1) - x
+    if flipped:
+        resized = resized[:, ::-1]
+        points = np.stack([size[0] - 1 - points[:, 0], points[:, 1]], axis=1)
+        corners = np.stack([size[0] - 1 - corners[:, 0], corners[:, 1]], axis=1)
+    # 3. rotate about the resized stamp's centre, then translate so the object lies inside the image
+    theta = np.radians(angle)
+    rotation = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    centre = (np.array(size, np.float64) - 1) / 2
+    turned = (corners - centre) @ rotation.T
+    low = np.array([1.0, 1.0]) - turned.min(axis=0)
+    high = np.array([width - 2.0, height - 2.0]) - turned.max(axis=0)
+    position = np.where(low <= high, low + rng.random(2) * np.maximum(high - low, 0), (low + high) / 2)
+    matrix = np.concatenate([rotation, (position - rotation @ centre)[:, None]], axis=1)  # (2, 3)
+    warped = cv2.warpAffine(np.ascontiguousarray(resized), matrix, (width, height), flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    alpha = np.clip(warped[..., 3:] / 255, 0, 1)
+    image = warped[..., :3] + background.astype(np.float32) * (1 - alpha)
+    mask = alpha[..., 0] >= 0.5
+    box = [float(v) for v in _alpha_box(mask)] if mask.any() else [0.0, 0.0, 0.0, 0.0]
+    return dict(image=np.clip(image, 0, 255).round().astype(np.uint8), keypoints=points @ rotation.T + matrix[:, 2],
+                box=box, flipped=flipped, angle=angle, scale=float(scale))
+
+
+def _safe(name: str) -> str:
+    """A name usable inside an SPair layout line (whose fields are separated by '-')."""
+    return name.replace('-', '_')
+
+
+def plan_pairs(annotations: dict, split: str, seed: int, draws: int = 2,
+               trn_pairs_per_category: int = 40) -> List[dict]:
+    """The pairs of a split, in order: dicts with ``category``, ``src``/``trg`` (instance names) and their
+    ``stamps``. Labelled splits: every ordered pair of different instances, ``draws`` times. ``trn``:
+    ordered pairs of different stamps of the ``val`` categories and the unlabelled ones, at most
+    ``trn_pairs_per_category`` per category (a seeded sample)."""
+    if split not in SPLITS:
+        raise ValueError(f'split must be one of {SPLITS}, got {split!r}')
+    groups = {}  # category -> {instance: stamp}
+    for category, entry in annotations['categories'].items():
+        if entry['split'] == split or (split == 'trn' and entry['split'] == 'val'):
+            groups[category] = {name: record['stamp'] for name, record in entry['instances'].items()}
+    if split == 'trn':
+        for category, stamps in annotations.get('unlabelled', {}).get('categories', {}).items():
+            instances = groups.setdefault(category, {})
+            for stamp in stamps:
+                instances[os.path.splitext(os.path.basename(stamp))[0]] = stamp
+    plan = []
+    for category_index, (category, instances) in enumerate(groups.items()):
+        ordered = [(src, trg) for src in instances for trg in instances if src != trg]
+        if split == 'trn':
+            if len(ordered) > trn_pairs_per_category:
+                sampler = np.random.default_rng([seed, SPLITS.index(split), category_index])
+                chosen = sampler.choice(len(ordered), trn_pairs_per_category, replace=False)
+                ordered = [ordered[index] for index in sorted(chosen)]
+            repeats = 1
+        else:
+            repeats = draws
+        for src, trg in ordered:
+            for _ in range(repeats):
+                plan.append(dict(category=category, src=src, trg=trg, src_stamp=instances[src],
+                                 trg_stamp=instances[trg]))
+    return plan
+
+
+def _instance_keypoints(annotations: dict, category: str, instance: str
+                        ) -> Tuple[List[str], np.ndarray, Optional[str]]:
+    """(names, (K, 2) float with NaN where absent, facing) of an annotated instance; ([], (0, 2), None) else."""
+    entry = annotations['categories'].get(category)
+    if entry is None or instance not in entry['instances']:
+        return [], np.zeros((0, 2)), None
+    record = entry['instances'][instance]
+    names = entry['keypoints']
+    points = np.array([record['keypoints'].get(name) or [np.nan, np.nan] for name in names], np.float64)
+    return names, points, record.get('facing')
+
+
+def _mirror_names(names: List[str], points: np.ndarray, flip_pairs: Sequence[Sequence[str]]) -> np.ndarray:
+    """Rows of ``points`` swapped for each flip pair (names by image side in a mirrored image)."""
+    points = points.copy()
+    for left, right in flip_pairs:
+        i, j = names.index(left), names.index(right)
+        points[[i, j]] = points[[j, i]]
+    return points
+
+
+def _level(value: float, small: float, large: float) -> int:
+    return 0 if value < small else 1 if value < large else 2
+
+
+def render_pair(rng_key: Sequence[int], annotations: dict, stamps: Dict[str, np.ndarray],
+                backgrounds: Dict[str, np.ndarray], planned: dict, labelled: bool, max_side: int = 320,
+                max_angle: float = 10.0) -> dict:
+    """Both images of one planned pair (``plan_pairs``) and its SPair record (without the image names);
+    ``stamps`` holds every stamp the plan names (RGBA), ``labelled=False`` leaves the keypoints out."""
+    category = planned['category']
+    entry = annotations['categories'].get(category, {})
+    names, views = [], []
+    for role_index, role in enumerate(('src', 'trg')):
+        rng = np.random.default_rng([*rng_key, role_index])
+        background_name = sorted(backgrounds)[int(rng.integers(len(backgrounds)))]
+        background = _background(rng, backgrounds[background_name], max_side)
+        names, points, facing = _instance_keypoints(annotations, category, planned[role])
+        if not labelled:
+            names, points = [], np.zeros((0, 2))
+        view = composite(rng, stamps[planned[f'{role}_stamp']], points, background, max_angle=max_angle)
+        if view['flipped']:
+            facing = {'left': 'right', 'right': 'left'}.get(facing)
+            if names:
+                view['keypoints'] = _mirror_names(names, view['keypoints'], entry.get('flip_pairs', []))
+        view.update(background=background_name, facing=facing)
+        views.append(view)
+    src, trg = views
+    ids = np.nonzero(np.isfinite(src['keypoints']).all(axis=1) & np.isfinite(trg['keypoints']).all(axis=1))[0]
+    src_side = max(src['box'][2] - src['box'][0], src['box'][3] - src['box'][1]) + 1
+    trg_side = max(trg['box'][2] - trg['box'][0], trg['box'][3] - trg['box'][1]) + 1
+    if src['facing'] is not None and trg['facing'] is not None:
+        mirrored = src['facing'] != trg['facing']
+    else:
+        mirrored = False if category in annotations['categories'] else None
+    record = dict(
+        category=category, src_imsize=[*src['image'].shape[1::-1], 3], trg_imsize=[*trg['image'].shape[1::-1], 3],
+        src_kps=np.round(src['keypoints'][ids], 2).tolist(), trg_kps=np.round(trg['keypoints'][ids], 2).tolist(),
+        kps_ids=ids.tolist(), kps_names=[names[i] for i in ids], src_bndbox=src['box'], trg_bndbox=trg['box'],
+        viewpoint_variation=2 if mirrored else 0, scale_variation=_level(abs(np.log2(src_side / trg_side)), 0.5, 1.0),
+        truncation=0, occlusion=0, mirrored=mirrored, labelled=bool(labelled),
+        src_instance=planned['src'], trg_instance=planned['trg'],
+        src_stamp=planned['src_stamp'], trg_stamp=planned['trg_stamp'])
+    for role, view in (('src', src), ('trg', trg)):
+        record.update({f'{role}_flipped': view['flipped'], f'{role}_facing': view['facing'],
+                       f'{role}_angle': round(view['angle'], 3), f'{role}_scale': round(view['scale'], 5),
+                       f'{role}_background': view['background']})
+    return dict(source=src['image'], target=trg['image'], record=record)
+
+
+def _write_jpeg(path: str, image: np.ndarray) -> None:
+    if not cv2.imwrite(path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
+        raise OSError(f'{path}: cannot write the image')
+
+
+def write_semantic_pairs(out: str, stamps_dir: str, seed: int = 0, opencv_data: Optional[str] = None,
+                         annotations: Optional[dict] = None, draws: int = 2, trn_pairs_per_category: int = 40,
+                         max_side: int = 320, max_angle: float = 10.0, splits: Sequence[str] = SPLITS,
+                         overwrite: bool = False) -> dict:
+    """Write the pair set under ``out`` (SPair-71k layout, see the module docstring) all at once: the files
+    are made in a temporary folder beside ``out`` that then replaces it. Returns the ``meta.json`` dict."""
+    annotations = annotations if annotations is not None else load_annotations()
+    problems = annotation_problems(annotations, stamps_dir)
+    if problems:
+        raise AnnotationError('the annotations disagree with the stamps in ' + stamps_dir + ':\n  '
+                              + '\n  '.join(problems[:20]))
+    out = os.path.abspath(out)
+    if os.path.exists(out) and not overwrite:
+        raise FileExistsError(f'{out}: already exists (pass --overwrite to replace it)')
+    backgrounds = background_photos(opencv_data)
+    plans = {split: plan_pairs(annotations, split, seed, draws, trn_pairs_per_category) for split in splits}
+    stamps = {}
+    for plan in plans.values():
+        for planned in plan:
+            for role in ('src', 'trg'):
+                if planned[f'{role}_stamp'] not in stamps:
+                    stamps[planned[f'{role}_stamp']] = read_stamp(stamps_dir, planned[f'{role}_stamp'])
+    parent = os.path.dirname(out)
+    os.makedirs(parent, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=f'.{os.path.basename(out)}.', dir=parent)
+    counts = {}
+    try:
+        for split, plan in plans.items():
+            lines, keypoints, mirrored = [], 0, 0
+            os.makedirs(os.path.join(work, 'PairAnnotation', split))
+            for index, planned in enumerate(plan, 1):
+                pair = render_pair([seed, SPLITS.index(split), index], annotations, stamps, backgrounds, planned,
+                                   split != 'trn', max_side, max_angle)
+                category = planned['category']
+                stems = [f'{split}{index:05d}_{role}_{_safe(planned[role])}' for role in ('src', 'trg')]
+                folder = os.path.join(work, 'JPEGImages', category)
+                os.makedirs(folder, exist_ok=True)
+                for stem, image in zip(stems, (pair['source'], pair['target'])):
+                    _write_jpeg(os.path.join(folder, f'{stem}.jpg'), image)
+                line = f'{index:05d}-{stems[0]}-{stems[1]}:{category}'
+                record = dict(pair_id=index, src_imname=f'{stems[0]}.jpg', trg_imname=f'{stems[1]}.jpg',
+                              **pair['record'])
+                with open(os.path.join(work, 'PairAnnotation', split, f'{line}.json'), 'w') as file:
+                    json.dump(record, file, indent=1)
+                lines.append(line)
+                keypoints += len(record['src_kps'])
+                mirrored += bool(record['mirrored'])
+            os.makedirs(os.path.join(work, 'Layout', 'large'), exist_ok=True)
+            with open(os.path.join(work, 'Layout', 'large', f'{split}.txt'), 'w') as file:
+                file.write('\n'.join(lines) + '\n')
+            categories = sorted({planned['category'] for planned in plan})
+            counts[split] = dict(pairs=len(plan), keypoints=keypoints, categories=categories,
+                                 stamps=len({p[f'{r}_stamp'] for p in plan for r in ('src', 'trg')}),
+                                 mirrored_pairs=mirrored)
+        meta = _meta(annotations, seed, opencv_data, draws, trn_pairs_per_category, max_side, max_angle, counts,
+                     sorted(backgrounds))
+        with open(os.path.join(work, 'meta.json'), 'w') as file:
+            json.dump(meta, file, indent=1)
+        with open(os.path.join(work, 'README.txt'), 'w') as file:
+            file.write(_readme(meta))
+        if os.path.exists(out):
+            shutil.rmtree(out)
+        os.replace(work, out)
+    finally:
+        if os.path.exists(work):
+            shutil.rmtree(work)
+    return meta
+
+
+def _meta(annotations: dict, seed: int, opencv_data: Optional[str], draws: int, trn_pairs_per_category: int,
+          max_side: int, max_angle: float, counts: dict, backgrounds: List[str]) -> dict:
+    return dict(
+        kind='semantic correspondence: different instances of one category, keypoints placed by hand',
+        objects='photographed stamps of Debian tuxpaint-stamps-default (never animals/)',
+        annotation_file='sfc_plugin/generators/data/semantic_keypoints.json',
+        categories={name: dict(split=entry['split'], keypoints=entry['keypoints'], instances=sorted(entry['instances']))
+                    for name, entry in annotations['categories'].items()},
+        backgrounds=backgrounds, opencv_data=opencv_data, seed=seed, draws=draws,
+        trn_pairs_per_category=trn_pairs_per_category, max_side=max_side, max_angle=max_angle,
+        object_scale='35-75 % of the longer image side', splits=counts)
+
+
+def _readme(meta: dict) -> str:
+    lines = ['Cross-instance semantic pairs (sfc_plugin tools/make_semantic_pairs.py), SPair-71k layout:',
+             '  JPEGImages/<category>/<image>.jpg, PairAnnotation/<split>/<pair>.json, Layout/large/<split>.txt',
+             f'Objects: {meta["objects"]}; keypoints placed by hand ({meta["annotation_file"]}).',
+             f'Backgrounds: {", ".join(meta["backgrounds"])}.',
+             f'Seed {meta["seed"]}, images {meta["max_side"]} px on the longer side, object 35-75 % of it, '
+             f'mirrored with p = 1/2, rotated up to {meta["max_angle"]} degrees.',
+             'Splits: test = report categories, val = tuning categories, trn = unlabelled pairs (no keypoints).']
+    for split, count in meta['splits'].items():
+        lines.append(f'  {split}: {count["pairs"]} pairs, {count["keypoints"]} keypoint matches, '
+                     f'{count["mirrored_pairs"]} mirrored, categories {", ".join(count["categories"])}')
+    return '\n'.join(lines) + '\n'
+
+
+def _label(image: np.ndarray, text: str, origin: Tuple[int, int], colour=(0, 0, 0), scale: float = 0.4) -> None:
+    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 3, cv2.LINE_AA)
+    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv2.LINE_AA)
+
+
+def draw_keypoint_sheet(annotations: dict, stamps_dir: str, height: int = 250, width: int = 1500) -> np.ndarray:
+    """Every annotated stamp on grey with its keypoints (dot colour and number = keypoint index), a legend
+    line per category; stamps at most ``height`` pixels tall, rows ``width`` wide; RGB uint8."""
+    rows = []
+    for category, entry in annotations['categories'].items():
+        names = entry['keypoints']
+        legend = np.full((24, width, 3), 255, np.uint8)
+        _label(legend, f'{category} ({entry["split"]}): ' + ', '.join(f'{i}={n}' for i, n in enumerate(names)),
+               (4, 17), scale=0.5)
+        rows.append(legend)
+        panels = []
+        for instance, record in entry['instances'].items():
+            rgba = read_stamp(stamps_dir, record['stamp']).astype(np.float32)
+            scale = min((height - 20) / rgba.shape[0], np.sqrt(150 * 250 / rgba.shape[0] / rgba.shape[1]), 6.0)
+            size = (max(1, round(rgba.shape[1] * scale)), max(1, round(rgba.shape[0] * scale)))
+            rgba = cv2.resize(rgba, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+            alpha = rgba[..., 3:] / 255
+            panel = np.full((size[1] + 20, size[0] + 20, 3), 255, np.uint8)
+            panel[:size[1], 10:10 + size[0]] = (rgba[..., :3] * alpha + 170 * (1 - alpha)).astype(np.uint8)
+            for index, name in enumerate(names):
+                point = record['keypoints'].get(name)
+                if point is None:
+                    continue
+                x, y = int(round((point[0] + 0.5) * scale - 0.5)) + 10, int(round((point[1] + 0.5) * scale - 0.5))
+                cv2.circle(panel, (x, y), 5, (0, 0, 0), -1, cv2.LINE_AA)
+                cv2.circle(panel, (x, y), 4, COLOURS[index % len(COLOURS)], -1, cv2.LINE_AA)
+                _label(panel, str(index), (x + 5, y - 4), scale=0.35)
+            facing = f' ({record["facing"]})' if record.get('facing') else ''
+            _label(panel, f'{instance}{facing}', (4, size[1] + 15), scale=0.38)
+            panels.append(panel)
+        line, used = [], 0
+        for panel in panels:
+            if used + panel.shape[1] > width and line:
+                rows.append(_pad_row(line, width))
+                line, used = [], 0
+            line.append(panel)
+            used += panel.shape[1]
+        rows.append(_pad_row(line, width))
+    return np.concatenate(rows, axis=0)
+
+
+def _pad_row(panels: List[np.ndarray], width: int) -> np.ndarray:
+    height = max(panel.shape[0] for panel in panels)
+    row = np.concatenate([np.pad(panel, ((0, height - panel.shape[0]), (0, 0), (0, 0)), constant_values=255)
+                          for panel in panels], axis=1)[:, :width]
+    return np.concatenate([row, np.full((row.shape[0], width - row.shape[1], 3), 255, np.uint8)], axis=1)
+
+
+def draw_pair(source: np.ndarray, target: np.ndarray, src_kps: np.ndarray, trg_kps: np.ndarray,
+              kps_ids: Sequence[int], title: str = '') -> np.ndarray:
+    """Source and target side by side, corresponding keypoints joined by lines; RGB uint8."""
+    height = max(source.shape[0], target.shape[0]) + 20
+    canvas = np.full((height, source.shape[1] + target.shape[1] + 10, 3), 255, np.uint8)
+    canvas[20:20 + source.shape[0], :source.shape[1]] = source
+    offset = source.shape[1] + 10
+    canvas[20:20 + target.shape[0], offset:offset + target.shape[1]] = target
+    for (xs, ys), (xt, yt), index in zip(src_kps, trg_kps, kps_ids):
+        colour = COLOURS[index % len(COLOURS)]
+        start, end = (int(round(xs)), int(round(ys)) + 20), (int(round(xt)) + offset, int(round(yt)) + 20)
+        cv2.line(canvas, start, end, colour, 1, cv2.LINE_AA)
+        for point in (start, end):
+            cv2.circle(canvas, point, 4, (0, 0, 0), -1, cv2.LINE_AA)
+            cv2.circle(canvas, point, 3, colour, -1, cv2.LINE_AA)
+    _label(canvas, title, (4, 14), scale=0.42)
+    return canvas
+
+
+def draw_examples(root: str, split: str = 'test', per_category: int = 2) -> np.ndarray:
+    """Written pairs of ``split`` under ``root`` drawn with ``draw_pair``: per category its first mirrored
+    and first unmirrored pair (up to ``per_category``), two pairs a row; RGB uint8."""
+    from sfc_plugin.utils import read_image
+    with open(os.path.join(root, 'Layout', 'large', f'{split}.txt')) as file:
+        lines = [line.strip() for line in file if line.strip()]
+    chosen = {}
+    for line in lines:
+        record = read_json(os.path.join(root, 'PairAnnotation', split, f'{line}.json'), OSError, 'pair file not found')
+        picked = chosen.setdefault(record['category'], {})
+        if len(picked) < per_category and bool(record['mirrored']) not in picked:
+            picked[bool(record['mirrored'])] = record
+    drawings = []
+    for category, picked in chosen.items():
+        for record in picked.values():
+            folder = os.path.join(root, 'JPEGImages', category)
+            drawings.append(draw_pair(
+                read_image(os.path.join(folder, record['src_imname'])),
+                read_image(os.path.join(folder, record['trg_imname'])),
+                np.asarray(record['src_kps']).reshape(-1, 2), np.asarray(record['trg_kps']).reshape(-1, 2),
+                record['kps_ids'], f'{category}: {record["src_instance"]} -> {record["trg_instance"]}'
+                + (' (mirrored)' if record['mirrored'] else '')))
+    width = max(drawing.shape[1] for drawing in drawings)
+    rows = []
+    for start in range(0, len(drawings), 2):
+        row = [np.pad(drawing, ((0, 0), (0, width - drawing.shape[1] + 10), (0, 0)), constant_values=255)
+               for drawing in drawings[start:start + 2]]
+        height = max(part.shape[0] for part in row)
+        row = [np.pad(part, ((0, height - part.shape[0] + 10), (0, 0), (0, 0)), constant_values=255) for part in row]
+        rows.append(np.concatenate(row + [np.full((height + 10, (width + 10) * (2 - len(row)), 3), 255, np.uint8)],
+                                   axis=1))
+    return np.concatenate(rows, axis=0)
+
+
+def write_jpeg_atomic(path: str, image: np.ndarray, quality: int = 85) -> None:
+    """Write an RGB image as JPEG, atomically."""
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(tmp, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]):
+            raise OSError(f'{path}: cannot write the image')

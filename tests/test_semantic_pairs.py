@@ -1,0 +1,230 @@
+"""The cross-instance semantic pair set: hand annotations, the composite's exact keypoints, the SPair layout."""
+import copy
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import REPO_ROOT
+from sfc_plugin.correspondence import SPair71kDataset
+from sfc_plugin.generators.semantic_pairs import (annotation_problems, composite, load_annotations,
+                                                  write_semantic_pairs)
+
+STAMPS_DIR = os.environ.get('SFC_TUXPAINT_STAMPS', '/usr/share/tuxpaint/stamps')
+DOT_COLOURS = {'nose': (255, 0, 0), 'tail': (0, 0, 255), 'top': (0, 255, 0), 'a': (255, 0, 255), 'b': (0, 255, 255),
+               'side_left': (255, 0, 0), 'side_right': (0, 0, 255)}
+BODY = 128  # grey of the synthetic stamps' bodies
+
+
+def _stamp(path: str, size: tuple, body: tuple, dots: dict) -> None:
+    """An RGBA stamp: transparent, a grey opaque body box (x1, y1, x2, y2) and 7 x 7 dots centred on ``dots``."""
+    rgba = np.zeros((size[1], size[0], 4), np.uint8)
+    x1, y1, x2, y2 = body
+    rgba[y1:y2 + 1, x1:x2 + 1] = (BODY, BODY, BODY, 255)
+    for name, (x, y) in dots.items():
+        rgba[y - 3:y + 4, x - 3:x + 4, :3] = DOT_COLOURS[name]
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Image.fromarray(rgba).save(path)
+
+
+def _synthetic_set(root: str) -> dict:
+    """Stamps under ``root`` and their annotation: two test categories (one with a facing), one val
+    category with a flip pair, one unlabelled category."""
+    def instance(stamp, split, facing, dots, size=(60, 40), body=(6, 6, 53, 33)):
+        _stamp(os.path.join(root, stamp), size, body, {name: point for name, point in dots.items() if point})
+        return dict(stamp=stamp, split=split, facing=facing,
+                    keypoints={name: list(point) if point else None for name, point in dots.items()})
+    widget = dict(split='test', keypoints=['nose', 'tail', 'top'], flip_pairs=[], instances={
+        'w1': instance('toys/w1.png', 'test', 'right', {'nose': (48, 20), 'tail': (12, 22), 'top': (30, 11)}),
+        'w-2': instance('toys/w-2.png', 'test', 'left', {'nose': (11, 18), 'tail': (47, 20), 'top': (28, 12)}),
+        'w3': instance('toys/w3.png', 'test', 'right', {'nose': (62, 30), 'tail': (12, 30), 'top': None},
+                       size=(76, 44), body=(6, 6, 69, 37))})
+    gadget = dict(split='test', keypoints=['a', 'b'], flip_pairs=[], instances={
+        'g1': instance('toys/g1.png', 'test', None, {'a': (20, 12), 'b': (40, 28)}),
+        'g2': instance('toys/g2.png', 'test', None, {'a': (18, 14), 'b': (42, 26)})})
+    blob = dict(split='val', keypoints=['top', 'side_left', 'side_right'], flip_pairs=[['side_left', 'side_right']],
+                instances={
+        'b1': instance('blobs/b1.png', 'val', None, {'top': (30, 11), 'side_left': (11, 22), 'side_right': (48, 22)}),
+        'b2': instance('blobs/b2.png', 'val', None, {'top': (30, 10), 'side_left': (12, 24), 'side_right': (47, 24)})})
+    for name in ('t1', 't2'):
+        _stamp(os.path.join(root, 'other', f'{name}.png'), (50, 30), (5, 5, 44, 24), {})
+    return dict(categories=dict(widget=widget, gadget=gadget, blob=blob),
+                unlabelled=dict(categories=dict(thing=['other/t1.png', 'other/t2.png'])))
+
+
+def _files(root: str) -> dict:
+    digests = {}
+    for folder, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(folder, name)
+            digests[os.path.relpath(path, root)] = hashlib.sha256(open(path, 'rb').read()).hexdigest()
+    return digests
+
+
+def test_annotation_file_is_well_formed():
+    annotations = load_annotations()  # raises on a structural problem
+    categories = annotations['categories']
+    splits = {split: {name for name, entry in categories.items() if entry['split'] == split}
+              for split in ('test', 'val')}
+    assert len(splits['test']) >= 3 and len(splits['val']) >= 2
+    stamps = {split: {record['stamp'] for name in names for record in categories[name]['instances'].values()}
+              for split, names in splits.items()}
+    unlabelled = {stamp for group in annotations['unlabelled']['categories'].values() for stamp in group}
+    assert not stamps['test'] & (stamps['val'] | unlabelled)
+    assert not any(stamp.startswith('animals/') for stamp in stamps['test'] | stamps['val'] | unlabelled)
+    for name, entry in categories.items():
+        paired = {side for pair in entry['flip_pairs'] for side in pair}
+        for keypoint in entry['keypoints']:  # image-side names only where the mirror swaps them
+            assert ('left' in keypoint or 'right' in keypoint) == (keypoint in paired), (name, keypoint)
+        for record in entry['instances'].values():
+            assert set(record['keypoints']) <= set(entry['keypoints'])
+            assert sum(value is not None for value in record['keypoints'].values()) >= 2
+        facings = {record['facing'] for record in entry['instances'].values()}
+        assert facings <= ({'left', 'right'} if 'facing_means' in entry else {None}), name
+
+
+def test_annotation_check_finds_each_problem():
+    good = load_annotations()
+    assert annotation_problems(good) == []
+    broken = copy.deepcopy(good)
+    car = broken['categories']['car']['instances']
+    first, second = list(car)[:2]
+    car[first]['keypoints']['left_mirror'] = [1, 1]
+    car[second]['split'] = 'val'
+    broken['categories']['jug']['instances']['mug']['stamp'] = 'animals/cats/cat.png'
+    broken['unlabelled']['categories']['fruit'].append(car[first]['stamp'])
+    problems = '\n'.join(annotation_problems(broken))
+    assert "['left_mirror'] are not in the category's list" in problems
+    assert f"instance '{second}': split 'val' differs" in problems
+    assert 'outside animals/' in problems and 'is a test stamp' in problems
+
+
+@pytest.mark.skipif(not os.path.isdir(STAMPS_DIR), reason=f'no Tux Paint stamps at {STAMPS_DIR} '
+                    '(set SFC_TUXPAINT_STAMPS to the stamps folder of tuxpaint-stamps-default)')
+def test_annotated_keypoints_lie_on_their_stamps():
+    for entry in load_annotations()['categories'].values():
+        for record in entry['instances'].values():
+            alpha = np.asarray(Image.open(os.path.join(STAMPS_DIR, record['stamp'])).convert('RGBA'))[..., 3]
+            for name, point in record['keypoints'].items():
+                if point is not None:
+                    x, y = int(round(point[0])), int(round(point[1]))
+                    assert 0 <= x < alpha.shape[1] and 0 <= y < alpha.shape[0], (record['stamp'], name)
+                    assert alpha[y, x] > 0, (record['stamp'], name, point)
+
+
+@pytest.mark.parametrize('background_size', [(160, 120), (70, 60)])  # the object enlarged, then shrunk
+@pytest.mark.parametrize('flip', [False, True])
+def test_composite_puts_each_keypoint_on_its_dot(background_size, flip):
+    dots = {'nose': (48, 20), 'tail': (12, 22), 'top': (30, 11)}
+    stamp = np.zeros((40, 60, 4), np.uint8)
+    stamp[6:34, 6:54] = (BODY, BODY, BODY, 255)
+    for name, (x, y) in dots.items():
+        stamp[y - 3:y + 4, x - 3:x + 4, :3] = DOT_COLOURS[name]
+    background = np.zeros((background_size[1], background_size[0], 3), np.uint8)
+    for seed in range(3):
+        view = composite(np.random.default_rng(seed), stamp, np.array(list(dots.values()), np.float64), background,
+                         flip=flip)
+        image = view['image'].astype(np.float64)
+        assert view['flipped'] == flip and abs(view['angle']) <= 10
+        for (name, colour), point in zip(((n, DOT_COLOURS[n]) for n in dots), view['keypoints']):
+            channel = int(np.argmax(colour))
+            others = [c for c in range(3) if colour[c] == 0]
+            weight = np.clip(image[..., channel] - image[..., others].max(axis=-1) - 40, 0, None)
+            ys, xs = np.nonzero(weight)
+            centroid = np.array([(xs * weight[ys, xs]).sum(), (ys * weight[ys, xs]).sum()]) / weight[ys, xs].sum()
+            np.testing.assert_allclose(centroid, point, atol=0.3, err_msg=f'{name}, seed {seed}')
+        # flipped: the nose (right in the stamp) is left of the tail, up to the small rotation
+        nose, tail = view['keypoints'][0], view['keypoints'][1]
+        assert (nose[0] < tail[0]) == flip
+        object_pixels = image.max(axis=-1) >= BODY / 2  # alpha >= 0.5 on a black background
+        ys, xs = np.nonzero(object_pixels)
+        np.testing.assert_allclose(view['box'], [xs.min(), ys.min(), xs.max(), ys.max()], atol=1)
+        assert xs.min() >= 1 and ys.min() >= 1 and xs.max() <= background_size[0] - 2 and \
+            ys.max() <= background_size[1] - 2  # fully inside
+        side = max(xs.max() - xs.min(), ys.max() - ys.min()) + 1
+        assert side <= 0.75 * max(background_size) + 2
+
+
+def _pixel_colour(image: np.ndarray, point) -> np.ndarray:
+    x, y = int(round(point[0])), int(round(point[1]))
+    return image[y - 1:y + 2, x - 1:x + 2].reshape(-1, 3).mean(axis=0)
+
+
+def test_written_set_has_the_dots_under_its_keypoints_and_loads_as_spair(tmp_path):
+    stamps = str(tmp_path / 'stamps')
+    annotations = _synthetic_set(stamps)
+    assert annotation_problems(annotations, stamps) == []
+    meta = write_semantic_pairs(str(tmp_path / 'a'), stamps, seed=5, annotations=annotations, draws=1, max_side=128)
+    assert {split: count['pairs'] for split, count in meta['splits'].items()} == {'test': 3 * 2 + 2, 'val': 2,
+                                                                                  'trn': 2 + 2}
+    categories = annotations['categories']
+    used = {}
+    for split, expected in (('test', 8), ('val', 2)):
+        dataset = SPair71kDataset(data_root=str(tmp_path / 'a'), split=split)
+        assert len(dataset) == expected
+        for sample in dataset:
+            record = json.load(open(os.path.join(tmp_path, 'a', 'PairAnnotation', split, f'{sample["pair_id"]}.json')))
+            entry = categories[record['category']]
+            assert record['src_instance'] != record['trg_instance']
+            used.setdefault(split, set()).update({record['src_stamp'], record['trg_stamp']})
+            expected_names = [name for name in entry['keypoints']
+                              if entry['instances'][record['src_instance']]['keypoints'][name] is not None
+                              and entry['instances'][record['trg_instance']]['keypoints'][name] is not None]
+            assert record['kps_names'] == expected_names and sample['valid'].all()
+            for role in ('src', 'trg'):
+                image = cv2.cvtColor(cv2.imread(sample[f'{role}_path']), cv2.COLOR_BGR2RGB).astype(np.float64)
+                points = dict(zip(record['kps_names'], sample[f'{role}_kps']))
+                swap = {'side_left': 'side_right', 'side_right': 'side_left'} if record[f'{role}_flipped'] else {}
+                for name, point in points.items():  # names by image side: the side dots swap in a mirrored image
+                    colour = np.array(DOT_COLOURS[swap.get(name, name) if entry['flip_pairs'] else name], np.float64)
+                    assert np.abs(_pixel_colour(image, point) - colour).max() < 90, (record['category'], role, name)
+                if entry['flip_pairs']:
+                    assert points['side_left'][0] < points['side_right'][0]
+                box = sample[f'{role}_bbox']
+                inside = image[int(box[1]):int(box[3]) + 1, int(box[0]):int(box[2]) + 1]
+                assert inside.shape[0] >= 20 and inside.shape[1] >= 20
+            facings = [entry['instances'][record[f'{role}_instance']]['facing'] for role in ('src', 'trg')]
+            if None in facings:
+                assert record['mirrored'] is False and record['viewpoint_variation'] == 0
+            else:
+                written = [facing if not record[f'{role}_flipped'] else {'left': 'right', 'right': 'left'}[facing]
+                           for facing, role in zip(facings, ('src', 'trg'))]
+                assert record['mirrored'] == (written[0] != written[1])
+                assert record['viewpoint_variation'] == (2 if record['mirrored'] else 0)
+    trn_lines = open(os.path.join(tmp_path, 'a', 'Layout', 'large', 'trn.txt')).read().split()
+    trn_records = [json.load(open(os.path.join(tmp_path, 'a', 'PairAnnotation', 'trn', f'{line}.json')))
+                   for line in trn_lines]
+    assert all(record['src_kps'] == [] and record['labelled'] is False for record in trn_records)
+    used['trn'] = {record[f'{role}_stamp'] for record in trn_records for role in ('src', 'trg')}
+    assert not used['test'] & (used['val'] | used['trn']) and used['val'] <= used['trn']
+    # the same seed writes the same files; another seed other images
+    write_semantic_pairs(str(tmp_path / 'b'), stamps, seed=5, annotations=annotations, draws=1, max_side=128)
+    write_semantic_pairs(str(tmp_path / 'c'), stamps, seed=6, annotations=annotations, draws=1, max_side=128)
+    assert _files(str(tmp_path / 'a')) == _files(str(tmp_path / 'b'))
+    assert _files(str(tmp_path / 'a')) != _files(str(tmp_path / 'c'))
+    with pytest.raises(FileExistsError, match='--overwrite'):
+        write_semantic_pairs(str(tmp_path / 'a'), stamps, annotations=annotations)
+
+
+@pytest.mark.slow
+def test_tool_writes_the_set_and_names_a_missing_stamps_folder(tmp_path):
+    stamps = str(tmp_path / 'stamps')
+    annotation_path = tmp_path / 'keypoints.json'
+    annotation_path.write_text(json.dumps(_synthetic_set(stamps)))
+    command = [sys.executable, os.path.join(REPO_ROOT, 'tools', 'make_semantic_pairs.py'), '--annotations',
+               str(annotation_path), '--out', str(tmp_path / 'out'), '--draws', '1', '--max-side', '96']
+    done = subprocess.run(command + ['--stamps', stamps, '--keypoint-sheet', str(tmp_path / 'sheet.jpg'),
+                                     '--examples', str(tmp_path / 'examples.jpg')], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert 'test: 8 pairs' in done.stdout and 'val: 2 pairs' in done.stdout
+    for drawing in ('sheet.jpg', 'examples.jpg'):
+        assert cv2.imread(str(tmp_path / drawing)) is not None
+    missing = subprocess.run(command + ['--stamps', str(tmp_path / 'nowhere'), '--overwrite'], capture_output=True,
+                             text=True)
+    assert missing.returncode == 1 and str(tmp_path / 'nowhere') in missing.stderr and 'w1.png' in missing.stderr
