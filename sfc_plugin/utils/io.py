@@ -65,6 +65,14 @@ def atomic_path(path: str) -> Iterator[str]:
             os.remove(tmp)
 
 
+def write_json(path: str, value: Any, indent: Optional[int] = 1) -> None:
+    """Write ``value`` as JSON to ``path`` atomically (the old file stays whole if this fails)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, 'w') as file:
+            json.dump(value, file, indent=indent)
+            file.write('\n')
+
+
 def ensure_writable_dir(path: str, error_type: Type[Exception] = OSError, what: str = 'files') -> None:
     """Create the folder ``path`` if needed; raise ``error_type`` naming it unless files can be created there."""
     try:
