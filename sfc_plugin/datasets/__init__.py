@@ -1,4 +1,5 @@
 from .collate import video_collate
+from .cycle_pairs import CyclePairDataset, same_category_pairs
 from .image_datasets import *  # noqa: F401,F403
 from .samplers import RandomFramesPerVideoSampler
 from .transforms import *  # noqa: F401,F403

@@ -14,6 +14,8 @@ sfc_fc         model         online_encoder.       drop target encoder, projecto
 crw            model         encoder.model.        rename wrapped convs, drop head / selfsim_fc
 torchvision    (none)        (none)                drop fc.*
 fc_plugin      state_dict    backbone.             this plugin's FC training (tools/train.py)
+moco_plugin    state_dict    backbone.             this plugin's MoCo training: drop key encoder,
+                                                   head, queue
 =============  ============  ====================  ==========================================
 
 ``convert_checkpoint_file`` (behind ``tools/convert_checkpoint.py``) converts a file, checks that
@@ -108,6 +110,12 @@ def convert_fc_plugin(checkpoint: Mapping, source: str = 'checkpoint') -> StateD
             if key.startswith('backbone.')}
 
 
+def convert_moco_plugin(checkpoint: Mapping, source: str = 'checkpoint') -> StateDict:
+    """A MoCo checkpoint written by this plugin's ``tools/train.py``: the query backbone."""
+    state_dict = _tensors_under(checkpoint, 'state_dict', 'sfc_plugin MoCo', source)
+    return strip_prefix(state_dict, 'backbone.', source)
+
+
 CONVERTERS: Dict[str, Callable[[Mapping, str], StateDict]] = dict(
     moco=convert_moco,
     simsiam=convert_simsiam,
@@ -116,6 +124,7 @@ CONVERTERS: Dict[str, Callable[[Mapping, str], StateDict]] = dict(
     crw=convert_crw,
     torchvision=convert_torchvision,
     fc_plugin=convert_fc_plugin,
+    moco_plugin=convert_moco_plugin,
 )
 
 
@@ -137,6 +146,8 @@ def detect_layout(checkpoint: Mapping, source: str = 'checkpoint') -> str:
         return 'simsiam'
     if _has_prefix(state_dict, 'backbone.') and _has_prefix(state_dict, 'target_backbone.'):
         return 'fc_plugin'
+    if _has_prefix(state_dict, 'backbone.') and _has_prefix(state_dict, 'key_backbone.'):
+        return 'moco_plugin'
     if _has_prefix(model, 'online_encoder.'):
         return 'sfc_fc'
     if _has_prefix(model, 'module.encoder.'):

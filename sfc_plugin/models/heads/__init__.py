@@ -1,3 +1,4 @@
 from .dense_mlp import DenseMLPHead
+from .pooled_projection import PooledProjectionHead
 
-__all__ = ['DenseMLPHead']
+__all__ = ['DenseMLPHead', 'PooledProjectionHead']

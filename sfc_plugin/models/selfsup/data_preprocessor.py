@@ -9,6 +9,9 @@ from sfc_plugin.registry import MODELS
 # Normalisation of the FC reference training code (METHOD.md section 2), on the 0..255 scale.
 FC_TRAIN_MEAN = (0.4914 * 255, 0.4822 * 255, 0.4465 * 255)
 FC_TRAIN_STD = (0.2023 * 255, 0.1994 * 255, 0.2010 * 255)
+# ImageNet statistics (MoCo's normalisation), on the 0..255 scale.
+IMAGENET_MEAN_255 = (123.675, 116.28, 103.53)
+IMAGENET_STD_255 = (58.395, 57.12, 57.375)
 
 
 @MODELS.register_module()
@@ -19,6 +22,9 @@ class TwoViewDataPreprocessor(BaseDataPreprocessor):
     ``dict(inputs=[uint8 (2, 3, S, S), ...], data_samples=[BaseDataElement, ...])``; a stacked
     (B, 2, 3, S, S) tensor is accepted too. Output:
     ``dict(inputs=float (B, 2, 3, S, S) normalised, data_samples=[...] on the device)``.
+
+    A data sample with a ``pair_images`` field (uint8 (2, 3, P, P), an image pair for MoCo's
+    cross-instance cycle term) gets it back as float, normalised the same way.
 
     Args:
         mean, std: per-channel RGB normalisation on the 0..255 scale, as in mmengine's
@@ -47,4 +53,15 @@ class TwoViewDataPreprocessor(BaseDataPreprocessor):
                              f'(B, 2, 3, S, S) once stacked; got {tuple(inputs.shape)}')
         inputs = self.cast_data(inputs).float()  # copy uint8 to the device, then convert
         inputs = (inputs - self.mean) / self.std
-        return dict(inputs=inputs, data_samples=self.cast_data(data.get('data_samples')))
+        data_samples = self.cast_data(data.get('data_samples'))
+        for sample in data_samples or []:
+            if 'pair_images' in sample:
+                sample.pair_images = self.normalise_pair(sample.pair_images)
+        return dict(inputs=inputs, data_samples=data_samples)
+
+    def normalise_pair(self, pair: torch.Tensor) -> torch.Tensor:
+        """uint8 (2, 3, P, P) image pair -> float, normalised like the views."""
+        if pair.dim() != 4 or pair.shape[:2] != (2, 3):
+            raise ValueError('TwoViewDataPreprocessor: pair_images must be (2, 3, P, P) (source, target), '
+                             f'got {tuple(pair.shape)}')
+        return (pair.float() - self.mean[0]) / self.std[0]
