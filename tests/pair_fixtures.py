@@ -51,8 +51,8 @@ def make_spair(root: str, pairs: List[dict], split: str = 'test') -> List[str]:
 
 
 def make_pfpascal(root: str, pairs: List[tuple], annotations: Dict[str, tuple], split: str = 'test') -> None:
-    """HPF's PF-PASCAL: ``pairs`` (source name, target name, class index 1-based); ``annotations``
-    name -> (class name, kps (N, 2) 1-based with NaN rows, bbox (4,) 1-based)."""
+    """HPF's PF-PASCAL: ``pairs`` (source name, target name, class index 1-based[, flip (trn)]);
+    ``annotations`` name -> (class name, kps (N, 2) 1-based with NaN rows, bbox (4,) 1-based)."""
     for name, (category, kps, bbox) in annotations.items():
         write_photo(os.path.join(root, 'JPEGImages', f'{name}.jpg'))
         os.makedirs(os.path.join(root, 'Annotations', category), exist_ok=True)
@@ -61,9 +61,9 @@ def make_pfpascal(root: str, pairs: List[tuple], annotations: Dict[str, tuple], 
     with open(os.path.join(root, f'{split}_pairs.csv'), 'w', newline='') as file:
         writer = csv.writer(file)
         writer.writerow(['source_image', 'target_image', 'class'] + (['flip'] if split == 'trn' else []))
-        for source, target, class_index in pairs:
+        for source, target, class_index, *flip in pairs:
             writer.writerow([f'PF-dataset-PASCAL/JPEGImages/{source}.jpg', f'PF-dataset-PASCAL/JPEGImages/{target}.jpg',
-                             class_index] + ([0] if split == 'trn' else []))
+                             class_index] + ([flip[0] if flip else 0] if split == 'trn' else []))
 
 
 def make_pfwillow(root: str, pairs: List[tuple]) -> None:

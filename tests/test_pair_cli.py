@@ -43,7 +43,7 @@ def test_points_with_the_default_model(photos, tmp_path, capsys):
     assert '2 of 2 points matched' in capsys.readouterr().out
 
 
-@pytest.mark.parametrize('matcher', ['nn', 'mutual_nn', 'soft_argmax'])
+@pytest.mark.parametrize('matcher', ['nn', 'mutual_nn', 'soft_argmax', 'kernel_soft_argmax'])
 def test_grid_with_a_config(photos, tmp_path, matcher):
     out = str(tmp_path / matcher)
     assert main([photos['a'], photos['b'], '--config', photos['config'], '--matcher', matcher, '--grid-step', '30',
@@ -51,6 +51,18 @@ def test_grid_with_a_config(photos, tmp_path, matcher):
     record = json.load(open(os.path.join(out, 'matches.json')))
     assert len(record['matches']) == 3 * 4 and record['matcher']['method'] == matcher
     assert sorted(os.listdir(out)) == ['matches.json', 'matches.png']  # nothing temporary left
+
+
+def test_flip_auto_matches_a_mirrored_image(photos, tmp_path):
+    mirrored = str(tmp_path / 'mirrored.png')
+    cv2.imwrite(mirrored, cv2.imread(photos['a'])[:, ::-1])  # 120 x 90
+    points = ['11.5,19.5', '59.5,43.5', '99.5,75.5']  # cell centres at stride 8
+    out = str(tmp_path / 'flip')
+    assert main([photos['a'], mirrored, '--config', photos['config'], '--matcher', 'nn', '--flip', 'auto',
+                 '--max-side', '120', '--points', *points, '--out', out, '--no-progress']) == 0
+    record = json.load(open(os.path.join(out, 'matches.json')))
+    assert record['b_mirrored'] is True and record['flip'] == 'auto'
+    assert [match['b'] for match in record['matches']] == [[119 - 11.5, 19.5], [119 - 59.5, 43.5], [119 - 99.5, 75.5]]
 
 
 def _bad_inputs(folder):

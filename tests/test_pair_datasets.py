@@ -51,7 +51,48 @@ def test_pfpascal_one_based_mat_and_invisible_keypoints(tmp_path):
 def test_pfpascal_trn_split_has_the_flip_column(tmp_path):
     make_pfpascal(str(tmp_path), [('a', 'b', 1)], {'a': ('aeroplane', [[1, 1]], [1, 1, 5, 5]),
                                                    'b': ('aeroplane', [[2, 2]], [1, 1, 9, 5])}, split='trn')
-    assert PFPascalDataset(str(tmp_path), split='trn')[0]['category'] == 'aeroplane'
+    sample = PFPascalDataset(str(tmp_path), split='trn')[0]
+    assert sample['category'] == 'aeroplane' and 'flip' not in sample
+
+
+def test_pfpascal_flip_mirrors_keypoints_boxes_and_images(tmp_path):
+    kps_a, kps_b = [[11, 21], [np.nan, np.nan], [64, 48]], [[1, 6], [7, 8], [30, 2]]
+    make_pfpascal(str(tmp_path), [('a', 'b', 8, 0), ('a', 'b', 8, 1)],
+                  {'a': ('cat', kps_a, [1, 2, 40, 30]), 'b': ('cat', kps_b, [3, 4, 23, 44])}, split='trn')
+    plain, flipped = PFPascalDataset(str(tmp_path), split='trn')  # the fixture's images are 64 x 48
+    assert plain['pair_id'] == 'a-b' and flipped['pair_id'] == 'a-b-flip' and flipped['flip'] is True
+    # 0-based x -> 63 - x: 1-based (11, 21) is 0-based (10, 20) -> (53, 20); the last column 63 -> 0.
+    np.testing.assert_array_equal(flipped['src_kps'], [[53, 20], [np.nan, np.nan], [0, 47]])
+    np.testing.assert_array_equal(flipped['trg_kps'], [[63, 5], [57, 7], [34, 1]])
+    np.testing.assert_array_equal(flipped['src_bbox'], [63 - 39, 1, 63, 29])
+    np.testing.assert_array_equal(flipped['trg_bbox'], [63 - 22, 3, 63 - 2, 43])
+    assert flipped['pck_sizes'] == plain['pck_sizes'] and flipped['valid'].tolist() == plain['valid'].tolist()
+    with open(os.path.join(str(tmp_path), 'trn_pairs.csv'), 'a') as file:
+        file.write('PF/a.jpg,PF/b.jpg,8,2\n')
+    with pytest.raises(PairDataError, match=r'trn_pairs.csv:4: flip must be 0 or 1'):
+        PFPascalDataset(str(tmp_path), split='trn')
+
+
+def test_pfwillow_pair_ids_are_unique_across_categories(tmp_path):
+    kps = np.ones((10, 2))
+    make_pfwillow(str(tmp_path), [('PF-dataset/car(G)/Cars_000a.png', 'PF-dataset/car(G)/Cars_001a.png', kps, kps),
+                                  ('PF-dataset/car(M)/Cars_000a.png', 'PF-dataset/car(M)/Cars_001a.png', kps, kps),
+                                  ('PF-dataset/car(M)/Cars_000a.png', 'PF-dataset/car(M)/Cars_001a.png', kps, kps)])
+    ids = [sample['pair_id'] for sample in PFWillowDataset(str(tmp_path))]
+    assert ids == ['car(G)-Cars_000a-Cars_001a', 'car(M)-Cars_000a-Cars_001a', 'car(M)-Cars_000a-Cars_001a-4']
+
+
+def test_spair_passes_the_optional_mirrored_field(tmp_path):
+    _spair(tmp_path)
+    assert 'mirrored' not in SPair71kDataset(str(tmp_path))[0]
+    _spair(tmp_path / 'unknown', mirrored=None)
+    assert 'mirrored' not in SPair71kDataset(str(tmp_path / 'unknown'))[0]
+    _spair(tmp_path / 'm', mirrored=1)
+    assert SPair71kDataset(str(tmp_path / 'm'))[0]['mirrored'] is True
+    lines = _spair(tmp_path / 'bad', mirrored='yes')
+    with pytest.raises(PairDataError, match='mirrored must be 0 or 1') as error:
+        SPair71kDataset(str(tmp_path / 'bad'))
+    assert f'{lines[0]}.json' in str(error.value)
 
 
 def test_pfwillow_column_order(tmp_path):

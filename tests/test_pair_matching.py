@@ -4,8 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sfc_plugin.correspondence import MATCHERS, FeatureExtractor, FeatureMap, PairMatcher
-from sfc_plugin.correspondence.matching import sinkhorn
+from sfc_plugin.correspondence import (MATCHERS, BoxPrior, FeatureExtractor, FeatureMap, PairMatcher,
+                                       orientation_score, receptive_field)
+from sfc_plugin.correspondence.matching import sinkhorn, transfer_points
 from sfc_plugin.registry import MODELS
 
 
@@ -40,7 +41,7 @@ def test_every_matcher_recovers_a_known_shift(method):
     error = np.linalg.norm(result.points - expected, axis=1)
     assert result.points.shape == points.shape and result.scores.shape == (len(points),)
     assert np.isfinite(result.points).all()
-    assert error.max() < (2.0 if method == 'soft_argmax' else 1e-6), error.max()
+    assert error.max() < (2.0 if method.endswith('soft_argmax') else 1e-6), error.max()
 
 
 def test_mutual_nn_declines_a_one_sided_match():
@@ -70,6 +71,126 @@ def test_bad_matcher_settings():
         PairMatcher('ransac')
     with pytest.raises(ValueError):
         PairMatcher('ot_rhm', ot_iters=0)
+    with pytest.raises(ValueError, match='kernel_sigma belongs to method kernel_soft_argmax'):
+        PairMatcher('soft_argmax', kernel_sigma=5)  # a config of the days when soft_argmax had the kernel
+    with pytest.raises(ValueError, match='receptive_field must be one of cells, network'):
+        PairMatcher('ot_rhm', receptive_field='scot')
+
+
+def _two_peak_maps():
+    """One source cell; the target has its exact feature at cell (1, 1) and a near copy at (1, 6)."""
+    source = torch.zeros(3, 3, 8)
+    source[0, 1, 1] = 1.0
+    source[1] = 0.01  # every other cell: nearly orthogonal
+    source = F.normalize(source, dim=0)
+    target = source.clone()
+    target[:, 1, 6] = F.normalize(torch.tensor([0.99, 0.14, 0.0]), dim=0)
+    return FeatureMap(source, (24, 64)), FeatureMap(target, (24, 64))
+
+
+def test_plain_and_kernel_soft_argmax_against_a_loop():
+    source, target = _two_peak_maps()
+    point = source.centres()[1 * 8 + 1][None].numpy()
+    cosines = (source.sample(torch.as_tensor(point)) @ target.flat())[0].double().numpy()  # (24,)
+    centres = target.centres().numpy()
+    for method, temperature in (('soft_argmax', 0.05), ('kernel_soft_argmax', 0.05)):
+        weights = []
+        for index, cosine in enumerate(cosines):  # CATs: softmax(cos / beta); SFNet: times a Gaussian first
+            row, col = divmod(index, 8)
+            if method == 'kernel_soft_argmax':
+                cosine *= np.exp(-((row - 1) ** 2 + (col - 1) ** 2) / (2 * 5.0 ** 2))
+            weights.append(np.exp(cosine / temperature))
+        expected = (np.array(weights)[:, None] * centres).sum(0) / sum(weights)
+        result = PairMatcher(method, softmax_temperature=temperature)(source, target, point)
+        np.testing.assert_allclose(result.points[0], expected, atol=1e-6)
+    plain = PairMatcher('soft_argmax', softmax_temperature=0.05)(source, target, point).points[0]
+    kernel = PairMatcher('kernel_soft_argmax', softmax_temperature=0.05)(source, target, point).points[0]
+    assert plain[0] > kernel[0] + 2  # the second peak, 5 cells right, pulls the plain one more
+
+
+def test_soft_box_prior_picks_the_copy_near_the_box_position():
+    source, target = _two_peak_maps()
+    target.features[:, 1, 6] = target.features[:, 1, 1]  # two exact copies: nn takes the first
+    point = source.centres()[1 * 8 + 1][None].numpy()  # (11.5, 11.5)
+    assert PairMatcher('nn')(source, target, point).points[0].tolist() == [11.5, 11.5]
+    # Source box around x 0..23, target box x 40..63: the prior puts the point at x 40 + 11.5 / 23 * 23.
+    prior = BoxPrior(np.array([0.0, 0, 23, 23]), np.array([40.0, 0, 63, 23]))
+    np.testing.assert_allclose(prior.transfer(point), [[51.5, 11.5]])
+    for method in MATCHERS:
+        result = PairMatcher(method, box_prior_sigma=0.2)(source, target, point, prior)
+        assert abs(result.points[0, 0] - 51.5) < 2, (method, result.points)
+    with pytest.raises(ValueError, match='needs the annotated boxes'):
+        PairMatcher('nn', box_prior_sigma=0.2)(source, target, point)
+
+
+def test_box_prior_transfer_by_hand():
+    prior = BoxPrior(np.array([10.0, 20, 30, 60]), np.array([100.0, 0, 200, 20]))
+    points = np.array([[10.0, 20], [30, 60], [15, 50]])
+    np.testing.assert_allclose(prior.transfer(points), [[100, 0], [200, 20], [125, 15]])
+    prior.mirrored = True  # relative x -> 1 - x
+    np.testing.assert_allclose(prior.transfer(points), [[200, 0], [100, 20], [175, 15]])
+    assert prior.target_side() == 100
+
+
+def test_orientation_score_compares_the_layouts_inside_the_boxes():
+    generator = torch.Generator().manual_seed(3)
+    features = F.normalize(torch.randn(8, 4, 5, generator=generator), dim=0)
+    source = FeatureMap(features, (32, 40))
+    mirror = FeatureMap(features.flip(-1), (32, 40))
+    # Whole images: each cell against the cell at the same place (centres map onto centres).
+    same_place = [float(features[:, i, j] @ features.flip(-1)[:, i, j]) for i in range(4) for j in range(5)]
+    assert orientation_score(source, mirror) == pytest.approx(np.mean(same_place), abs=1e-6)
+    assert orientation_score(source, source) == pytest.approx(1.0, abs=1e-6)
+    # Box x 0..20, y 0..10 of the source: cells centred at x 3.5, 11.5, 19.5 and y 3.5; the target box
+    # is the same box moved by two cells (16 pixels) to the right, so each maps onto the cell two to its right.
+    shifted = FeatureMap(torch.roll(features, 2, dims=-1), (32, 40))
+    box = np.array([0.0, 0, 20, 10])
+    assert orientation_score(source, shifted, box, box + [16, 0, 16, 0]) == pytest.approx(1.0, abs=1e-6)
+    inside = [float(features[:, 0, j] @ torch.roll(features, 2, dims=-1)[:, 0, j]) for j in range(3)]
+    assert orientation_score(source, shifted, box, box) == pytest.approx(np.mean(inside), abs=1e-6)
+
+
+def test_receptive_fields_are_scots_table_for_resnet50():
+    backbone = MODELS.build(dict(type='ResNet', depth=50, strides=(1, 2, 2, 2), num_stages=4))
+    names = ['maxpool', 'layer1.0', 'layer1.1', 'layer1.2', 'layer2.0', 'layer2.1', 'layer2.2', 'layer2.3',
+             'layer3.0', 'layer3.1']
+    # HPF / SCOT's pre-computed receptive fields of hyperpixel ids 0..9 of a ResNet-50.
+    assert [receptive_field(backbone, name) for name in names] == [11, 19, 27, 35, 43, 59, 75, 91, 107, 139]
+    fused = MODELS.build(dict(type='SFCBackbone', fine_grained=dict(type='ResNet', depth=18, strides=(1, 2, 1),
+                                                                    num_stages=3)))
+    # Stem 11 at jump 4, layer1: 4 3x3 convs (+32), layer2: 4 at jump 4 then 8 (+8 +24), layer3: 4 at jump 8.
+    assert receptive_field(fused) == receptive_field(fused, 'fine_grained.layer3') == 11 + 32 + 32 + 64 + 24
+
+
+def test_transfer_points_against_a_loop():
+    rng = np.random.default_rng(0)
+    features = FeatureMap(torch.zeros(1, 5, 7), (40, 56))
+    src_centres = features.centres()
+    matched = torch.as_tensor(rng.uniform(0, 60, (35, 2)))
+    scores = torch.as_tensor(rng.uniform(0, 1, 35))
+    points = torch.as_tensor(np.array([[10.0, 12.0], [30.2, 20.7], [3.5, 3.5], [55.0, 39.0]]))
+    field = (19.0, 27.0)
+    predicted, point_scores = transfer_points(points, src_centres, matched, scores, field)
+    for k, (x, y) in enumerate(points.tolist()):
+        moved, weights = [], []
+        for (cx, cy), (mx, my), score in zip(src_centres.tolist(), matched.tolist(), scores.tolist()):
+            if abs(x - cx) <= field[0] / 2 and abs(y - cy) <= field[1] / 2:
+                moved.append((mx + x - cx, my + y - cy))
+                weights.append(score)
+        assert len(moved) > 1
+        np.testing.assert_allclose(predicted[k].numpy(), np.mean(moved, axis=0), atol=1e-9)
+        assert float(point_scores[k]) == pytest.approx(np.mean(weights))
+
+
+def test_ot_rhm_network_field_uses_the_maps_receptive_field():
+    source, target = _shifted_maps(shift=(3, 2))
+    assert PairMatcher('ot_rhm', receptive_field='network').field_size(
+        FeatureMap(source.features, source.image_size, receptive_field=(42.0, 42.0))) == (42.0, 42.0)
+    assert PairMatcher('ot_rhm', rf_cells=2).field_size(source) == (16.0, 16.0)
+    with pytest.raises(ValueError, match='needs a feature map from a FeatureExtractor'):
+        PairMatcher('ot_rhm', receptive_field='network')(source, target, np.array([[50.0, 40.0]]))
+    extracted = FeatureExtractor(_tiny_backbone(), max_side=64)(np.zeros((32, 48, 3), np.uint8))
+    assert extracted.receptive_field == pytest.approx((162 * 48 / 64, 162 * 32 / 43))  # SCOT: +- floor(163 / 2)
 
 
 def _tiny_backbone():
@@ -92,6 +213,38 @@ def test_extractor_sizes_and_hyperpixels():
         FeatureExtractor(backbone, layers=['fine_grained.layer9'])
     with pytest.raises(ValueError, match='not both'):
         FeatureExtractor(backbone, input_size=(64, 64), max_side=64)
+    with pytest.raises(ValueError, match='hyperpixels must be one of per_layer, hpf'):
+        FeatureExtractor(backbone, layers=['fine_grained.layer2'], hyperpixels='scot')
+
+
+def test_hpf_hyperpixels_are_raw_pre_relu_outputs_normalised_together():
+    torch.manual_seed(0)
+    backbone = MODELS.build(dict(type='ResNet', depth=18, strides=(1, 2, 1), num_stages=3)).eval()
+    for module in backbone.modules():  # non-trivial batch norms (not zero-initialised), so that ReLUs cut
+        if isinstance(module, torch.nn.BatchNorm2d):
+            torch.nn.init.uniform_(module.weight, 0.5, 1.5)
+            torch.nn.init.uniform_(module.bias, -0.5, 0.5)
+    image = np.random.default_rng(2).integers(0, 255, (40, 56, 3), dtype=np.uint8)
+    features = FeatureExtractor(backbone, layers=['layer1', 'layer2'], hyperpixels='hpf')(image)
+
+    def before_relu(block, x):  # a BasicBlock's output before its last ReLU, written out
+        identity = x if block.downsample is None else block.downsample(x)
+        return block.bn2(block.conv2(torch.relu(block.bn1(block.conv1(x))))) + identity
+
+    with torch.no_grad():
+        x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+        x = backbone.maxpool(backbone.relu(backbone.bn1(backbone.conv1(x))))
+        x = backbone.layer1[0](x)
+        layer1 = before_relu(backbone.layer1[1], x)
+        x = backbone.layer2[0](torch.relu(layer1))
+        layer2 = before_relu(backbone.layer2[1], x)
+    assert (layer1 < 0).any() and layer1.shape[-2:] != layer2.shape[-2:]
+    layer2 = F.interpolate(layer2, size=layer1.shape[-2:], mode='bilinear', align_corners=True)
+    expected = F.normalize(torch.cat([layer1, layer2], dim=1), dim=1)[0]
+    assert features.features.shape == expected.shape
+    assert torch.allclose(features.features, expected, atol=1e-5)
+    per_layer = FeatureExtractor(backbone, layers=['layer1', 'layer2'])(image)
+    assert not torch.allclose(per_layer.features, expected, atol=1e-2)
 
 
 def test_cells_of_a_padded_map_keep_the_stride():

@@ -120,10 +120,20 @@ def test_every_pair_config_parses():
     from mmengine.config import Config
     folder = os.path.join(REPO_ROOT, 'configs', 'pair')
     configs = sorted(name for name in os.listdir(folder) if name.endswith('.py'))
-    assert len(configs) == 20  # 4 datasets x (fused default, each branch, random, SFC R50 + R18)
+    # 4 datasets x (fused default, each branch, random, SFC R50 + R18), CATs' protocol on 3, 2 box priors.
+    expected = {f'{model}_{dataset}.py' for model in ('sfc_effl0-r18-fc', 'effl0', 'r18-fc', 'r18-random',
+                                                      'sfc_r50-moco_r18-fc')
+                for dataset in ('spair71k', 'pfpascal', 'pfwillow', 'pairbench')}
+    expected |= {f'sfc_effl0-r18-fc_{dataset}-cats.py' for dataset in ('spair71k', 'pfpascal', 'pfwillow')}
+    expected |= {'box-prior_spair71k.py', 'box-prior-auto_spair71k.py'}
+    assert expected <= set(configs), expected - set(configs)
     for name in configs:
         cfg = Config.fromfile(os.path.join(folder, name))
         assert cfg.model.type == 'PairMatchingModel' and 'propagator' not in cfg.model, name
+        dataset = name.rsplit('_', 1)[1][:-3].split('-')[0]
+        if dataset in ('spair71k', 'pfpascal', 'pfwillow'):  # SCOT's OT-RHM plan exponent per dataset
+            assert cfg.model.matcher.ot_exp2 == (1.0 if dataset == 'spair71k' else 0.5), name
+        assert (cfg.model.get('protocol') == 'cats') == name.endswith('-cats.py'), name
         assert cfg.test_dataloader.dataset.type in ('SPair71kDataset', 'PFPascalDataset', 'PFWillowDataset'), name
         assert cfg.test_evaluator.type == 'PairPCKMetric', name
         assert 'sfc_plugin.correspondence' in cfg.custom_imports.imports, name

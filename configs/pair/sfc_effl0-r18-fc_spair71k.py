@@ -1,2 +1,4 @@
 # The default fused model (EfficientNet-Lite0 + FC ResNet-18) on spair71k.
 _base_ = ['../_base_/models/pair_sfc_effl0_r18.py', '../_base_/datasets/spair71k_test.py', '../_base_/pair_runtime.py']
+# SCOT's OT-RHM plan exponent on SPair-71k (model.matcher.method=ot_rhm; the other matchers ignore it).
+model = dict(matcher=dict(ot_exp2=1.0))

@@ -1,10 +1,12 @@
 """``sfc-match``: transfer points from one image to another with a correspondence model, from the shell.
 
     sfc-match IMAGE_A IMAGE_B [--points X,Y ...] [--grid-step PX] [--out DIR]
-              [--matcher nn|mutual_nn|soft_argmax|ot_rhm] [--max-side PX]
-              [--config CFG [--checkpoint CKPT]] [--device DEV] [--cfg-options ...]
+              [--matcher nn|mutual_nn|soft_argmax|kernel_soft_argmax|ot_rhm] [--flip off|auto]
+              [--max-side PX] [--config CFG [--checkpoint CKPT]] [--device DEV] [--cfg-options ...]
 
-Without ``--points`` a regular grid of A's pixels is transferred. Writes ``DIR/matches.json`` (each
+Without ``--points`` a regular grid of A's pixels is transferred. With ``--flip auto`` B is also
+matched left-right mirrored, and the orientation whose features agree better with A's is used
+(``matches.json`` says which). Writes ``DIR/matches.json`` (each
 point of A, its match in B or null, and a score; 0-based pixels) and ``DIR/matches.png`` (A and B
 side by side, a line per match), both atomically. Without a model the built-in default model runs.
 Errors a user can fix (a missing, corrupt, grayscale or tiny image, a point outside A, a config
@@ -25,7 +27,7 @@ from mmengine.config import DictAction
 
 from sfc_plugin.utils import CheckpointMismatchError, atomic_path
 from sfc_plugin.utils.io import ensure_writable_dir
-from .matching import MATCHERS, FeatureExtractor, PairMatcher
+from .matching import MATCHERS, FeatureExtractor, PairMatcher, mirror_points, orientation_score
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'assets',
                               'default_model.py')
@@ -124,7 +126,11 @@ def arg_parser() -> argparse.ArgumentParser:
     parser.add_argument('--grid-step', type=int, default=32, help='grid spacing in pixels of A without --points')
     parser.add_argument('--out', default='sfc_match', help='output folder (matches.json, matches.png)')
     parser.add_argument('--matcher', default='ot_rhm', choices=MATCHERS,
-                        help='ot_rhm (SCOT, default), nn, mutual_nn (non-mutual points get no match) or soft_argmax')
+                        help='ot_rhm (SCOT, default), nn, mutual_nn (non-mutual points get no match), soft_argmax '
+                             "(CATs') or kernel_soft_argmax (SFNet's)")
+    parser.add_argument('--flip', default='off', choices=('off', 'auto'),
+                        help='auto: also match against B mirrored left-right and keep the orientation whose features '
+                             'agree better with A (objects facing opposite ways)')
     parser.add_argument('--max-side', type=int, default=320,
                         help='images are resized so that the longer side has this many pixels before the network')
     parser.add_argument('--layers', nargs='+', help='hyperpixel layers (backbone submodule names), e.g. '
@@ -167,8 +173,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         extractor = FeatureExtractor(backbone, max_side=args.max_side, layers=args.layers)
         say(f'features of {args.image_a} and {args.image_b}')
         features_a, features_b = extractor(image_a), extractor(image_b)
+        mirrored, orientation = False, None
+        if args.flip == 'auto':
+            features_mirror = extractor(np.ascontiguousarray(image_b[:, ::-1]))
+            orientation = [orientation_score(features_a, features_b), orientation_score(features_a, features_mirror)]
+            mirrored = orientation[1] > orientation[0]
+            features_b = features_mirror if mirrored else features_b
+            say(f'orientation scores {orientation[0]:.4f} (as is), {orientation[1]:.4f} (mirrored): matching B '
+                f'{"mirrored" if mirrored else "as is"}')
         say(f'matching {len(points)} points ({args.matcher})')
         match = matcher(features_a, features_b, points)
+        if mirrored:
+            match.points = mirror_points(match.points, image_b.shape[1])
         matched = np.isfinite(match.points).all(axis=1)
         record = dict(
             image_a=os.path.abspath(args.image_a), image_b=os.path.abspath(args.image_b),
@@ -176,7 +192,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             coordinates='x, y pixels, 0-based (pixel centres at integers); b null: no match',
             model=dict(config=os.path.abspath(args.config or DEFAULT_CONFIG), checkpoint=args.checkpoint,
                        layers=args.layers, max_side=args.max_side),
-            matcher=matcher.describe(),
+            matcher=matcher.describe(), flip=args.flip, b_mirrored=bool(mirrored), orientation_scores=orientation,
             matches=[dict(a=[float(x), float(y)], b=[float(v) for v in point_b] if ok else None, score=float(score))
                      for (x, y), point_b, score, ok in zip(points, match.points, match.scores, matched)])
         with atomic_path(os.path.join(args.out, 'matches.json')) as tmp:

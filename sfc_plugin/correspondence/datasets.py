@@ -13,6 +13,10 @@ is one image pair; images are not loaded (the matching model reads them). Every 
                                  # 'image' is taken from the target image when it is read)
     difficulty: dict[str, int]   # SPair-71k only: viewpoint, scale, truncation, occlusion flags
     coordinate_origin: 0 | 1     # what the dataset's files use (predictions are written that way)
+    mirrored: bool               # only when the pair file says: the two objects face opposite ways
+                                 # (the project's own SPair-layout pair sets write it)
+    flip: bool                   # only PF-PASCAL 'trn': both images are to be read left-right
+                                 # mirrored; keypoints and boxes are already mirrored
 
 Coordinates: SPair-71k annotations are 0-based pixels; PF-PASCAL (``.mat``) and PF-WILLOW (CSV)
 come from MATLAB and are 1-based: the loaders subtract 1.
@@ -79,6 +83,17 @@ def _image_size(path: str) -> tuple:
             return image.height, image.width
     except OSError as error:
         raise PairDataError(f'{path}: not a readable image (corrupt?): {error}') from error
+
+
+def _mirror_x(points: np.ndarray, width: int) -> np.ndarray:
+    """(N, 2) 0-based x, y -> the same points in the left-right mirror of an image ``width`` wide."""
+    mirrored = points.copy()
+    mirrored[:, 0] = width - 1 - mirrored[:, 0]
+    return mirrored
+
+
+def _mirror_box(box: np.ndarray, width: int) -> np.ndarray:
+    return np.array([width - 1 - box[2], box[1], width - 1 - box[0], box[3]], np.float64)
 
 
 def _keypoint_array(values, path: str, what: str) -> np.ndarray:
@@ -153,11 +168,11 @@ class _PairDataset(BaseDataset):
     @staticmethod
     def _sample(pair_id: str, category: str, src_path: str, trg_path: str, src_kps: np.ndarray,
                 trg_kps: np.ndarray, src_bbox: Optional[np.ndarray], trg_bbox: Optional[np.ndarray],
-                pck_sizes: Dict[str, float], origin: int, difficulty: Optional[dict] = None) -> dict:
+                pck_sizes: Dict[str, float], origin: int, difficulty: Optional[dict] = None, **extra) -> dict:
         valid = np.isfinite(src_kps).all(axis=1) & np.isfinite(trg_kps).all(axis=1)
         return dict(pair_id=pair_id, category=category, src_path=src_path, trg_path=trg_path,
                     src_kps=src_kps, trg_kps=trg_kps, valid=valid, src_bbox=src_bbox, trg_bbox=trg_bbox,
-                    pck_sizes=pck_sizes, difficulty=difficulty or {}, coordinate_origin=origin)
+                    pck_sizes=pck_sizes, difficulty=difficulty or {}, coordinate_origin=origin, **extra)
 
 
 @DATASETS.register_module()
@@ -169,7 +184,10 @@ class SPair71kDataset(_PairDataset):
     ``category``, ``src_kps``/``trg_kps`` (lists of [x, y], 0-based pixels, the keypoints visible
     in both images, in corresponding order), ``src_bndbox``/``trg_bndbox`` ([x1, y1, x2, y2]) and
     the flags ``viewpoint_variation``, ``scale_variation``, ``truncation``, ``occlusion``. Images
-    are ``JPEGImages/<category>/<imname>``. PCK reference: max side of the target box.
+    are ``JPEGImages/<category>/<imname>``. PCK reference: max side of the target box. An optional
+    field ``mirrored`` (0/1 or false/true; not in the SPair-71k release, written by the project's own
+    pair sets: the objects face opposite ways) is passed on as the sample's ``mirrored``; null (facing
+    unknown) is treated as absent.
 
     Args:
         data_root: the ``SPair-71k`` folder.
@@ -234,13 +252,18 @@ class SPair71kDataset(_PairDataset):
             if not isinstance(value, int) or not 0 <= value < len(names):
                 raise PairDataError(f'{path}: {key} must be an integer in 0..{len(names) - 1}, got {value!r}')
             difficulty[key] = value
+        extra = {}
+        if record.get('mirrored') is not None:  # null: facing unknown, as absent
+            if record['mirrored'] not in (0, 1):  # also False / True
+                raise PairDataError(f'{path}: mirrored must be 0 or 1 (false or true), got {record["mirrored"]!r}')
+            extra['mirrored'] = bool(record['mirrored'])
         category = str(record['category'])
         image_dir = os.path.join(self.data_root, 'JPEGImages', category)
         return self._sample(
             line, category, os.path.join(image_dir, record['src_imname']),
             os.path.join(image_dir, record['trg_imname']), src_kps, trg_kps, src_bbox, trg_bbox,
             {'bbox': float(max(trg_bbox[2] - trg_bbox[0], trg_bbox[3] - trg_bbox[1])),
-             'kps_bbox': _box_side(trg_kps)}, 0, difficulty)
+             'kps_bbox': _box_side(trg_kps)}, 0, difficulty, **extra)
 
 
 @DATASETS.register_module()
@@ -313,10 +336,25 @@ class PFPascalDataset(_PairDataset):
         if len(src_kps) != len(trg_kps):
             raise PairDataError(f'{csv_path}:{number}: {names[0]} has {len(src_kps)} keypoints, {names[1]} '
                                 f'{len(trg_kps)} (the same class must list the same keypoints)')
-        return self._sample(f'{os.path.splitext(names[0])[0]}-{os.path.splitext(names[1])[0]}', category,
-                            os.path.join(self.data_root, 'JPEGImages', names[0]),
-                            os.path.join(self.data_root, 'JPEGImages', names[1]), src_kps, trg_kps, src_bbox,
-                            trg_bbox, {'bbox': float(max(trg_bbox[2] - trg_bbox[0], trg_bbox[3] - trg_bbox[1]))}, 1)
+        paths = [os.path.join(self.data_root, 'JPEGImages', name) for name in names]
+        pair_id = f'{os.path.splitext(names[0])[0]}-{os.path.splitext(names[1])[0]}'
+        flip = False
+        if len(row) > 3 and row[3].strip():
+            try:
+                flip_value = float(row[3])
+            except ValueError:
+                flip_value = None
+            if flip_value not in (0, 1):
+                raise PairDataError(f'{csv_path}:{number}: flip must be 0 or 1, got {row[3]!r}')
+            flip = flip_value == 1
+        if flip:
+            (_, src_width), (_, trg_width) = _image_size(paths[0]), _image_size(paths[1])
+            src_kps, trg_kps = _mirror_x(src_kps, src_width), _mirror_x(trg_kps, trg_width)
+            src_bbox, trg_bbox = _mirror_box(src_bbox, src_width), _mirror_box(trg_bbox, trg_width)
+            pair_id += '-flip'
+        return self._sample(pair_id, category, paths[0], paths[1], src_kps, trg_kps, src_bbox, trg_bbox,
+                            {'bbox': float(max(trg_bbox[2] - trg_bbox[0], trg_bbox[3] - trg_bbox[1]))}, 1,
+                            **({'flip': True} if flip else {}))
 
 
 @DATASETS.register_module()
@@ -327,7 +365,8 @@ class PFWillowDataset(_PairDataset):
     y-coordinates of A (``XA1..XA10, YA1..YA10``), then the same for B; 1-based pixels. Image
     paths are the CSV's with their first folder dropped (``PF-dataset/car(G)/x.png`` ->
     ``<root>/car(G)/x.png``); the category is that folder. PCK reference: max side of the tight box
-    of the target keypoints ('kps_bbox').
+    of the target keypoints ('kps_bbox'). Pair ids are ``<category>-<image A>-<image B>`` (file names
+    without extension; the categories reuse file names), with ``-<line>`` added to a repeated pair.
     """
     METAINFO = dict(dataset_name='PF-WILLOW', classes=PF_WILLOW_CLASSES)
     LAYOUT = ('  test_pairs.csv   imageA,imageB,XA1..XA10,YA1..YA10,XB1..XB10,YB1..YB10 (1-based, header row)\n'
@@ -344,7 +383,7 @@ class PFWillowDataset(_PairDataset):
         width = 2 + 4 * self.NUM_KPS
         if len(rows) < 2:
             raise PairDataError(f'{csv_path}: expected a header row and at least one pair')
-        pairs, problems = [], []
+        pairs, problems, seen = [], [], set()
         for number, row in enumerate(rows[1:], 2):
             if len(row) != width:
                 problems.append(f'{csv_path}:{number}: expected {width} columns (imageA, imageB, 40 coordinates), '
@@ -367,7 +406,10 @@ class PFWillowDataset(_PairDataset):
                 continue
             src_kps = coords[:2 * self.NUM_KPS].reshape(2, self.NUM_KPS).T  # (10, 2) x, y
             trg_kps = coords[2 * self.NUM_KPS:].reshape(2, self.NUM_KPS).T
-            pair_id = '-'.join(os.path.splitext(os.path.basename(path))[0] for path in paths)
+            pair_id = '-'.join([categories[0]] + [os.path.splitext(os.path.basename(path))[0] for path in paths])
+            if pair_id in seen:
+                pair_id += f'-{number}'
+            seen.add(pair_id)
             pairs.append(self._sample(pair_id, categories[0], paths[0], paths[1], src_kps, trg_kps, None, None,
                                       {'kps_bbox': _box_side(trg_kps)}, 1))
         if problems:

@@ -3,19 +3,25 @@
 :class:`FeatureExtractor` turns an image into a :class:`FeatureMap` (L2-normalised features plus
 the pixel each cell stands for) with any backbone that maps RGB in [0, 1] to a feature map: at the
 image's size or resized, at the backbone's stride or resampled to another, from its output or from
-several of its layers ("hyperpixels", as HPF and SCOT build them). :class:`PairMatcher` transfers
-source points to the target image with one of:
+several of its layers ("hyperpixels"). :class:`PairMatcher` transfers source points to the target
+image with one of:
 
 - ``nn``: nearest neighbour (highest cosine) over the target cells;
 - ``mutual_nn``: the nearest neighbour, kept only when the target cell's own nearest source cell is
   the point's cell (within one cell); other points get no prediction (NaN);
-- ``soft_argmax``: kernel soft-argmax (SFNet, used by CATs): the correlation is multiplied by a
-  Gaussian centred on its argmax, turned into a distribution by a softmax with temperature and
-  the expected position is the prediction;
+- ``soft_argmax``: soft-argmax as CATs computes it: a softmax with temperature over the target
+  cells, the expected position is the prediction;
+- ``kernel_soft_argmax``: SFNet's kernel soft-argmax: the correlation is first multiplied by a
+  Gaussian centred on its argmax, then as ``soft_argmax``;
 - ``ot_rhm``: SCOT: optimal transport (Sinkhorn) of the exponentiated cosine similarity between
   all cells, then regularized Hough matching (votes for the translation between cells, smoothed,
   re-weighting the transport plan); points move with the matches of the cells whose receptive
-  field covers them.
+  field covers them (a fixed number of cells, or as SCOT the network layer's receptive field).
+
+Every matcher can use a soft box prior (``box_prior_sigma``, needs the annotated object boxes of
+both images): the similarity is multiplied by a Gaussian around the position the box prior gives
+(:class:`BoxPrior`). Flip-aware matching (:func:`orientation_score`, used by the evaluation model
+and ``sfc-match``) matches against the mirrored target when its features agree better.
 
 Geometry: a cell (i, j) stands for the image pixel ((j + 0.5) * cw - 0.5, (i + 0.5) * ch - 0.5), where
 (cw, ch) is the cell size in image pixels: the network's stride (when the map is ceil(input / stride))
@@ -25,7 +31,7 @@ of the original images, 0-based.
 """
 import math
 from dataclasses import dataclass
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -33,17 +39,26 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-MATCHERS = ('nn', 'mutual_nn', 'soft_argmax', 'ot_rhm')
+MATCHERS = ('nn', 'mutual_nn', 'soft_argmax', 'kernel_soft_argmax', 'ot_rhm')
+# 'per_layer': each layer's output L2-normalised, then concatenated (and normalised again);
+# 'hpf': HPF / SCOT: the layers' pre-activation outputs upsampled (bilinear, corners aligned) to the
+# first one's map, concatenated, and only the whole vector L2-normalised.
+HYPERPIXEL_STYLES = ('per_layer', 'hpf')
+# How far a source cell carries points in ``ot_rhm``: a fixed number of cells, or the network's
+# receptive field (SCOT's rule).
+RECEPTIVE_FIELDS = ('cells', 'network')
 
 
 @dataclass
 class FeatureMap:
     """Dense features of one image: ``features`` (C, h, w), L2-normalised per cell, over an
     ``image_size`` (H, W) image; a cell is ``cell_size`` (width, height) image pixels (default: the
-    map spans the image exactly)."""
+    map spans the image exactly); ``receptive_field`` (width, height) is the side of a cell's
+    receptive field in image pixels when the network's layers are known (None otherwise)."""
     features: Tensor
     image_size: Tuple[int, int]
     cell_size: Optional[Tuple[float, float]] = None
+    receptive_field: Optional[Tuple[float, float]] = None
 
     def __post_init__(self) -> None:
         if self.cell_size is None:
@@ -73,6 +88,69 @@ class FeatureMap:
         return F.normalize(sampled, dim=1)
 
 
+def receptive_field(backbone: nn.Module, layer: Optional[str] = None, probe: Optional[Tensor] = None) -> float:
+    """Side, in network-input pixels, of the theoretical receptive field of one cell of ``layer``'s
+    output (None: of the backbone's output); ``probe`` is the (1, 3, H, W) input the network is run on
+    to see which layers run in which order (default: zeros, 64 x 64).
+
+    The convolutions and poolings that run before the layer finishes are composed in the order they
+    run: side r and jump j start at 1, and each kernel k (dilation d) with stride s gives
+    r += d * (k - 1) * j, then j *= s (for a ResNet-50 this gives HPF / SCOT's table: 11 after the
+    stem, 19, 27, 35 in layer1, ...). Residual shortcut convolutions (``downsample``) are parallel to
+    the main path and not counted. For a two-branch ``SFCBackbone`` only the branch that holds the
+    layer counts, and its output takes the larger of the two branches.
+    """
+    branches = [name for name in ('fine_grained', 'semantic') if getattr(backbone, name, None) is not None]
+    modules = dict(backbone.named_modules())
+    if layer is not None and layer not in modules:
+        raise ValueError(f'receptive_field: no submodule {layer} in the backbone')
+    order: List[Tuple[str, Optional[nn.Module]]] = []
+
+    def record(name: str, module: Optional[nn.Module]):
+        return lambda _module, _input, _output: order.append((name, module))
+
+    kinds = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
+    handles = [module.register_forward_hook(record(name, module)) for name, module in modules.items()
+               if isinstance(module, kinds) and 'downsample' not in name.split('.')]
+    if layer is not None:
+        handles.append(modules[layer].register_forward_hook(record(layer, None)))
+    if probe is None:
+        parameter = next(backbone.parameters(), None)
+        probe = torch.zeros(1, 3, 64, 64, device=parameter.device if parameter is not None else None)
+    was_training = backbone.training
+    backbone.eval()
+    try:
+        with torch.no_grad():
+            backbone(probe)
+    finally:
+        backbone.train(was_training)
+        for handle in handles:
+            handle.remove()
+
+    def side(prefix: str) -> float:
+        rf, jump = 1.0, 1.0
+        for name, module in order:
+            if module is None:  # the layer finished
+                break
+            if not name.startswith(prefix):
+                continue
+            kernel, stride = _pair(module.kernel_size)[1], _pair(module.stride)[1]
+            dilation = _pair(getattr(module, 'dilation', 1))[1]
+            rf += dilation * (kernel - 1) * jump
+            jump *= stride
+        return rf
+
+    if branches and layer is not None and layer.split('.')[0] in branches:
+        return side(layer.split('.')[0] + '.')
+    if branches and layer is None:
+        return max(side(name + '.') for name in branches)
+    return side('')
+
+
+def _pair(value) -> Tuple[int, int]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
 class FeatureExtractor:
     """Dense, L2-normalised features of an RGB image from a backbone.
 
@@ -84,14 +162,17 @@ class FeatureExtractor:
         feature_stride: resample the features bilinearly to ceil(H_in / stride) x ceil(W_in / stride)
             cells of the network input; None keeps the backbone's resolution.
         layers: names of backbone submodules (``dict(backbone.named_modules())`` keys, e.g.
-            ``['fine_grained.layer2', 'fine_grained.layer3']``) whose outputs form hyperpixels:
-            each is resized bilinearly to the first one's size, L2-normalised, and all are
-            concatenated (and normalised again). None uses the backbone's output.
+            ``['fine_grained.layer2', 'fine_grained.layer3']``) whose outputs form hyperpixels at the
+            first one's map size (see ``hyperpixels``). None uses the backbone's output.
+        hyperpixels: how the layers are combined, one of ``HYPERPIXEL_STYLES``: 'per_layer' (each
+            output L2-normalised, concatenated) or 'hpf' (as HPF / SCOT: the pre-activation outputs,
+            i.e. before a block's final ReLU, upsampled with aligned corners, concatenated, and the
+            whole vector normalised).
     """
 
     def __init__(self, backbone: nn.Module, input_size: Optional[Sequence[int]] = None,
                  max_side: Optional[int] = None, feature_stride: Optional[int] = None,
-                 layers: Optional[Sequence[str]] = None) -> None:
+                 layers: Optional[Sequence[str]] = None, hyperpixels: str = 'per_layer') -> None:
         if input_size is not None and max_side is not None:
             raise ValueError('FeatureExtractor: give input_size or max_side, not both')
         if input_size is not None and (len(input_size) != 2 or min(input_size) < 8):
@@ -100,11 +181,16 @@ class FeatureExtractor:
             raise ValueError(f'FeatureExtractor: max_side must be at least 8 pixels, got {max_side}')
         if feature_stride is not None and feature_stride < 1:
             raise ValueError(f'FeatureExtractor: feature_stride must be >= 1, got {feature_stride}')
+        if hyperpixels not in HYPERPIXEL_STYLES:
+            raise ValueError(f'FeatureExtractor: hyperpixels must be one of {", ".join(HYPERPIXEL_STYLES)}, '
+                             f'got {hyperpixels!r}')
         self.backbone = backbone
         self.input_size = tuple(input_size) if input_size is not None else None
         self.max_side = max_side
         self.feature_stride = feature_stride
         self.layers = list(layers) if layers else None
+        self.hyperpixels = hyperpixels
+        self._receptive_field: Optional[float] = None
         if self.layers:
             modules = dict(backbone.named_modules())
             unknown = [name for name in self.layers if name not in modules]
@@ -121,6 +207,14 @@ class FeatureExtractor:
             scale = self.max_side / max(image_size)
             return max(8, round(image_size[0] * scale)), max(8, round(image_size[1] * scale))
         return tuple(image_size)
+
+    def receptive_field(self, probe: Optional[Tensor] = None) -> float:
+        """Receptive-field side of a cell, in network-input pixels: of the first hyperpixel layer (as
+        SCOT) or of the backbone's output (see :func:`receptive_field`); computed once, by running the
+        network on ``probe`` (the first image's input)."""
+        if self._receptive_field is None:
+            self._receptive_field = receptive_field(self.backbone, self.layers[0] if self.layers else None, probe)
+        return self._receptive_field
 
     @torch.no_grad()
     def __call__(self, image: np.ndarray) -> FeatureMap:
@@ -140,9 +234,12 @@ class FeatureExtractor:
             cells = (math.ceil(size[0] / self.feature_stride), math.ceil(size[1] / self.feature_stride))
             if tuple(features.shape[-2:]) != cells:
                 features = F.interpolate(features, size=cells, mode='bilinear', align_corners=False)
-        cell_size = tuple(stride * scale for stride, scale in
-                          zip(self.cell_stride(size, features.shape[-2:]), (width / size[1], height / size[0])))
-        return FeatureMap(F.normalize(features, dim=1)[0], (height, width), cell_size)
+        scale = (width / size[1], height / size[0])  # image pixels per network pixel (x, y)
+        cell_size = tuple(stride * factor for stride, factor in
+                          zip(self.cell_stride(size, features.shape[-2:]), scale))
+        field = 2 * (self.receptive_field(tensor) // 2)  # SCOT's box: the cell's pixel +- floor(side / 2)
+        return FeatureMap(F.normalize(features, dim=1)[0], (height, width), cell_size,
+                          (field * scale[0], field * scale[1]))
 
     @staticmethod
     def cell_stride(network_size: Tuple[int, int], map_size: Sequence[int]) -> Tuple[float, float]:
@@ -154,13 +251,36 @@ class FeatureExtractor:
         return network_size[1] / map_size[1], network_size[0] / map_size[0]
 
     def _hyperpixels(self, tensor: Tensor) -> Tensor:
-        """(1, sum C_l, h0, w0): the layers' outputs at the first layer's size, each L2-normalised."""
+        """(1, sum C_l, h0, w0): the layers' outputs at the first layer's size, combined as
+        ``self.hyperpixels`` says (the caller normalises the whole vector)."""
         outputs: Dict[int, Tensor] = {}
+        pre_activation = self.hyperpixels == 'hpf'
+        last_input: Dict[int, Tuple[Tensor, nn.Module]] = {}
+
+        def start(index: int):
+            return lambda _module, _input: last_input.pop(index, None)
+
+        def remember(index: int):  # a ReLU's input, cloned before an in-place ReLU overwrites it
+            return lambda module, inputs: last_input.__setitem__(index, (inputs[0].clone(), module))
 
         def keep(index: int):
-            return lambda _module, _input, output: outputs.setdefault(index, output)
+            def hook(_module, _input, output):
+                if pre_activation and index in last_input:
+                    before, activation = last_input[index]
+                    top = 6.0 if isinstance(activation, nn.ReLU6) else None
+                    # The layer ends with this activation: keep what went into it.
+                    if before.shape == output.shape and torch.equal(before.clamp(0, top), output):
+                        output = before
+                outputs.setdefault(index, output)
+            return hook
 
-        handles = [module.register_forward_hook(keep(index)) for index, module in enumerate(self._modules)]
+        handles = []
+        for index, module in enumerate(self._modules):
+            handles.append(module.register_forward_hook(keep(index)))
+            if pre_activation:
+                handles.append(module.register_forward_pre_hook(start(index)))
+                handles += [child.register_forward_pre_hook(remember(index)) for child in module.modules()
+                            if isinstance(child, (nn.ReLU, nn.ReLU6))]
         try:
             self.backbone(tensor)
         finally:
@@ -173,8 +293,8 @@ class FeatureExtractor:
         for index in range(len(self._modules)):
             output = outputs[index].float()
             if output.shape[-2:] != base:
-                output = F.interpolate(output, size=base, mode='bilinear', align_corners=False)
-            maps.append(F.normalize(output, dim=1))
+                output = F.interpolate(output, size=base, mode='bilinear', align_corners=pre_activation)
+            maps.append(output if pre_activation else F.normalize(output, dim=1))
         return torch.cat(maps, dim=1)
 
 
@@ -183,6 +303,69 @@ class MatchResult:
     """Predicted target points (K, 2) x, y pixels (NaN: no prediction) and their scores (K,)."""
     points: np.ndarray
     scores: np.ndarray
+
+
+@dataclass
+class BoxPrior:
+    """The box-prior transfer, from the annotated object boxes (x1, y1, x2, y2) of both images: a point
+    keeps its relative position in the box, mirrored left-right when ``mirrored`` (the objects face
+    opposite ways)."""
+    src_box: np.ndarray
+    trg_box: np.ndarray
+    mirrored: bool = False
+
+    def transfer(self, points: np.ndarray) -> np.ndarray:
+        """(K, 2) source pixels -> (K, 2) target pixels."""
+        points = np.asarray(points, np.float64).reshape(-1, 2)
+        src_origin, src_span = self.src_box[:2], self.src_box[2:] - self.src_box[:2]
+        trg_origin, trg_span = self.trg_box[:2], self.trg_box[2:] - self.trg_box[:2]
+        relative = np.divide(points - src_origin, src_span, out=np.full_like(points, 0.5), where=src_span > 0)
+        if self.mirrored:
+            relative[:, 0] = 1 - relative[:, 0]
+        return trg_origin + relative * trg_span
+
+    def target_side(self) -> float:
+        """Max side of the target box, pixels."""
+        return float(max(self.trg_box[2] - self.trg_box[0], self.trg_box[3] - self.trg_box[1]))
+
+
+def mirror_points(points: np.ndarray, width: int) -> np.ndarray:
+    """(K, 2) x, y pixels of an image ``width`` wide -> the same points in its left-right mirror."""
+    mirrored = np.array(points, np.float64, copy=True)
+    mirrored[..., 0] = width - 1 - mirrored[..., 0]
+    return mirrored
+
+
+def mirror_box(box: np.ndarray, width: int) -> np.ndarray:
+    """x1, y1, x2, y2 of a box -> the box in the left-right mirror of an image ``width`` wide."""
+    return np.array([width - 1 - box[2], box[1], width - 1 - box[0], box[3]], np.float64)
+
+
+def orientation_score(source: FeatureMap, target: FeatureMap, src_box: Optional[np.ndarray] = None,
+                      trg_box: Optional[np.ndarray] = None) -> float:
+    """How well the target's features agree with the source's where the boxes put them: the mean over
+    source cells (those whose centre lies in ``src_box``; all when None or none does) of the cosine to
+    the target's feature at the same relative position in ``trg_box`` (None: the whole image).
+
+    Flip-aware matching compares it for the target and its mirror (test-time pose alignment, Zhang et
+    al., "Telling Left from Right", CVPR 2024). Their criterion, the mean best cosine anywhere in the
+    target, barely changes under mirroring for features that are nearly mirror-invariant, as
+    ImageNet-trained ones are; this one compares the layouts, which mirroring does change."""
+    height, width = source.image_size
+    src_box = np.array([0, 0, width - 1, height - 1], np.float64) if src_box is None else np.asarray(src_box,
+                                                                                                  np.float64)
+    trg_height, trg_width = target.image_size
+    trg_box = (np.array([0, 0, trg_width - 1, trg_height - 1], np.float64) if trg_box is None
+               else np.asarray(trg_box, np.float64))
+    centres = source.centres().cpu().numpy()
+    inside = ((centres[:, 0] >= src_box[0]) & (centres[:, 0] <= src_box[2]) &
+              (centres[:, 1] >= src_box[1]) & (centres[:, 1] <= src_box[3]))
+    if not inside.any():
+        inside[:] = True
+    mapped = BoxPrior(src_box, trg_box).transfer(centres[inside])
+    sampled = target.sample(torch.as_tensor(mapped, device=target.features.device))  # (K, C)
+    cosine = (source.flat().T[torch.as_tensor(inside, device=sampled.device)] * sampled).sum(dim=1)
+    return float(cosine.double().mean())
 
 
 def gaussian_filter2d(side: int = 7) -> Tensor:
@@ -211,53 +394,103 @@ def sinkhorn(cost: Tensor, epsilon: float, num_iters: int) -> Tensor:
     return torch.exp(log_a[:, None] + log_kernel + log_b[None, :])
 
 
+def transfer_points(points: Tensor, src_centres: Tensor, matched: Tensor, scores: Tensor,
+                    field: Tuple[float, float]) -> Tuple[Tensor, Tensor]:
+    """SCOT's keypoint transfer: every source cell whose receptive field (``field`` = width, height,
+    centred on the cell, edges included) covers a point carries it along its match; the prediction is
+    the mean over those cells of (matched target centre + point - source centre), the score the mean
+    of their match scores. A point outside every field moves with its nearest cell.
+
+    Args:
+        points: (K, 2) source pixels; src_centres: (Ns, 2); matched: (Ns, 2) each source cell's
+            matched target pixel; scores: (Ns,).
+    Returns:
+        (K, 2) target pixels and (K,) scores.
+    """
+    offset = points[:, None] - src_centres[None]  # (K, Ns, 2)
+    covers = (offset[..., 0].abs() <= field[0] / 2) & (offset[..., 1].abs() <= field[1] / 2)
+    nearest = (offset ** 2).sum(-1).argmin(dim=1)
+    covers[torch.arange(len(points), device=covers.device), nearest] |= ~covers.any(dim=1)
+    weight = covers.double()
+    moved = matched[None] + offset  # (K, Ns, 2)
+    predicted = (moved * weight[..., None]).sum(1) / weight.sum(1, keepdim=True)
+    return predicted, (scores[None] * weight).sum(1) / weight.sum(1)
+
+
 class PairMatcher:
     """Transfer points from a source to a target :class:`FeatureMap` (see the module docstring).
 
     Args:
         method: one of ``MATCHERS``.
-        softmax_temperature: ``soft_argmax``: softmax temperature (CATs' beta, 0.02).
-        kernel_sigma: ``soft_argmax``: std of the Gaussian around the argmax, in target cells (5,
-            SFNet/CATs); None: plain soft-argmax.
+        softmax_temperature: ``soft_argmax``, ``kernel_soft_argmax``: softmax temperature (CATs' beta,
+            0.02; SFNet's 1 / 50).
+        kernel_sigma: ``kernel_soft_argmax`` only: std of the Gaussian around the argmax, in target
+            cells (None: SFNet's 5).
         ot_exp1, ot_exp2, ot_epsilon, ot_iters: ``ot_rhm``: cosine exponent, plan exponent (SCOT:
-            1.0 on SPair-71k, 0.5 on PF-PASCAL/PF-WILLOW), entropic regularisation, Sinkhorn
-            iterations (SCOT runs 1).
+            1.0 on SPair-71k, 0.5 on PF-PASCAL/PF-WILLOW; the pair configs set it per dataset),
+            entropic regularisation, Sinkhorn iterations (SCOT runs 1).
         hough_cells: ``ot_rhm``: number of Hough-space bins (SCOT 8192).
-        rf_cells: ``ot_rhm``: side of a cell's receptive field, in cells; a point moves with the
-            cells whose receptive field covers it.
+        receptive_field: ``ot_rhm``: a point moves with the source cells whose receptive field covers
+            it; 'cells': a square of ``rf_cells`` cells centred on the cell; 'network' (SCOT's rule):
+            the theoretical receptive field of the network layer the map comes from (the first
+            hyperpixel layer, or the backbone's output; :func:`receptive_field`), centred on the cell.
+        rf_cells: side of the 'cells' receptive field, in cells.
+        box_prior_sigma: soft box prior (uses the annotated boxes of both images): the similarity
+            (clamped at 0) is multiplied by a Gaussian around the box-prior position, of std this
+            fraction of the target box's max side; None: off.
     """
 
-    def __init__(self, method: str = 'nn', softmax_temperature: float = 0.02, kernel_sigma: Optional[float] = 5.0,
+    def __init__(self, method: str = 'nn', softmax_temperature: float = 0.02, kernel_sigma: Optional[float] = None,
                  ot_exp1: float = 1.0, ot_exp2: float = 0.5, ot_epsilon: float = 0.05, ot_iters: int = 1,
-                 hough_cells: int = 8192, rf_cells: float = 3.0) -> None:
+                 hough_cells: int = 8192, receptive_field: str = 'cells', rf_cells: float = 3.0,
+                 box_prior_sigma: Optional[float] = None) -> None:
         if method not in MATCHERS:
             raise ValueError(f'PairMatcher: unknown method {method!r}; choose one of {", ".join(MATCHERS)}')
-        if softmax_temperature <= 0 or ot_epsilon <= 0 or ot_iters < 1 or hough_cells < 1 or rf_cells <= 0:
-            raise ValueError('PairMatcher: softmax_temperature, ot_epsilon, rf_cells must be > 0 and ot_iters, '
-                             'hough_cells >= 1')
+        if kernel_sigma is not None and method != 'kernel_soft_argmax':
+            raise ValueError(f'PairMatcher: kernel_sigma belongs to method kernel_soft_argmax (SFNet\'s kernel '
+                             f'soft-argmax), not {method!r}; soft_argmax is the plain soft-argmax of CATs '
+                             f'(this was the kernel one in earlier versions)')
+        if softmax_temperature <= 0 or ot_epsilon <= 0 or ot_iters < 1 or hough_cells < 1:
+            raise ValueError('PairMatcher: softmax_temperature, ot_epsilon must be > 0 and ot_iters, hough_cells >= 1')
+        if rf_cells <= 0 or (kernel_sigma is not None and kernel_sigma <= 0):
+            raise ValueError('PairMatcher: rf_cells and kernel_sigma must be > 0')
+        if receptive_field not in RECEPTIVE_FIELDS:
+            raise ValueError(f'PairMatcher: receptive_field must be one of {", ".join(RECEPTIVE_FIELDS)}, '
+                             f'got {receptive_field!r}')
+        if box_prior_sigma is not None and box_prior_sigma <= 0:
+            raise ValueError(f'PairMatcher: box_prior_sigma must be > 0 (or None), got {box_prior_sigma}')
         self.method = method
         self.softmax_temperature = softmax_temperature
-        self.kernel_sigma = kernel_sigma
+        self.kernel_sigma = 5.0 if method == 'kernel_soft_argmax' and kernel_sigma is None else kernel_sigma
         self.ot_exp1, self.ot_exp2, self.ot_epsilon, self.ot_iters = ot_exp1, ot_exp2, ot_epsilon, ot_iters
         self.hough_cells = hough_cells
+        self.receptive_field = receptive_field
         self.rf_cells = rf_cells
+        self.box_prior_sigma = box_prior_sigma
 
     def describe(self) -> Dict[str, object]:
         """The settings, for reports."""
         return dict(vars(self))
 
     @torch.no_grad()
-    def __call__(self, source: FeatureMap, target: FeatureMap, points: np.ndarray) -> MatchResult:
-        """Transfer ``points`` (K, 2) x, y source pixels to the target image."""
+    def __call__(self, source: FeatureMap, target: FeatureMap, points: np.ndarray,
+                 box_prior: Optional[BoxPrior] = None) -> MatchResult:
+        """Transfer ``points`` (K, 2) x, y source pixels to the target image; ``box_prior`` is needed
+        (and only used) with ``box_prior_sigma``."""
+        if self.box_prior_sigma is not None and box_prior is None:
+            raise ValueError('PairMatcher: box_prior_sigma needs the annotated boxes of both images (a BoxPrior)')
+        prior = box_prior if self.box_prior_sigma is not None else None
         points_t = torch.as_tensor(np.asarray(points, np.float64).reshape(-1, 2), device=source.features.device)
         if len(points_t) == 0:
             return MatchResult(np.zeros((0, 2)), np.zeros(0))
         if self.method == 'ot_rhm':
-            return self._ot_rhm(source, target, points_t)
+            return self._ot_rhm(source, target, points_t, prior)
         similarity = source.sample(points_t) @ target.flat()  # (K, Nt) cosine
+        if prior is not None:
+            similarity = similarity.clamp(min=0) * self._prior_weights(prior, points_t, target).to(similarity)
         scores, best = similarity.max(dim=1)
         centres = target.centres()  # (Nt, 2)
-        if self.method == 'soft_argmax':
+        if self.method in ('soft_argmax', 'kernel_soft_argmax'):
             predicted = self._soft_argmax(similarity, best, target)
         else:
             predicted = centres[best].clone()
@@ -269,10 +502,17 @@ class PairMatcher:
             predicted[~mutual] = float('nan')
         return MatchResult(predicted.cpu().numpy(), scores.double().cpu().numpy())
 
+    def _prior_weights(self, prior: BoxPrior, points: Tensor, target: FeatureMap) -> Tensor:
+        """(K, Nt) Gaussian weights of the target cells around each point's box-prior position."""
+        expected = torch.as_tensor(prior.transfer(points.cpu().numpy()), device=points.device)  # (K, 2)
+        sigma = self.box_prior_sigma * max(prior.target_side(), 1.0)
+        squared = ((target.centres()[None] - expected[:, None]) ** 2).sum(-1)  # (K, Nt)
+        return torch.exp(-squared / (2 * sigma ** 2))
+
     def _soft_argmax(self, similarity: Tensor, best: Tensor, target: FeatureMap) -> Tensor:
         height, width = target.features.shape[1:]
         centres = target.centres()  # (Nt, 2)
-        if self.kernel_sigma is not None:
+        if self.method == 'kernel_soft_argmax':
             index = torch.arange(height * width, device=similarity.device)
             cell_index = torch.stack([index % width, index // width], dim=1).double()  # (Nt, 2) column, row
             squared = ((cell_index[None] - cell_index[best][:, None]) ** 2).sum(-1)  # (K, Nt) in cells^2
@@ -280,9 +520,12 @@ class PairMatcher:
         weights = torch.softmax(similarity.double() / self.softmax_temperature, dim=1)  # (K, Nt)
         return weights @ centres
 
-    def _ot_rhm(self, source: FeatureMap, target: FeatureMap, points: Tensor) -> MatchResult:
+    def _ot_rhm(self, source: FeatureMap, target: FeatureMap, points: Tensor,
+                prior: Optional[BoxPrior]) -> MatchResult:
         src_centres, trg_centres = source.centres(), target.centres()  # (Ns, 2), (Nt, 2)
         similarity = (source.flat().T @ target.flat()).double().clamp(min=0) ** self.ot_exp1  # (Ns, Nt)
+        if prior is not None:
+            similarity = similarity * self._prior_weights(prior, src_centres, target)
         plan = sinkhorn(1 - similarity, self.ot_epsilon, self.ot_iters)
         votes = (plan * len(src_centres)).clamp(min=0) ** self.ot_exp2
 
@@ -302,16 +545,15 @@ class PairMatcher:
         confidence = votes * space[bin_ids]  # (Ns, Nt)
         scores, best = confidence.max(dim=1)
 
-        # Transfer: each source cell whose receptive field covers the point carries it along its match.
-        cell_w, cell_h = source.cell_size
-        offset = points[:, None] - src_centres[None]  # (K, Ns, 2)
-        covers = ((offset[..., 0].abs() <= self.rf_cells * cell_w / 2) &
-                  (offset[..., 1].abs() <= self.rf_cells * cell_h / 2))
-        nearest = (offset ** 2).sum(-1).argmin(dim=1)
-        # A point outside every receptive field moves with its nearest cell.
-        covers[torch.arange(len(points), device=covers.device), nearest] = True
-        moved = trg_centres[best][None] + offset  # (K, Ns, 2)
-        weight = covers.double()
-        predicted = (moved * weight[..., None]).sum(1) / weight.sum(1, keepdim=True)
-        point_scores = (scores[None] * weight).sum(1) / weight.sum(1)
+        predicted, point_scores = transfer_points(points, src_centres, trg_centres[best], scores,
+                                                  self.field_size(source))
         return MatchResult(predicted.cpu().numpy(), point_scores.cpu().numpy())
+
+    def field_size(self, source: FeatureMap) -> Tuple[float, float]:
+        """(width, height) in source pixels of the receptive field ``ot_rhm`` transfers points with."""
+        if self.receptive_field == 'network':
+            if source.receptive_field is None:
+                raise ValueError("PairMatcher: receptive_field='network' needs a feature map from a FeatureExtractor "
+                                 "(this one has no receptive field)")
+            return source.receptive_field
+        return self.rf_cells * source.cell_size[0], self.rf_cells * source.cell_size[1]

@@ -3,8 +3,10 @@
 A predicted target keypoint is correct at ``alpha`` when its distance to the ground truth is at most
 ``alpha * size`` (``<=``, as HPF/SCOT/CATs), ``size`` being the pair's reference size: SPair-71k the
 max side of the target object's box, PF-PASCAL the max side of the target image (or of its box),
-PF-WILLOW the max side of the target keypoints' box. Keypoints not visible in both images are not
-scored; a non-finite prediction (a matcher that declined, e.g. a non-mutual match) is wrong.
+PF-WILLOW the max side of the target keypoints' box (HPF / SCOT's protocol; under CATs' the
+evaluation model transfers the other way and supplies source-side sizes, see ``model.py``). Keypoints
+not visible in both images are not scored; a non-finite prediction (a matcher that declined, e.g. a
+non-mutual match) is wrong.
 
 Two averages, both offered: per pair (each pair's fraction of correct keypoints, averaged over
 pairs: HPF, SCOT, CATs, SemiMatch) and per keypoint (all keypoints pooled).

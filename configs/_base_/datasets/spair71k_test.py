@@ -1,5 +1,6 @@
 # SPair-71k test split (Layout/large/test.txt, 12,234 pairs, 18 categories) in its published layout.
-# PCK@alpha by the max side of the target object's box, per pair (SCOT / CATs), also per keypoint.
+# PCK@alpha by the max side of the target object's box, per pair (HPF / SCOT), also per keypoint; under
+# CATs' protocol (model.protocol='cats') by the max side of the source box in the 256 x 256 frame.
 data_root = 'data/SPair-71k'
 test_dataloader = dict(
     batch_size=1,
