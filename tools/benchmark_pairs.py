@@ -1,42 +1,73 @@
-"""PCK of pair configs x matchers on one pair dataset (default: the real-pair benchmark), as a table.
+"""PCK of pair configs x layers x input sizes x matchers x flip modes on one pair dataset, as a table.
 
-    python tools/benchmark_pairs.py configs/pair/r18-random_pairbench.py configs/pair/effl0_pairbench.py \
-        --matchers nn soft_argmax ot_rhm [--data-root DIR] [--layers NAME ...] [--json OUT.json]
+    # the real-pair benchmark (geometric), every matcher
+    python tools/benchmark_pairs.py configs/pair/effl0_pairbench.py --matchers nn soft_argmax ot_rhm
+    # choose semantic settings on the tune split of the semantic pair set, best first
+    python tools/benchmark_pairs.py configs/pair/effl0-semantic_semanticpairs.py --split val \
+        --layer-sets semantic._blocks.6 semantic._blocks.10 semantic._blocks.6,semantic._blocks.10 \
+        --max-sides 240 320 --matchers nn ot_rhm box_prior --flips off auto --sort --json tune.json
 
-Per-pair PCK@0.05 / 0.1 / 0.15 (%), overall and separately for the warped photos and the real pairs of
-tools/make_pair_benchmark.py; the same numbers as tools/test.py CONFIG --cfg-options
-model.matcher.method=M, with each image's features computed once per config.
+Per-pair PCK (%) at 0.05 / 0.1 / 0.15: over all pairs, per category and the mean over categories (the
+score ``--sort`` ranks by, at 0.1), and for the real-pair benchmark its photo warps and real pairs. The
+numbers are those of ``tools/test.py CONFIG`` with the same settings (the same model code), each image's
+features computed once per model. ``--json`` writes a result record that ``tools/write_results.py``
+renders into the docs.
 """
 import argparse
-import json
 import sys
 
 import torch
+from mmengine.config import DictAction
 
-from sfc_plugin.benchmarks.pairs import benchmark_pairs, machine, markdown_table
-from sfc_plugin.correspondence.matching import MATCHERS
+from sfc_plugin.benchmarks.pairs import ALPHAS, benchmark_pairs
+from sfc_plugin.benchmarks.results import make_record, render_markdown
+from sfc_plugin.correspondence.model import FLIP_MODES, METHODS
 from sfc_plugin.generators.pair_benchmark import PHOTOS, REAL_PAIRS
-from sfc_plugin.utils import atomic_path
+from sfc_plugin.utils import write_json
+
+
+def _layer_set(text: str):
+    """'a,b' -> ['a', 'b']; 'config' -> None (the config's layers); 'output' -> [] (the backbone's output)."""
+    if text == 'config':
+        return None
+    return [] if text == 'output' else text.split(',')
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument('configs', nargs='+', help='pair configs (configs/pair/*.py)')
-    parser.add_argument('--matchers', nargs='+', default=list(MATCHERS), choices=MATCHERS)
+    parser.add_argument('--matchers', nargs='+', default=['nn'], choices=METHODS)
+    parser.add_argument('--flips', nargs='+', default=['off'], choices=FLIP_MODES)
+    parser.add_argument('--layer-sets', nargs='+', type=_layer_set, default=[None],
+                        help="hyperpixel layer lists, comma-separated names; 'config': the config's, 'output': "
+                             "the backbone's output")
+    parser.add_argument('--max-sides', nargs='+', type=int, default=[None], help='longer sides to resize images to')
     parser.add_argument('--data-root', help="override the configs' dataset root")
-    parser.add_argument('--layers', nargs='+', help='hyperpixel layers for every config')
-    parser.add_argument('--json', help='also write the rows and the machine to this JSON file')
+    parser.add_argument('--split', help="override the configs' dataset split (e.g. val: the tune split)")
+    parser.add_argument('--sort', action='store_true', help='best mean over categories (PCK@0.1) first')
+    parser.add_argument('--title', default='Pair matching PCK', help='heading of the result record')
+    parser.add_argument('--description', default='', help='what the rows are, for the result record')
+    parser.add_argument('--json', help='write the result record to this file')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='overrides for every config')
     args = parser.parse_args()
     torch.set_num_threads(1)
-    rows = benchmark_pairs(args.configs, args.matchers, args.data_root, args.layers,
-                           groups={'photo warps': PHOTOS, 'real pairs': REAL_PAIRS})
-    print(markdown_table(rows, ('all', 'photo warps', 'real pairs')))
-    measured_on = machine(threads=1)
-    print(f'\n{json.dumps(measured_on)}')
+    rows = benchmark_pairs(args.configs, args.matchers, args.data_root, args.split, args.layer_sets, args.max_sides,
+                           args.flips, groups={'photo warps': PHOTOS, 'real pairs': REAL_PAIRS},
+                           cfg_options=args.cfg_options)
+    if args.sort:
+        rows.sort(key=lambda row: -row['category_mean']['PCK@0.1'])
+    columns = [('config', 'config'), ('matcher', 'matcher'), ('flip', 'flip'), ('layers', 'layers'),
+               ('max_side', 'max side')]
+    categories = sorted({name for row in rows for name in row['categories']})
+    groups = [group for group in ('photo warps', 'real pairs') if any(group in row for row in rows)]
+    if len(categories) <= 8:
+        columns += [(f'categories/{name}/PCK@0.1', f'{name} @0.1') for name in categories]
+    columns += [(f'category_mean/PCK@{alpha:g}', f'category mean @{alpha:g}') for alpha in ALPHAS]
+    columns += [(f'{group}/PCK@{alpha:g}', f'{group} @{alpha:g}') for group in ['all'] + groups for alpha in ALPHAS]
+    record = make_record(args.title, args.description, columns, rows, threads=1)
+    print(render_markdown(record))
     if args.json:
-        with atomic_path(args.json) as tmp:
-            with open(tmp, 'w') as file:
-                json.dump(dict(machine=measured_on, rows=rows), file, indent=1)
+        write_json(args.json, record)
     return 0
 
 

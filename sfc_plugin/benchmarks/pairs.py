@@ -1,9 +1,13 @@
-"""PCK of several configs x matchers on one pair dataset, each image's features computed once per config.
+"""PCK of a grid of pair-matching settings on one pair dataset, each image's features computed once per model.
 
-What ``tools/benchmark_pairs.py`` runs: the same dataset class, model, matchers and PCK as
-``tools/test.py CONFIG --cfg-options model.matcher.method=M``, without a Runner per combination; the rows
-printed as a table, and the machine they were measured on.
+What ``tools/benchmark_pairs.py`` runs, for benchmarking and for choosing settings on a tune split:
+the configs' dataset and ``PairMatchingModel.match_pair`` (the code ``tools/test.py`` runs) for every
+combination of config x hyperpixel layers x input size (one model each, its feature cache kept) x
+matcher x flip mode, scored with the same PCK as ``PairPCKMetric``. Rows hold per-pair PCK (%) overall,
+per named group, per category and the mean over categories (the score that weighs a category with few
+pairs like one with many, used to choose settings).
 """
+import itertools
 import time
 from typing import Dict, List, Optional, Sequence
 
@@ -12,92 +16,96 @@ import torch
 from mmengine.registry import DefaultScope
 
 from sfc_plugin.apis.inference import load_config
-from sfc_plugin.correspondence.matching import PairMatcher
 from sfc_plugin.correspondence.model import PairMatchingModel
 from sfc_plugin.correspondence.pck import pck_hits, summarize_pck
 from sfc_plugin.models.weight_init import init_weights_quietly
 from sfc_plugin.registry import DATASETS, SCOPE
-from .common import cpu_model
 
 ALPHAS = (0.05, 0.1, 0.15)
 
 
-def _build(config: str, data_root: Optional[str], layers: Optional[Sequence[str]]):
+def _percent(values: Sequence[float]) -> Dict[str, float]:
+    return {f'PCK@{alpha:g}': round(100 * float(value), 4) for alpha, value in zip(ALPHAS, values)}
+
+
+def _build(config: str, data_root: Optional[str], split: Optional[str], layers: Optional[Sequence[str]],
+           max_side: Optional[int], cfg_options: Optional[dict]):
     cfg = load_config(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
     dataset_cfg = dict(cfg.test_dataloader.dataset)
     if data_root is not None:
         dataset_cfg['data_root'] = data_root
+    if split is not None:
+        dataset_cfg['split'] = split
+    model_cfg = {key: value for key, value in cfg.model.items() if key not in ('type', 'out_dir')}
+    if layers is not None:
+        model_cfg['layers'] = list(layers) or None
+    if max_side is not None:
+        model_cfg.update(max_side=max_side, input_size=None)
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', SCOPE)):
         dataset = DATASETS.build(dataset_cfg)
         torch.manual_seed(0)  # the same random initialisation for configs without weights
-        model = PairMatchingModel(backbone=cfg.model.backbone, input_size=cfg.model.get('input_size'),
-                                  max_side=cfg.model.get('max_side'), feature_stride=cfg.model.get('feature_stride'),
-                                  layers=layers or cfg.model.get('layers'), feature_cache=2 ** 31)
+        model = PairMatchingModel(**dict(model_cfg, feature_cache=2 ** 31))
         init_weights_quietly(model)
     reference = cfg.test_evaluator.reference
-    return dataset, model.eval(), reference if isinstance(reference, str) else reference[0]
+    return dataset, model.eval(), reference if isinstance(reference, str) else reference[0], dict(cfg.model.get(
+        'matcher') or {})
 
 
 def benchmark_pairs(configs: Sequence[str], matchers: Sequence[str], data_root: Optional[str] = None,
-                    layers: Optional[Sequence[str]] = None,
-                    groups: Optional[Dict[str, Sequence[str]]] = None) -> List[dict]:
-    """One row per (config, matcher): per-pair PCK in percent at ``ALPHAS`` overall and per group.
+                    split: Optional[str] = None, layer_sets: Sequence[Optional[Sequence[str]]] = (None,),
+                    max_sides: Sequence[Optional[int]] = (None,), flips: Sequence[str] = ('off',),
+                    groups: Optional[Dict[str, Sequence[str]]] = None,
+                    cfg_options: Optional[dict] = None) -> List[dict]:
+    """One row per combination: per-pair PCK in percent at ``ALPHAS``.
 
     Args:
         configs: pair configs (``configs/pair/*.py``); their models are initialised by their init_cfg.
-        matchers: ``PairMatcher`` methods.
-        data_root: overrides the configs' dataset root.
-        layers: hyperpixel layers for every config (None: each config's own).
+        matchers: methods of ``PairMatchingModel`` (the ``PairMatcher`` ones and ``box_prior``); each
+            keeps the config's other matcher settings (e.g. its OT-RHM exponent).
+        data_root, split: override the configs' dataset root and split.
+        layer_sets: hyperpixel layer lists to try (None: the config's; an empty list: the backbone's output).
+        max_sides: longer sides to resize images to (None: the config's input size).
+        flips: ``PairMatchingModel`` flip modes to try.
         groups: name -> categories, reported besides 'all'.
+        cfg_options: overrides applied to every config (as ``--cfg-options``).
     """
     rows = []
-    for config in configs:
-        dataset, model, reference = _build(config, data_root, layers)
+    for config, layers, max_side in itertools.product(configs, layer_sets, max_sides):
+        dataset, model, reference, config_matcher = _build(config, data_root, split, layers, max_side, cfg_options)
+        samples = [dataset[index] for index in range(len(dataset))]
         start = time.perf_counter()
-        with torch.no_grad():  # every image's features, once
-            cache = {path: model.features(path) for index in range(len(dataset))
-                     for path in (dataset[index]['src_path'], dataset[index]['trg_path'])}
+        with torch.no_grad():  # every image's features once (and its mirror's, when a flip mode needs it)
+            for sample in samples:
+                for path in (sample['src_path'], sample['trg_path']):
+                    model.features(path)
+                    if 'auto' in flips:
+                        model.features(path, True)
         feature_seconds = time.perf_counter() - start
-        for method in matchers:
-            matcher = PairMatcher(method)
+        for method, flip in itertools.product(matchers, flips):
+            model.set_matching(dict(config_matcher, method=method), flip)
             start = time.perf_counter()
             records = []
-            for index in range(len(dataset)):
-                sample = dataset[index]
-                known = sample['valid']
-                predicted = np.full_like(sample['src_kps'], np.nan)
-                predicted[known] = matcher(cache[sample['src_path']], cache[sample['trg_path']],
-                                           sample['src_kps'][known]).points
-                sizes = dict(sample['pck_sizes'], image=float(max(cache[sample['trg_path']].image_size)))
-                records.append(dict(category=sample['category'], hits=pck_hits(
-                    predicted, sample['trg_kps'], sample['valid'], sizes[reference], ALPHAS)))
-            row = dict(config=config, matcher=method, layers=model.extractor.layers, reference=reference,
-                       pairs=len(records), feature_seconds=round(feature_seconds, 1),
-                       match_seconds=round(time.perf_counter() - start, 1))
-            for name, categories in {'all': None, **(groups or {})}.items():
-                chosen = [record for record in records if categories is None or record['category'] in categories]
+            with torch.no_grad():
+                for sample in samples:
+                    result = model.match_pair(sample)
+                    hits = pck_hits(result['pred_kps'], result['trg_kps'], result['valid'],
+                                    result['pck_sizes'][reference], ALPHAS)
+                    records.append(dict(category=sample['category'], hits=hits))
+            summary = summarize_pck(records, ALPHAS)
+            categories = sorted(key.split('/', 1)[1] for key in summary if key.startswith('category/'))
+            row = dict(config=config, matcher=method, flip=flip, layers=model.extractor.layers,
+                       max_side=model.extractor.max_side, reference=reference, pairs=len(records),
+                       feature_seconds=round(feature_seconds, 1), match_seconds=round(time.perf_counter() - start, 1),
+                       all=_percent(summary['all']['pair']),
+                       categories={name: _percent(summary[f'category/{name}']['pair']) for name in categories},
+                       category_mean=_percent(np.mean([summary[f'category/{name}']['pair'] for name in categories],
+                                                      axis=0)))
+            for name, members in (groups or {}).items():
+                chosen = [record for record in records if record['category'] in members]
                 if chosen:
-                    summary = summarize_pck(chosen, ALPHAS)['all']
-                    row[name] = {f'PCK@{alpha:g}': round(100 * float(value), 4)
-                                 for alpha, value in zip(ALPHAS, summary['pair'])}
+                    row[name] = _percent(summarize_pck(chosen, ALPHAS)['all']['pair'])
             rows.append(row)
     return rows
 
-
-def markdown_table(rows: List[dict], groups: Sequence[str]) -> str:
-    """The rows of :func:`benchmark_pairs` as a Markdown table: PCK (%) at ``ALPHAS`` per group ('-' where a
-    group has no pair)."""
-    header = ['config', 'matcher'] + [f'{group} PCK@{alpha:g}' for group in groups for alpha in ALPHAS]
-    lines = ['| ' + ' | '.join(header) + ' |\n|' + ' --- |' * len(header)]
-    for row in rows:
-        cells = [row['config'], row['matcher'] + (' + hyperpixels' if row['layers'] else '')]
-        for group in groups:
-            cells += [f'{row[group][f"PCK@{alpha:g}"]:.1f}' if group in row else '-' for alpha in ALPHAS]
-        lines.append('| ' + ' | '.join(cells) + ' |')
-    return '\n'.join(lines)
-
-
-def machine(threads: int) -> dict:
-    """When and on which CPU the rows were measured, with ``threads`` torch threads."""
-    return dict(date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), cpu=cpu_model(),
-                cpu_capability=torch.backends.cpu.get_cpu_capability(), torch=torch.__version__, threads=threads)

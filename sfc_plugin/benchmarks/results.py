@@ -53,7 +53,8 @@ def make_record(title: str, description: str, columns: Sequence[Tuple[str, str]]
     """A result record of ``rows`` measured now, by this process's command line (default)."""
     source = os.path.dirname(os.path.abspath(__file__))
     return dict(title=title, description=description,
-                command=command if command is not None else ' '.join(shlex.quote(arg) for arg in sys.argv),
+                command=command if command is not None else ' '.join(shlex.quote(arg) for arg in (
+                    ['python'] if sys.argv[0].endswith('.py') else []) + sys.argv),
                 commit=git_commit(source), machine=machine(threads), columns=[list(column) for column in columns],
                 rows=rows)
 
