@@ -12,7 +12,7 @@ from mmengine.registry import DefaultScope
 
 from sfc_plugin.generators.offline_data import skimage_photo
 from sfc_plugin.evaluation.pair_matching import stereo_pck
-from sfc_plugin.models.backbones.efficientnet_lite import (Conv2dSame, EfficientNetLite0, lite0_weights_path,
+from sfc_plugin.models.backbones.efficientnet_lite import (Conv2dSame, EfficientNetLite, EfficientNetLite0, lite0_weights_path,
                                                          same_padding)
 from sfc_plugin.registry import MODELS
 from sfc_plugin.utils import CheckpointMismatchError
@@ -372,3 +372,20 @@ def test_lite1_and_lite2_equal_the_reference_implementation(arch, size, stride8_
     # the stride-8 cut: end of stage 3
     cut = EfficientNetLite(out_block=EfficientNetLite.stage_end_block(arch, 2), arch=arch)
     assert (cut.out_block, cut.stride, cut.out_channels) == (stride8_block, 8, stride8_channels)
+
+
+def test_norm_eval_keeps_the_batchnorm_statistics_and_trains_their_affine_weights():
+    torch.manual_seed(0)
+    model = EfficientNetLite(out_block=4, pretrained=False, norm_eval=True).train()
+    norms = [module for module in model.modules() if isinstance(module, torch.nn.BatchNorm2d)]
+    assert norms and all(not norm.training for norm in norms) and model.training
+    before = [norm.running_mean.clone() for norm in norms]
+    images = torch.randn(2, 3, 32, 32) * 3 + 1
+    model(images).square().mean().backward()
+    assert all(torch.equal(norm.running_mean, mean) for norm, mean in zip(norms, before))
+    assert all(norm.weight.grad is not None and norm.weight.grad.abs().sum() > 0 for norm in norms)
+    assert torch.allclose(model(images), model.eval()(images))
+    plain = EfficientNetLite(out_block=4, pretrained=False).train()
+    plain(images)
+    assert not torch.equal(next(m for m in plain.modules() if isinstance(m, torch.nn.BatchNorm2d)).running_mean,
+                           torch.zeros(32))

@@ -179,6 +179,10 @@ class EfficientNetLite(BaseModule):
             layers a truncated network lacks by design. An ``init_cfg`` (e.g.
             ``StrictPretrained``) is applied later by ``init_weights()`` and overrides it.
         with_classifier: build the ImageNet classifier head (needs the last block).
+        norm_eval: keep every BatchNorm layer in eval mode while training (mmpretrain's
+            ``norm_eval``): they normalise with, and keep, their ImageNet statistics while their
+            affine weights still train; for fine-tuning with small batches, whose statistics would
+            otherwise drift from the ones the weights were trained with.
         init_cfg: mmengine initialisation config; a ``StrictPretrained`` entry that does not set
             ``ignore_unexpected`` ignores the layers this network lacks.
     """
@@ -202,6 +206,7 @@ class EfficientNetLite(BaseModule):
                  arch: str = 'lite0',
                  pretrained: Union[bool, str] = True,
                  with_classifier: bool = False,
+                 norm_eval: bool = False,
                  init_cfg: Union[dict, list, None] = None) -> None:
         if arch not in ARCH_SCALING:
             raise ValueError(f'EfficientNetLite arch must be one of {sorted(ARCH_SCALING)}, got {arch!r}')
@@ -218,6 +223,7 @@ class EfficientNetLite(BaseModule):
         self.arch = arch
         self.out_block = out_block
         self.with_classifier = with_classifier
+        self.norm_eval = norm_eval
         self.absent_prefixes = ignored
 
         self._conv_stem = Conv2dSame(3, self.stem_channels, 3, stride=2)
@@ -280,6 +286,15 @@ class EfficientNetLite(BaseModule):
         print_log(f'Loaded EfficientNet-{self.arch.capitalize()} (blocks 0..{self.out_block}'
                   f'{", classifier" if self.with_classifier else ""}) from {path}; '
                   f'{len(result["ignored"])} keys of absent layers ignored', logger='current')
+
+    def train(self, mode: bool = True) -> 'EfficientNetLite':
+        """``nn.Module.train``, with every BatchNorm layer kept in eval mode under ``norm_eval``."""
+        super().train(mode)
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, nn.BatchNorm2d):
+                    module.eval()
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) RGB scaled to [-1, 1] -> (B, out_channels, ceil(H/stride), ceil(W/stride)),
