@@ -13,7 +13,7 @@ from PIL import Image
 
 from conftest import REPO_ROOT
 from sfc_plugin.correspondence import SPair71kDataset
-from sfc_plugin.generators.semantic_pairs import (annotation_problems, composite, load_annotations,
+from sfc_plugin.generators.semantic_pairs import (annotation_problems, composite, load_annotations, plan_pairs,
                                                   write_semantic_pairs)
 
 STAMPS_DIR = os.environ.get('SFC_TUXPAINT_STAMPS', '/usr/share/tuxpaint/stamps')
@@ -76,7 +76,7 @@ def test_annotation_file_is_well_formed():
     stamps = {split: {record['stamp'] for name in names for record in categories[name]['instances'].values()}
               for split, names in splits.items()}
     unlabelled = {stamp for group in annotations['unlabelled']['categories'].values() for stamp in group}
-    assert not stamps['test'] & (stamps['val'] | unlabelled)
+    assert not stamps['test'] & (stamps['val'] | unlabelled) and not stamps['val'] & unlabelled
     assert not any(stamp.startswith('animals/') for stamp in stamps['test'] | stamps['val'] | unlabelled)
     for name, entry in categories.items():
         paired = {side for pair in entry['flip_pairs'] for side in pair}
@@ -87,6 +87,8 @@ def test_annotation_file_is_well_formed():
             assert sum(value is not None for value in record['keypoints'].values()) >= 2
         facings = {record['facing'] for record in entry['instances'].values()}
         assert facings <= ({'left', 'right'} if 'facing_means' in entry else {None}), name
+    # the tune split has categories that face a way, so that some of its pairs face opposite ways
+    assert any('facing_means' in categories[name] for name in splits['val'])
 
 
 def test_annotation_check_finds_each_problem():
@@ -99,10 +101,13 @@ def test_annotation_check_finds_each_problem():
     car[second]['split'] = 'val'
     broken['categories']['jug']['instances']['mug']['stamp'] = 'animals/cats/cat.png'
     broken['unlabelled']['categories']['fruit'].append(car[first]['stamp'])
+    broken['unlabelled']['categories']['nut'].append(good['categories']['apple']['instances']['apple_red']['stamp'])
     problems = '\n'.join(annotation_problems(broken))
     assert "['left_mirror'] are not in the category's list" in problems
     assert f"instance '{second}': split 'val' differs" in problems
-    assert 'outside animals/' in problems and 'is a test stamp' in problems
+    assert 'outside animals/' in problems
+    assert f"'fruit': {car[first]['stamp']} is an annotated" in problems  # a test stamp
+    assert "'nut': food/fruit/apple_red.png is an annotated" in problems  # a val stamp
 
 
 @pytest.mark.skipif(not os.path.isdir(STAMPS_DIR), reason=f'no Tux Paint stamps at {STAMPS_DIR} '
@@ -151,6 +156,30 @@ def test_composite_puts_each_keypoint_on_its_dot(background_size, flip):
         assert side <= 0.75 * max(background_size) + 2
 
 
+def test_val_cap_keeps_the_most_different_pairs_and_is_seeded():
+    instances = {f'i{k}': dict(stamp=f'x/i{k}.png', split='val', facing=None, keypoints={'a': [0, 0], 'b': [1, 1]})
+                 for k in range(4)}  # 12 ordered pairs
+    small = {f's{k}': dict(stamp=f'x/s{k}.png', split='val', facing=None, keypoints={'a': [0, 0], 'b': [1, 1]})
+             for k in range(2)}  # 2 ordered pairs
+    annotations = dict(categories=dict(
+        big=dict(split='val', keypoints=['a', 'b'], flip_pairs=[], instances=instances),
+        small=dict(split='val', keypoints=['a', 'b'], flip_pairs=[], instances=small)))
+
+    def pairs(seed, cap, draws=3):
+        plan = plan_pairs(annotations, 'val', seed, val_draws=draws, val_pairs_per_category=cap)
+        return {name: [(p['src'], p['trg']) for p in plan if p['category'] == name] for name in ('big', 'small')}
+
+    uncapped = pairs(0, None)
+    assert len(uncapped['big']) == 12 * 3 and len(uncapped['small']) == 2 * 3
+    for cap in (6, 12, 20):
+        capped = pairs(0, cap)
+        assert len(capped['big']) == cap and capped['small'] == uncapped['small']  # under the cap: untouched
+        counts = {pair: capped['big'].count(pair) for pair in set(capped['big'])}
+        assert len(counts) == min(cap, 12) and max(counts.values()) - min(counts.values()) <= 1
+        assert capped['big'] == sorted(capped['big'], key=uncapped['big'].index)  # in the uncapped order
+    assert pairs(0, 5) == pairs(0, 5) and pairs(0, 5) != pairs(1, 5)
+
+
 def _pixel_colour(image: np.ndarray, point) -> np.ndarray:
     x, y = int(round(point[0])), int(round(point[1]))
     return image[y - 1:y + 2, x - 1:x + 2].reshape(-1, 3).mean(axis=0)
@@ -160,9 +189,10 @@ def test_written_set_has_the_dots_under_its_keypoints_and_loads_as_spair(tmp_pat
     stamps = str(tmp_path / 'stamps')
     annotations = _synthetic_set(stamps)
     assert annotation_problems(annotations, stamps) == []
-    meta = write_semantic_pairs(str(tmp_path / 'a'), stamps, seed=5, annotations=annotations, draws=1, max_side=128)
+    meta = write_semantic_pairs(str(tmp_path / 'a'), stamps, seed=5, annotations=annotations, draws=1, max_side=128,
+                                val_draws=1)
     assert {split: count['pairs'] for split, count in meta['splits'].items()} == {'test': 3 * 2 + 2, 'val': 2,
-                                                                                  'trn': 2 + 2}
+                                                                                  'trn': 2}
     categories = annotations['categories']
     used = {}
     for split, expected in (('test', 8), ('val', 2)):
@@ -202,10 +232,12 @@ def test_written_set_has_the_dots_under_its_keypoints_and_loads_as_spair(tmp_pat
                    for line in trn_lines]
     assert all(record['src_kps'] == [] and record['labelled'] is False for record in trn_records)
     used['trn'] = {record[f'{role}_stamp'] for record in trn_records for role in ('src', 'trg')}
-    assert not used['test'] & (used['val'] | used['trn']) and used['val'] <= used['trn']
+    assert not used['test'] & (used['val'] | used['trn']) and not used['val'] & used['trn']
     # the same seed writes the same files; another seed other images
-    write_semantic_pairs(str(tmp_path / 'b'), stamps, seed=5, annotations=annotations, draws=1, max_side=128)
-    write_semantic_pairs(str(tmp_path / 'c'), stamps, seed=6, annotations=annotations, draws=1, max_side=128)
+    write_semantic_pairs(str(tmp_path / 'b'), stamps, seed=5, annotations=annotations, draws=1, max_side=128,
+                         val_draws=1)
+    write_semantic_pairs(str(tmp_path / 'c'), stamps, seed=6, annotations=annotations, draws=1, max_side=128,
+                         val_draws=1)
     assert _files(str(tmp_path / 'a')) == _files(str(tmp_path / 'b'))
     assert _files(str(tmp_path / 'a')) != _files(str(tmp_path / 'c'))
     with pytest.raises(FileExistsError, match='--overwrite'):
@@ -218,7 +250,8 @@ def test_tool_writes_the_set_and_names_a_missing_stamps_folder(tmp_path):
     annotation_path = tmp_path / 'keypoints.json'
     annotation_path.write_text(json.dumps(_synthetic_set(stamps)))
     command = [sys.executable, os.path.join(REPO_ROOT, 'tools', 'make_semantic_pairs.py'), '--annotations',
-               str(annotation_path), '--out', str(tmp_path / 'out'), '--draws', '1', '--max-side', '96']
+               str(annotation_path), '--out', str(tmp_path / 'out'), '--draws', '1', '--val-draws', '1',
+               '--max-side', '96']
     done = subprocess.run(command + ['--stamps', stamps, '--keypoint-sheet', str(tmp_path / 'sheet.jpg'),
                                      '--examples', str(tmp_path / 'examples.jpg')], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

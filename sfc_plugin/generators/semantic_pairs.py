@@ -20,12 +20,14 @@ with ``opencv_data``, Debian opencv-doc photos; none shows an object of an annot
 
 Keypoint names are semantic (``front_wheel``, ``handle_top``). For symmetric categories (mushroom,
 apple, gravestone) the left/right names refer to the image side and are swapped in a mirrored image
-(the category's ``flip_pairs``). Categories with a facing (car, jug) record each stamp's ``facing``;
-a pair is ``mirrored`` when its two written objects face opposite ways (stamp facing xor mirror).
+(the category's ``flip_pairs``). Categories with a facing (car, jug, military vehicle, wrench) record
+each stamp's ``facing``; a pair is ``mirrored`` when its two written objects face opposite ways
+(stamp facing xor mirror).
 
-Splits (disjoint in categories and stamps): ``test`` (report categories), ``val`` (tuning categories)
-and ``trn``: unlabelled pairs (no keypoints) of different stamps of the ``val`` categories and of
-other photographed categories (``unlabelled`` in the annotation file), for self-supervised training.
+Splits (disjoint in categories and stamps): ``test`` (report categories), ``val`` (tuning categories,
+with a per-category pair cap so that no category dominates) and ``trn``: unlabelled pairs (no
+keypoints) of different stamps of other photographed categories (``unlabelled`` in the annotation
+file; no annotated stamp among them), for self-supervised training.
 Every image of every pair is a fresh draw from ``numpy.random.default_rng([seed, split, pair, role])``.
 """
 import json
@@ -48,7 +50,7 @@ ANNOTATION_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data
 LABELLED_SPLITS = ('test', 'val')
 SPLITS = ('test', 'val', 'trn')
 FORBIDDEN_STAMPS = 'animals/'  # held out from all semantic-correspondence work
-# Backgrounds with no instrument, car, jug, mushroom, apple or gravestone in them (left out: scikit-image's
+# Backgrounds with no object of an annotated category in them (left out: scikit-image's
 # coffee, a cup; opencv-doc's building.jpg and graf1.png, which show cars)
 SKIMAGE_BACKGROUNDS = ('brick', 'grass', 'gravel', 'rocket', 'astronaut', 'hubble_deep_field',
                        'immunohistochemistry', 'moon')
@@ -83,7 +85,8 @@ def annotation_problems(annotations: dict, stamps_dir: Optional[str] = None) -> 
     Structure: every category has a split in ``LABELLED_SPLITS``, unique keypoint names, flip pairs of
     those names; every instance a stamp path (never under ``animals/``), the category's split, a facing
     (``left``, ``right`` or null) and at least two keypoints named from the category's list. Splits are
-    disjoint: a stamp belongs to one category; no ``test`` stamp is among the unlabelled ones. With
+    disjoint: a stamp belongs to one category; no annotated (``test`` or ``val``) stamp is among the
+    unlabelled ones, so ``trn`` shares no stamp with the labelled splits. With
     ``stamps_dir``: every stamp exists and every keypoint lies on it (alpha > 0 at its pixel).
     """
     problems = []
@@ -125,12 +128,11 @@ def annotation_problems(annotations: dict, stamps_dir: Optional[str] = None) -> 
                 problems.append(f'{at}: fewer than 2 keypoints placed')
             if stamps_dir is not None and not bad and isinstance(stamp, str):
                 problems += _stamp_problems(stamps_dir, stamp, placed, at)
-    test_stamps = {stamp for stamp, name in owner.items()
-                   if categories[name.split('/')[0]].get('split') == 'test'}
     for category, stamps in annotations.get('unlabelled', {}).get('categories', {}).items():
         for stamp in stamps:
-            if stamp in test_stamps or stamp.startswith(FORBIDDEN_STAMPS):
-                problems.append(f'unlabelled {category!r}: {stamp} is a test stamp or under {FORBIDDEN_STAMPS}')
+            if stamp in owner or stamp.startswith(FORBIDDEN_STAMPS):
+                problems.append(f'unlabelled {category!r}: {stamp} is an annotated (test or val) stamp or under '
+                                f'{FORBIDDEN_STAMPS}')
     return problems
 
 
@@ -250,38 +252,45 @@ def _safe(name: str) -> str:
     return name.replace('-', '_')
 
 
-def plan_pairs(annotations: dict, split: str, seed: int, draws: int = 2,
-               trn_pairs_per_category: int = 40) -> List[dict]:
+def plan_pairs(annotations: dict, split: str, seed: int, draws: int = 2, trn_pairs_per_category: int = 40,
+               val_draws: int = 4, val_pairs_per_category: Optional[int] = 32) -> List[dict]:
     """The pairs of a split, in order: dicts with ``category``, ``src``/``trg`` (instance names) and their
-    ``stamps``. Labelled splits: every ordered pair of different instances, ``draws`` times. ``trn``:
-    ordered pairs of different stamps of the ``val`` categories and the unlabelled ones, at most
-    ``trn_pairs_per_category`` per category (a seeded sample)."""
+    ``stamps``. ``test``: every ordered pair of different instances, ``draws`` times. ``val``: the same
+    ``val_draws`` times, but at most ``val_pairs_per_category`` a category (None: no cap): a seeded order
+    of its instance pairs is taken round by round (every pair once before any twice), so a capped
+    category keeps as many different pairs as it can. ``trn``: ordered pairs of different stamps of the
+    unlabelled categories (never a ``test`` or ``val`` stamp), at most ``trn_pairs_per_category`` per
+    category (a seeded sample)."""
     if split not in SPLITS:
         raise ValueError(f'split must be one of {SPLITS}, got {split!r}')
     groups = {}  # category -> {instance: stamp}
-    for category, entry in annotations['categories'].items():
-        if entry['split'] == split or (split == 'trn' and entry['split'] == 'val'):
-            groups[category] = {name: record['stamp'] for name, record in entry['instances'].items()}
     if split == 'trn':
         for category, stamps in annotations.get('unlabelled', {}).get('categories', {}).items():
-            instances = groups.setdefault(category, {})
-            for stamp in stamps:
-                instances[os.path.splitext(os.path.basename(stamp))[0]] = stamp
+            groups[category] = {os.path.splitext(os.path.basename(stamp))[0]: stamp for stamp in stamps}
+    else:
+        for category, entry in annotations['categories'].items():
+            if entry['split'] == split:
+                groups[category] = {name: record['stamp'] for name, record in entry['instances'].items()}
     plan = []
     for category_index, (category, instances) in enumerate(groups.items()):
         ordered = [(src, trg) for src in instances for trg in instances if src != trg]
+        sampler = np.random.default_rng([seed, SPLITS.index(split), category_index])
         if split == 'trn':
             if len(ordered) > trn_pairs_per_category:
-                sampler = np.random.default_rng([seed, SPLITS.index(split), category_index])
                 chosen = sampler.choice(len(ordered), trn_pairs_per_category, replace=False)
                 ordered = [ordered[index] for index in sorted(chosen)]
-            repeats = 1
+            slots = [(index, 0) for index in range(len(ordered))]
         else:
-            repeats = draws
-        for src, trg in ordered:
-            for _ in range(repeats):
-                plan.append(dict(category=category, src=src, trg=trg, src_stamp=instances[src],
-                                 trg_stamp=instances[trg]))
+            repeats = draws if split == 'test' else val_draws
+            slots = [(index, draw) for index in range(len(ordered)) for draw in range(repeats)]
+            cap = val_pairs_per_category if split == 'val' else None
+            if cap is not None and len(slots) > cap:
+                rank = np.argsort(sampler.permutation(len(ordered)))  # rank[i]: place of pair i in the order
+                slots = sorted(sorted(slots, key=lambda slot: (slot[1], rank[slot[0]]))[:cap])
+        for index, _ in slots:
+            src, trg = ordered[index]
+            plan.append(dict(category=category, src=src, trg=trg, src_stamp=instances[src],
+                             trg_stamp=instances[trg]))
     return plan
 
 
@@ -363,7 +372,8 @@ def _write_jpeg(path: str, image: np.ndarray) -> None:
 def write_semantic_pairs(out: str, stamps_dir: str, seed: int = 0, opencv_data: Optional[str] = None,
                          annotations: Optional[dict] = None, draws: int = 2, trn_pairs_per_category: int = 40,
                          max_side: int = 320, max_angle: float = 10.0, splits: Sequence[str] = SPLITS,
-                         overwrite: bool = False) -> dict:
+                         overwrite: bool = False, val_draws: int = 4,
+                         val_pairs_per_category: Optional[int] = 32) -> dict:
     """Write the pair set under ``out`` (SPair-71k layout, see the module docstring) all at once: the files
     are made in a temporary folder beside ``out`` that then replaces it. Returns the ``meta.json`` dict."""
     annotations = annotations if annotations is not None else load_annotations()
@@ -375,7 +385,8 @@ def write_semantic_pairs(out: str, stamps_dir: str, seed: int = 0, opencv_data: 
     if os.path.exists(out) and not overwrite:
         raise FileExistsError(f'{out}: already exists (pass --overwrite to replace it)')
     backgrounds = background_photos(opencv_data)
-    plans = {split: plan_pairs(annotations, split, seed, draws, trn_pairs_per_category) for split in splits}
+    plans = {split: plan_pairs(annotations, split, seed, draws, trn_pairs_per_category, val_draws,
+                               val_pairs_per_category) for split in splits}
     stamps = {}
     for plan in plans.values():
         for planned in plan:
@@ -413,9 +424,13 @@ def write_semantic_pairs(out: str, stamps_dir: str, seed: int = 0, opencv_data: 
             categories = sorted({planned['category'] for planned in plan})
             counts[split] = dict(pairs=len(plan), keypoints=keypoints, categories=categories,
                                  stamps=len({p[f'{r}_stamp'] for p in plan for r in ('src', 'trg')}),
-                                 mirrored_pairs=mirrored)
-        meta = _meta(annotations, seed, opencv_data, draws, trn_pairs_per_category, max_side, max_angle, counts,
-                     sorted(backgrounds))
+                                 mirrored_pairs=mirrored, per_category={
+                                     name: sum(planned['category'] == name for planned in plan)
+                                     for name in categories})
+        meta = _meta(annotations, seed, opencv_data, dict(draws=draws, val_draws=val_draws,
+                                                          val_pairs_per_category=val_pairs_per_category,
+                                                          trn_pairs_per_category=trn_pairs_per_category),
+                     max_side, max_angle, counts, sorted(backgrounds))
         with open(os.path.join(work, 'meta.json'), 'w') as file:
             json.dump(meta, file, indent=1)
         with open(os.path.join(work, 'README.txt'), 'w') as file:
@@ -429,16 +444,16 @@ def write_semantic_pairs(out: str, stamps_dir: str, seed: int = 0, opencv_data: 
     return meta
 
 
-def _meta(annotations: dict, seed: int, opencv_data: Optional[str], draws: int, trn_pairs_per_category: int,
-          max_side: int, max_angle: float, counts: dict, backgrounds: List[str]) -> dict:
+def _meta(annotations: dict, seed: int, opencv_data: Optional[str], sampling: dict, max_side: int,
+          max_angle: float, counts: dict, backgrounds: List[str]) -> dict:
     return dict(
         kind='semantic correspondence: different instances of one category, keypoints placed by hand',
         objects='photographed stamps of Debian tuxpaint-stamps-default (never animals/)',
         annotation_file='sfc_plugin/generators/data/semantic_keypoints.json',
         categories={name: dict(split=entry['split'], keypoints=entry['keypoints'], instances=sorted(entry['instances']))
                     for name, entry in annotations['categories'].items()},
-        backgrounds=backgrounds, opencv_data=opencv_data, seed=seed, draws=draws,
-        trn_pairs_per_category=trn_pairs_per_category, max_side=max_side, max_angle=max_angle,
+        backgrounds=backgrounds, opencv_data=opencv_data, seed=seed, **sampling, max_side=max_side,
+        max_angle=max_angle,
         object_scale='35-75 % of the longer image side', splits=counts)
 
 
@@ -452,7 +467,8 @@ def _readme(meta: dict) -> str:
              'Splits: test = report categories, val = tuning categories, trn = unlabelled pairs (no keypoints).']
     for split, count in meta['splits'].items():
         lines.append(f'  {split}: {count["pairs"]} pairs, {count["keypoints"]} keypoint matches, '
-                     f'{count["mirrored_pairs"]} mirrored, categories {", ".join(count["categories"])}')
+                     f'{count["mirrored_pairs"]} mirrored, per category '
+                     + ', '.join(f'{name} {pairs}' for name, pairs in count['per_category'].items()))
     return '\n'.join(lines) + '\n'
 
 
