@@ -41,6 +41,25 @@ def test_points_with_the_default_model(photos, tmp_path, capsys):
     picture = cv2.imread(os.path.join(out, 'matches.png'))
     assert picture.shape == (100, 260, 3)
     assert '2 of 2 points matched' in capsys.readouterr().out
+    # The built-in model is the semantic pair model, with the settings of its config.
+    assert record['model']['config'].endswith('semantic_pair_model.py')
+    assert record['matcher']['method'] == 'kernel_soft_argmax' and record['flip'] == 'auto'
+    assert record['model']['max_side'] == 400 and record['model']['layers'] == ['semantic._blocks.10',
+                                                                                 'semantic._blocks.12']
+    assert len(record['orientation_scores']) == 2
+
+
+def test_options_override_the_config_and_boxes_are_refused(photos, tmp_path, capsys):
+    out = str(tmp_path / 'out')
+    assert main([photos['a'], photos['b'], '--points', '10,20', '--out', out, '--no-progress', '--config',
+                 photos['config'], '--matcher', 'nn', '--max-side', '64']) == 0
+    record = json.load(open(os.path.join(out, 'matches.json')))
+    assert record['matcher']['method'] == 'nn' and record['model']['max_side'] == 64 and record['flip'] == 'off'
+    pair_config = tmp_path / 'pair.py'
+    pair_config.write_text(TINY_CONFIG + "model.update(type='PairMatchingModel', max_side=64, "
+                                          "matcher=dict(method='box_prior'))\n")
+    assert main([photos['a'], photos['b'], '--out', out, '--no-progress', '--config', str(pair_config)]) == 1
+    assert 'must use features only' in capsys.readouterr().err
 
 
 @pytest.mark.parametrize('matcher', ['nn', 'mutual_nn', 'soft_argmax', 'kernel_soft_argmax'])

@@ -138,3 +138,24 @@ def test_flipped_pfpascal_pair_reads_mirrored_images(tmp_path):
     np.testing.assert_array_equal(result['pred_kps'], expected['pred_kps'])
     unflipped = _model().match_pair(dict(sample, flip=False))
     assert not np.array_equal(unflipped['pred_kps'], expected['pred_kps'])
+
+
+def test_flip_margin_keeps_the_target_unless_its_mirror_agrees_clearly_better(mirror_pair):
+    plain, mirrored = _model(flip='auto').match_pair(mirror_pair)['orientation_scores']
+    gap = mirrored - plain
+    assert gap > 0
+    assert _model(flip='auto', flip_margin=gap * 0.9).match_pair(mirror_pair)['target_mirrored']
+    kept = _model(flip='auto', flip_margin=gap * 1.1).match_pair(mirror_pair)
+    assert not kept['target_mirrored'] and kept['orientation_scores'] == pytest.approx((plain, mirrored))
+
+
+def test_transfer_is_the_core_of_match_pair(mirror_pair):
+    model = _model(matcher=dict(method='nn'), flip='auto')
+    result = model.match_pair(mirror_pair)
+    source, target = model.features(mirror_pair['src_path']), model.features(mirror_pair['trg_path'])
+    transfer = model.transfer(source, target, lambda: model.features(mirror_pair['trg_path'], True),
+                              mirror_pair['src_kps'], mirror_pair['src_bbox'], mirror_pair['trg_bbox'])
+    np.testing.assert_array_equal(transfer.points, result['pred_kps'])
+    assert transfer.target_mirrored and transfer.orientation_scores == result['orientation_scores']
+    with pytest.raises(ValueError, match='the box prior needs the object boxes'):
+        _model(matcher=dict(method='box_prior')).transfer(source, target, lambda: target, mirror_pair['src_kps'])

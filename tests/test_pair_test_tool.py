@@ -126,6 +126,10 @@ def test_every_pair_config_parses():
                 for dataset in ('spair71k', 'pfpascal', 'pfwillow', 'pairbench')}
     expected |= {f'sfc_effl0-r18-fc_{dataset}-cats.py' for dataset in ('spair71k', 'pfpascal', 'pfwillow')}
     expected |= {'box-prior_spair71k.py', 'box-prior-auto_spair71k.py'}
+    # the semantic pair model (sfc-match's default) and the semantic pair set's configs
+    expected |= {'effl0-semantic_spair71k.py', 'effl0-semantic_semanticpairs.py', 'effl0-full_semanticpairs.py',
+                 'effl0-semantic-boxprior_semanticpairs.py', 'sfc_effl0-r18-fc_semanticpairs.py',
+                 'r18-moco_semanticpairs.py'}
     assert expected <= set(configs), expected - set(configs)
     for name in configs:
         cfg = Config.fromfile(os.path.join(folder, name))

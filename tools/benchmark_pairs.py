@@ -38,6 +38,8 @@ def main() -> int:
     parser.add_argument('configs', nargs='+', help='pair configs (configs/pair/*.py)')
     parser.add_argument('--matchers', nargs='+', default=['nn'], choices=METHODS)
     parser.add_argument('--flips', nargs='+', default=['off'], choices=FLIP_MODES)
+    parser.add_argument('--flip-margins', nargs='+', type=float, default=[None],
+                        help="margins of the 'auto' flip mode (default: the config's)")
     parser.add_argument('--layer-sets', nargs='+', type=_layer_set, default=[None],
                         help="hyperpixel layer lists, comma-separated names; 'config': the config's, 'output': "
                              "the backbone's output")
@@ -52,7 +54,7 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(1)
     rows = benchmark_pairs(args.configs, args.matchers, args.data_root, args.split, args.layer_sets, args.max_sides,
-                           args.flips, groups={'photo warps': PHOTOS, 'real pairs': REAL_PAIRS},
+                           args.flips, args.flip_margins, groups={'photo warps': PHOTOS, 'real pairs': REAL_PAIRS},
                            cfg_options=args.cfg_options)
     if args.sort:
         rows.sort(key=lambda row: -row['category_mean']['PCK@0.1'])

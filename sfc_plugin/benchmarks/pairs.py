@@ -50,13 +50,13 @@ def _build(config: str, data_root: Optional[str], split: Optional[str], layers: 
         init_weights_quietly(model)
     reference = cfg.test_evaluator.reference
     return dataset, model.eval(), reference if isinstance(reference, str) else reference[0], dict(cfg.model.get(
-        'matcher') or {})
+        'matcher') or {}), cfg.model.get('flip_margin', 0.0)
 
 
 def benchmark_pairs(configs: Sequence[str], matchers: Sequence[str], data_root: Optional[str] = None,
                     split: Optional[str] = None, layer_sets: Sequence[Optional[Sequence[str]]] = (None,),
                     max_sides: Sequence[Optional[int]] = (None,), flips: Sequence[str] = ('off',),
-                    groups: Optional[Dict[str, Sequence[str]]] = None,
+                    flip_margins: Sequence[Optional[float]] = (None,), groups: Optional[Dict[str, Sequence[str]]] = None,
                     cfg_options: Optional[dict] = None) -> List[dict]:
     """One row per combination: per-pair PCK in percent at ``ALPHAS``.
 
@@ -68,12 +68,13 @@ def benchmark_pairs(configs: Sequence[str], matchers: Sequence[str], data_root: 
         layer_sets: hyperpixel layer lists to try (None: the config's; an empty list: the backbone's output).
         max_sides: longer sides to resize images to (None: the config's input size).
         flips: ``PairMatchingModel`` flip modes to try.
+        flip_margins: margins of the 'auto' flip mode to try (None: the config's).
         groups: name -> categories, reported besides 'all'.
         cfg_options: overrides applied to every config (as ``--cfg-options``).
     """
     rows = []
     for config, layers, max_side in itertools.product(configs, layer_sets, max_sides):
-        dataset, model, reference, config_matcher = _build(config, data_root, split, layers, max_side, cfg_options)
+        dataset, model, reference, config_matcher, config_margin = _build(config, data_root, split, layers, max_side, cfg_options)
         samples = [dataset[index] for index in range(len(dataset))]
         start = time.perf_counter()
         with torch.no_grad():  # every image's features once (and its mirror's, when a flip mode needs it)
@@ -83,8 +84,11 @@ def benchmark_pairs(configs: Sequence[str], matchers: Sequence[str], data_root: 
                     if 'auto' in flips:
                         model.features(path, True)
         feature_seconds = time.perf_counter() - start
-        for method, flip in itertools.product(matchers, flips):
-            model.set_matching(dict(config_matcher, method=method), flip)
+        variants = [(method, flip, config_margin if margin is None else margin)
+                    for method, flip in itertools.product(matchers, flips)
+                    for margin in (flip_margins if flip == 'auto' else (None,))]
+        for method, flip, margin in variants:
+            model.set_matching(dict(config_matcher, method=method), flip, margin)
             start = time.perf_counter()
             records = []
             with torch.no_grad():
@@ -95,7 +99,7 @@ def benchmark_pairs(configs: Sequence[str], matchers: Sequence[str], data_root: 
                     records.append(dict(category=sample['category'], hits=hits))
             summary = summarize_pck(records, ALPHAS)
             categories = sorted(key.split('/', 1)[1] for key in summary if key.startswith('category/'))
-            row = dict(config=config, matcher=method, flip=flip, layers=model.extractor.layers,
+            row = dict(config=config, matcher=method, flip=flip if flip != 'auto' else f'auto, margin {margin:g}', layers=model.extractor.layers,
                        max_side=model.extractor.max_side, reference=reference, pairs=len(records),
                        feature_seconds=round(feature_seconds, 1), match_seconds=round(time.perf_counter() - start, 1),
                        all=_percent(summary['all']['pair']),

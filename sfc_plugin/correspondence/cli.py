@@ -8,7 +8,11 @@ Without ``--points`` a regular grid of A's pixels is transferred. With ``--flip 
 matched left-right mirrored, and the orientation whose features agree better with A's is used
 (``matches.json`` says which). Writes ``DIR/matches.json`` (each
 point of A, its match in B or null, and a score; 0-based pixels) and ``DIR/matches.png`` (A and B
-side by side, a line per match), both atomically. Without a model the built-in default model runs.
+side by side, a line per match), both atomically. Without ``--config`` the built-in semantic pair
+model runs (``sfc_plugin/assets/semantic_pair_model.py``: the features, layers, input size, matcher
+and flip mode chosen on the tune split of the project's semantic pair set); ``--matcher``,
+``--flip``, ``--max-side`` and ``--layers`` override a config's settings. The matching is
+``PairMatchingModel.transfer``, the code the pair benchmarks evaluate.
 Errors a user can fix (a missing, corrupt, grayscale or tiny image, a point outside A, a config
 without a backbone, an unwritable folder...) are printed as one message naming the file or point,
 with exit status 1; Ctrl-C exits with 130.
@@ -27,10 +31,11 @@ from mmengine.config import DictAction
 
 from sfc_plugin.utils import CheckpointMismatchError, atomic_path
 from sfc_plugin.utils.io import ensure_writable_dir
-from .matching import MATCHERS, FeatureExtractor, PairMatcher, mirror_points, orientation_score
+from .matching import MATCHERS
+from .model import PairMatchingModel
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'assets',
-                              'default_model.py')
+                              'semantic_pair_model.py')
 MIN_SIDE = 32  # at stride 8: 4 cells
 USER_ERRORS = (OSError, ValueError, ImportError, CheckpointMismatchError)
 
@@ -79,17 +84,33 @@ def grid_points(size: Tuple[int, int], step: int) -> np.ndarray:
     return np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float64)
 
 
-def load_backbone(config: Optional[str], checkpoint: Optional[str], cfg_options: Optional[dict], device: str,
-                  allow_pickle: bool = False) -> torch.nn.Module:
-    """The backbone of an evaluation config (any model with a ``backbone``), weights loaded strictly."""
+def load_pair_model(config: Optional[str], checkpoint: Optional[str], cfg_options: Optional[dict], device: str,
+                    settings: dict, allow_pickle: bool = False):
+    """The ``PairMatchingModel`` of a config, weights loaded strictly, with ``settings`` (matcher, flip,
+    max_side, layers; None: keep) over the config's. A config of another model with a backbone (e.g. a
+    propagation config) gives its backbone, matched with OT-RHM at a 320-pixel longer side unless set."""
     from sfc_plugin.apis.inference import init_model, load_config
-    from .model import PairMatchingModel
     config = config or DEFAULT_CONFIG
     cfg = load_config(config, cfg_options)
     if 'backbone' not in cfg.get('model', {}):
         raise ValueError(f'{config}: model has no backbone (give an evaluation config, e.g. configs/pair/*.py)')
-    model = init_model(cfg, dict(type=PairMatchingModel, backbone=cfg.model.backbone), checkpoint, allow_pickle)
-    return model.backbone.to(device).eval()
+    if cfg.model.get('type') in ('PairMatchingModel', 'sfc_plugin.PairMatchingModel'):
+        model_cfg = {key: value for key, value in cfg.model.items() if key != 'out_dir'}
+    else:
+        model_cfg = dict(backbone=cfg.model.backbone, matcher=dict(method='ot_rhm'), max_side=320)
+    model_cfg['type'] = PairMatchingModel
+    if settings.get('matcher') is not None:
+        model_cfg['matcher'] = dict(model_cfg.get('matcher') or {}, method=settings['matcher'])
+    if settings.get('max_side') is not None:
+        model_cfg.update(max_side=settings['max_side'], input_size=None)
+    for key in ('flip', 'layers'):
+        if settings.get(key) is not None:
+            model_cfg[key] = settings[key]
+    model = init_model(cfg, model_cfg, checkpoint, allow_pickle)
+    if model.method == 'box_prior' or model.matcher.box_prior_sigma is not None or model.flip == 'annotated':
+        raise ValueError(f'{config}: sfc-match has no object boxes or annotations; its matcher must use features '
+                         f'only (method {model.method}, box_prior_sigma, flip {model.flip!r})')
+    return model.to(device).eval()
 
 
 def draw_matches(image_a: np.ndarray, image_b: np.ndarray, points_a: np.ndarray, points_b: np.ndarray,
@@ -125,14 +146,15 @@ def arg_parser() -> argparse.ArgumentParser:
     parser.add_argument('--points', nargs='+', metavar='X,Y', help='points of A (0-based pixels); default: a grid')
     parser.add_argument('--grid-step', type=int, default=32, help='grid spacing in pixels of A without --points')
     parser.add_argument('--out', default='sfc_match', help='output folder (matches.json, matches.png)')
-    parser.add_argument('--matcher', default='ot_rhm', choices=MATCHERS,
-                        help='ot_rhm (SCOT, default), nn, mutual_nn (non-mutual points get no match), soft_argmax '
-                             "(CATs') or kernel_soft_argmax (SFNet's)")
-    parser.add_argument('--flip', default='off', choices=('off', 'auto'),
-                        help='auto: also match against B mirrored left-right and keep the orientation whose features '
-                             'agree better with A (objects facing opposite ways)')
-    parser.add_argument('--max-side', type=int, default=320,
-                        help='images are resized so that the longer side has this many pixels before the network')
+    parser.add_argument('--matcher', choices=MATCHERS,
+                        help="default: the model config's; nn, mutual_nn (non-mutual points get no match), "
+                             "soft_argmax (CATs'), kernel_soft_argmax (SFNet's) or ot_rhm (SCOT)")
+    parser.add_argument('--flip', choices=('off', 'auto'),
+                        help="default: the model config's; auto: also match against B mirrored left-right and keep "
+                             'the orientation whose feature layout agrees better with A (objects facing opposite ways)')
+    parser.add_argument('--max-side', type=int,
+                        help="images are resized so that the longer side has this many pixels before the network "
+                             "(default: the model config's)")
     parser.add_argument('--layers', nargs='+', help='hyperpixel layers (backbone submodule names), e.g. '
                                                     'fine_grained.layer2 fine_grained.layer3')
     parser.add_argument('--config', help='evaluation config with a backbone (default: the built-in model)')
@@ -163,36 +185,32 @@ def main(argv: Optional[List[str]] = None) -> int:
         image_a, image_b = read_colour_image(args.image_a), read_colour_image(args.image_b)
         points = (parse_points(args.points, image_a.shape[:2], args.image_a) if args.points
                   else grid_points(image_a.shape[:2], args.grid_step))
-        matcher = PairMatcher(args.matcher)
         ensure_writable_dir(args.out, MatchInputError, 'the matches')
         device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
         if device.startswith('cuda') and not torch.cuda.is_available():
             raise ValueError(f'--device {device}: torch sees no CUDA device here')
-        say(f'loading the model ({args.config or "built-in default"}) on {device}')
-        backbone = load_backbone(args.config, args.checkpoint, args.cfg_options, device, args.unsafe_pickle)
-        extractor = FeatureExtractor(backbone, max_side=args.max_side, layers=args.layers)
+        say(f'loading the model ({args.config or "built-in semantic pair model"}) on {device}')
+        model = load_pair_model(args.config, args.checkpoint, args.cfg_options, device,
+                                dict(matcher=args.matcher, flip=args.flip, max_side=args.max_side, layers=args.layers),
+                                args.unsafe_pickle)
         say(f'features of {args.image_a} and {args.image_b}')
-        features_a, features_b = extractor(image_a), extractor(image_b)
-        mirrored, orientation = False, None
-        if args.flip == 'auto':
-            features_mirror = extractor(np.ascontiguousarray(image_b[:, ::-1]))
-            orientation = [orientation_score(features_a, features_b), orientation_score(features_a, features_mirror)]
-            mirrored = orientation[1] > orientation[0]
-            features_b = features_mirror if mirrored else features_b
-            say(f'orientation scores {orientation[0]:.4f} (as is), {orientation[1]:.4f} (mirrored): matching B '
-                f'{"mirrored" if mirrored else "as is"}')
-        say(f'matching {len(points)} points ({args.matcher})')
-        match = matcher(features_a, features_b, points)
-        if mirrored:
-            match.points = mirror_points(match.points, image_b.shape[1])
+        features_a, features_b = model.extractor(image_a), model.extractor(image_b)
+        say(f'matching {len(points)} points ({model.method}, flip {model.flip})')
+        match = model.transfer(features_a, features_b,
+                               lambda: model.extractor(np.ascontiguousarray(image_b[:, ::-1])), points,
+                               name=f'{args.image_a} -> {args.image_b}')
+        if match.orientation_scores is not None:
+            say(f'orientation scores {match.orientation_scores[0]:.4f} (as is), {match.orientation_scores[1]:.4f} '
+                f'(mirrored): matched B {"mirrored" if match.target_mirrored else "as is"}')
         matched = np.isfinite(match.points).all(axis=1)
         record = dict(
             image_a=os.path.abspath(args.image_a), image_b=os.path.abspath(args.image_b),
             size_a=list(image_a.shape[1::-1]), size_b=list(image_b.shape[1::-1]),
             coordinates='x, y pixels, 0-based (pixel centres at integers); b null: no match',
             model=dict(config=os.path.abspath(args.config or DEFAULT_CONFIG), checkpoint=args.checkpoint,
-                       layers=args.layers, max_side=args.max_side),
-            matcher=matcher.describe(), flip=args.flip, b_mirrored=bool(mirrored), orientation_scores=orientation,
+                       layers=model.extractor.layers, max_side=model.extractor.max_side),
+            matcher=dict(model.matcher.describe(), method=model.method), flip=model.flip,
+            b_mirrored=bool(match.target_mirrored), orientation_scores=match.orientation_scores,
             matches=[dict(a=[float(x), float(y)], b=[float(v) for v in point_b] if ok else None, score=float(score))
                      for (x, y), point_b, score, ok in zip(points, match.points, match.scores, matched)])
         with atomic_path(os.path.join(args.out, 'matches.json')) as tmp:

@@ -20,7 +20,7 @@ better one and map the predictions back).
 import json
 import os
 from collections import OrderedDict
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -43,6 +43,16 @@ def _native(points: np.ndarray, origin: int) -> list:
     return [[float(x) + origin, float(y) + origin] if np.isfinite([x, y]).all() else None for x, y in points]
 
 
+class Transfer(NamedTuple):
+    """Points transferred by :meth:`PairMatchingModel.transfer`: (K, 2) target pixels (NaN: none), (K,)
+    scores (NaN for the box prior), whether the target was matched mirrored, and the two orientation
+    scores of the 'auto' flip mode (as is, mirrored; None otherwise)."""
+    points: np.ndarray
+    scores: np.ndarray
+    target_mirrored: bool
+    orientation_scores: Optional[Tuple[float, float]]
+
+
 def _box_side(points: np.ndarray) -> float:
     finite = points[np.isfinite(points).all(axis=1)]
     return float((finite.max(axis=0) - finite.min(axis=0)).max()) if len(finite) else float('nan')
@@ -61,6 +71,9 @@ class PairMatchingModel(BaseModel):
             ``dict(method='box_prior')`` for the box-prior baseline (other settings are ignored).
         input_size, max_side, feature_stride, layers, hyperpixels: :class:`FeatureExtractor` settings.
         flip: 'off', 'annotated' or 'auto' (see the module docstring).
+        flip_margin: 'auto' matches the mirrored target only when its orientation score exceeds the
+            other's by more than this: symmetric objects score about the same both ways, and their
+            left and right keypoints are named by the image side, so a coin-toss mirroring costs them.
         protocol: 'hpf' or 'cats' (see the module docstring); 'cats' resizes every image to
             256 x 256 before the network, so it takes neither ``input_size`` nor ``max_side``.
         out_dir: if set, each pair's predictions are written to ``out_dir/<pair_id>.json``.
@@ -77,6 +90,7 @@ class PairMatchingModel(BaseModel):
                  layers: Optional[Sequence[str]] = None,
                  hyperpixels: str = 'per_layer',
                  flip: str = 'off',
+                 flip_margin: float = 0.0,
                  protocol: str = 'hpf',
                  out_dir: Optional[str] = None,
                  feature_cache: int = 64,
@@ -90,7 +104,7 @@ class PairMatchingModel(BaseModel):
                                  f'images; set max_side=None and input_size=None (got max_side={max_side}, '
                                  f'input_size={input_size})')
             input_size = (CATS_SIZE, CATS_SIZE)
-        self.set_matching(matcher, flip)
+        self.set_matching(matcher, flip, flip_margin)
         self.backbone = MODELS.build(backbone)
         self.extractor = FeatureExtractor(self.backbone, input_size, max_side, feature_stride, layers, hyperpixels)
         self.protocol = protocol
@@ -98,7 +112,7 @@ class PairMatchingModel(BaseModel):
         self.feature_cache = feature_cache
         self._cache: 'OrderedDict[Tuple[str, bool], FeatureMap]' = OrderedDict()
 
-    def set_matching(self, matcher: Optional[dict] = None, flip: str = 'off') -> None:
+    def set_matching(self, matcher: Optional[dict] = None, flip: str = 'off', flip_margin: float = 0.0) -> None:
         """Use another matcher (``PairMatcher`` settings or ``dict(method='box_prior')``) and flip mode
         with the same network and feature cache."""
         if flip not in FLIP_MODES:
@@ -110,6 +124,7 @@ class PairMatchingModel(BaseModel):
         else:
             self.matcher = PairMatcher(**matcher)
         self.flip = flip
+        self.flip_margin = flip_margin
 
     def forward(self, inputs: Tensor, data_samples: Optional[list] = None, mode: str = 'tensor') -> Tensor:
         """Features of a batch of RGB images in [0, 1], (B, 3, H, W) -> (B, C, h, w)."""
@@ -144,29 +159,10 @@ class PairMatchingModel(BaseModel):
 
         source = self.features(sample[f'{start}_path'], flipped)
         target = self.features(to_path, flipped)
-        mirrored, orientation = False, None
-        if self.flip == 'annotated':
-            mirrored = bool(sample.get('mirrored', False))
-        elif self.flip == 'auto':
-            width = target.image_size[1]
-            mirror_to_box = mirror_box(np.asarray(to_box, np.float64), width) if to_box is not None else None
-            orientation = (orientation_score(source, target, from_box, to_box),
-                           orientation_score(source, self.features(to_path, not flipped), from_box, mirror_to_box))
-            mirrored = orientation[1] > orientation[0]
-        width = target.image_size[1]
-        if self.method == 'box_prior':
-            prior = self._box_prior(sample, from_box, to_box, mirrored)
-            predicted[known] = prior.transfer(from_kps[known])
-        elif known.any():
-            prior = None
-            if self.matcher.box_prior_sigma is not None:
-                prior = self._box_prior(sample, from_box, to_box, False)
-                if mirrored:  # matching the mirrored target, where the objects face the same way
-                    prior.trg_box = mirror_box(prior.trg_box, width)
-            match = self.matcher(source, self.features(to_path, not flipped) if mirrored else target,
-                                 from_kps[known], prior)
-            predicted[known] = mirror_points(match.points, width) if mirrored else match.points
-            scores[known] = match.scores
+        transfer = self.transfer(source, target, lambda: self.features(to_path, not flipped), from_kps[known],
+                                 from_box, to_box, bool(sample.get('mirrored', False)), name=f'pair {sample["pair_id"]}')
+        predicted[known], scores[known] = transfer.points, transfer.scores
+        mirrored, orientation = transfer.target_mirrored, transfer.orientation_scores
 
         if cats:
             height, width = target.image_size
@@ -186,12 +182,45 @@ class PairMatchingModel(BaseModel):
             self._write(sample, result)
         return result
 
+    def transfer(self, source: FeatureMap, target: FeatureMap, mirrored_target: Callable[[], FeatureMap],
+                 points: np.ndarray, source_box: Optional[np.ndarray] = None, target_box: Optional[np.ndarray] = None,
+                 annotated_mirrored: bool = False, name: str = 'the pair') -> Transfer:
+        """Transfer ``points`` (K, 2) of the source to the target with this model's method and flip mode.
+
+        ``mirrored_target`` gives the features of the target mirrored left-right (called only when the
+        flip mode needs them); ``annotated_mirrored`` is what the 'annotated' mode believes; the boxes
+        (x1, y1, x2, y2) are needed by the box prior and the soft box prior, and sharpen the 'auto'
+        orientation test (without them it compares the whole images). ``name`` names the pair in errors."""
+        points = np.asarray(points, np.float64).reshape(-1, 2)
+        width = target.image_size[1]
+        mirrored, orientation = False, None
+        if self.flip == 'annotated':
+            mirrored = annotated_mirrored
+        elif self.flip == 'auto':
+            mirror_box_ = mirror_box(np.asarray(target_box, np.float64), width) if target_box is not None else None
+            orientation = (orientation_score(source, target, source_box, target_box),
+                           orientation_score(source, mirrored_target(), source_box, mirror_box_))
+            mirrored = orientation[1] > orientation[0] + self.flip_margin
+        if self.method == 'box_prior':
+            prior = self._box_prior(name, source_box, target_box, mirrored)
+            return Transfer(prior.transfer(points), np.full(len(points), np.nan), mirrored, orientation)
+        if len(points) == 0:
+            return Transfer(np.zeros((0, 2)), np.zeros(0), mirrored, orientation)
+        prior = None
+        if self.matcher.box_prior_sigma is not None:
+            prior = self._box_prior(name, source_box, target_box, False)
+            if mirrored:  # matching the mirrored target, where the objects face the same way
+                prior.trg_box = mirror_box(prior.trg_box, width)
+        match = self.matcher(source, mirrored_target() if mirrored else target, points, prior)
+        return Transfer(mirror_points(match.points, width) if mirrored else match.points, match.scores, mirrored,
+                        orientation)
+
     @staticmethod
-    def _box_prior(sample: dict, from_box, to_box, mirrored: bool) -> BoxPrior:
-        if from_box is None or to_box is None:
-            raise ValueError(f'pair {sample["pair_id"]}: the box prior needs the object boxes of both images '
-                             f'(src_bbox, trg_bbox); this dataset gives none')
-        return BoxPrior(np.asarray(from_box, np.float64), np.asarray(to_box, np.float64), bool(mirrored))
+    def _box_prior(name: str, source_box, target_box, mirrored: bool) -> BoxPrior:
+        if source_box is None or target_box is None:
+            raise ValueError(f'{name}: the box prior needs the object boxes of both images (src_bbox, trg_bbox); '
+                             'none was given')
+        return BoxPrior(np.asarray(source_box, np.float64), np.asarray(target_box, np.float64), bool(mirrored))
 
     def features(self, path: str, mirrored: bool = False) -> FeatureMap:
         """The :class:`FeatureMap` of an image file (left-right mirrored if asked), from the cache when
