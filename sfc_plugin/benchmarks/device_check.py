@@ -120,8 +120,10 @@ def core_parity(device: torch.device, sizes: CheckSizes) -> dict:
     video = smooth_features(sizes.parity_frames, sizes.parity_channels, sizes.parity_feat)
     labels = soft_labels(4, sizes.parity_feat)
     settings = PropagationSettings(context_len=sizes.context_len)  # the SFC / default settings
-    batch_tiles = True if device.type == 'cpu' else None
-    cores = {'device': LabelPropagator(settings.replace(batch_tiles=batch_tiles)), 'cpu': LabelPropagator(settings),
+    # On a CPU the batched path stands in for the device's: it is the exact fp32 path (also on AMX CPUs,
+    # whose default selects in fp16 first).
+    device_settings = settings.replace(batch_tiles=True, select_dtype=None) if device.type == 'cpu' else settings
+    cores = {'device': LabelPropagator(device_settings), 'cpu': LabelPropagator(settings),
              'reference': ReferencePropagator(settings)}
     outputs = {name: [] for name in cores}
     for t, feat in enumerate(video):
