@@ -4,6 +4,7 @@ import os
 import os.path as osp
 from typing import List, Optional
 
+import torch
 from mmengine.config import Config, DictAction
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
@@ -91,6 +92,14 @@ def build_test_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def close_distributed() -> None:
+    """Wait for every process, then tear the process group down (a gloo rank that exits with its group
+    alive can abort in its worker threads: 'terminate called without an active exception')."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
 def train(argv: Optional[List[str]] = None) -> Runner:
     """Entry point of tools/train.py."""
     import sfc_plugin  # noqa: F401  (registers the plugin and the checkpoint safe globals)
@@ -99,6 +108,7 @@ def train(argv: Optional[List[str]] = None) -> Runner:
     setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     runner.train()
+    close_distributed()
     return runner
 
 
@@ -120,4 +130,6 @@ def test(argv: Optional[List[str]] = None) -> dict:
     else:
         load_model_weights(model, args.checkpoint, allow_pickle=args.unsafe_pickle)
         runner.logger.info(f'Loaded {args.checkpoint}')
-    return runner.test()
+    metrics = runner.test()
+    close_distributed()
+    return metrics
