@@ -1,5 +1,4 @@
 """FC: fine-grained correspondence training (SFC paper section 3.2, METHOD.md section 2)."""
-import copy
 import math
 from typing import Dict, List, Optional, Union
 
@@ -11,6 +10,7 @@ from mmengine.structures import BaseDataElement
 from torch import nn
 
 from sfc_plugin.registry import MODELS
+from .momentum import momentum_copy, momentum_update_
 
 
 @MODELS.register_module()
@@ -63,18 +63,9 @@ class FC(BaseModel):
         self.base_momentum = base_momentum
         self.total_iters = total_iters
 
-        self.target_backbone = copy.deepcopy(self.backbone)
-        self.target_projector = copy.deepcopy(self.projector)
-        for param in self._target_parameters():
-            param.requires_grad_(False)
+        self.target_backbone = momentum_copy(self.backbone)
+        self.target_projector = momentum_copy(self.projector)
         self.register_buffer('ema_step', torch.zeros((), dtype=torch.long))
-
-    def _target_parameters(self) -> List[nn.Parameter]:
-        return list(self.target_backbone.parameters()) + list(self.target_projector.parameters())
-
-    def _online_parameters(self) -> List[nn.Parameter]:
-        # the online counterparts of _target_parameters(), in the same order
-        return list(self.backbone.parameters()) + list(self.projector.parameters())
 
     def init_weights(self) -> None:
         """Initialise the online network (``init_cfg`` included), then copy it into the target."""
@@ -101,8 +92,7 @@ class FC(BaseModel):
     def momentum_update(self) -> float:
         """One EMA step of the target towards the online network; returns the momentum used."""
         momentum = self.momentum_at(int(self.ema_step), self.total_steps())
-        for target, online in zip(self._target_parameters(), self._online_parameters()):
-            target.mul_(momentum).add_(online.detach(), alpha=1 - momentum)
+        momentum_update_((self.target_backbone, self.target_projector), (self.backbone, self.projector), momentum)
         self.ema_step += 1
         return momentum
 

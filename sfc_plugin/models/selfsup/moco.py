@@ -1,6 +1,5 @@
 """MoCo v1/v2: momentum contrast between two augmented views of an image (He et al. 2020;
 Chen et al. 2020), with an optional cross-instance cycle term on image pairs (Xiao et al. 2022)."""
-import copy
 from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
@@ -12,6 +11,7 @@ from mmengine.structures import BaseDataElement
 from torch import nn
 
 from sfc_plugin.registry import MODELS
+from .momentum import momentum_copy, momentum_update_
 
 
 @MODELS.register_module()
@@ -92,21 +92,12 @@ class MoCo(BaseModel):
         self.bn_splits = bn_splits
         self.shuffle_seed = shuffle_seed
 
-        self.key_backbone = copy.deepcopy(self.backbone)
-        self.key_head = copy.deepcopy(self.head)
-        for param in self._key_parameters():
-            param.requires_grad_(False)
+        self.key_backbone = momentum_copy(self.backbone)
+        self.key_head = momentum_copy(self.head)
         feat_dim = self.head.out_channels
         self.register_buffer('queue', F.normalize(torch.randn(feat_dim, queue_len), dim=0))
         self.register_buffer('queue_ptr', torch.zeros((), dtype=torch.long))
         self.register_buffer('num_steps', torch.zeros((), dtype=torch.long))
-
-    def _key_parameters(self) -> List[nn.Parameter]:
-        return list(self.key_backbone.parameters()) + list(self.key_head.parameters())
-
-    def _query_parameters(self) -> List[nn.Parameter]:
-        # the query counterparts of _key_parameters(), in the same order
-        return list(self.backbone.parameters()) + list(self.head.parameters())
 
     def init_weights(self) -> None:
         """Initialise the query encoder (``init_cfg`` included), then copy it into the key encoder."""
@@ -117,8 +108,7 @@ class MoCo(BaseModel):
     @torch.no_grad()
     def momentum_update(self) -> None:
         """``theta_k <- m theta_k + (1 - m) theta_q`` for every key encoder parameter."""
-        for key_param, query_param in zip(self._key_parameters(), self._query_parameters()):
-            key_param.mul_(self.momentum).add_(query_param.detach(), alpha=1 - self.momentum)
+        momentum_update_((self.key_backbone, self.key_head), (self.backbone, self.head), self.momentum)
 
     @torch.no_grad()
     def enqueue(self, keys: torch.Tensor) -> None:
