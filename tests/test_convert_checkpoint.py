@@ -48,7 +48,7 @@ def crw_wrapped(state: dict) -> dict:
 
 
 def official_checkpoint(layout: str, backbone: dict) -> dict:
-    """A checkpoint laid out as the published file of ``layout`` (METHOD.md section 6)."""
+    """A checkpoint laid out as the published file of ``layout`` (docs/method.md section 4)."""
     channels = 2048 if 'layer1.0.conv3.weight' in backbone else 512  # layer4 output
     if layout == 'moco':
         state = prefixed(backbone, 'module.encoder_q.')

@@ -1,4 +1,4 @@
-"""FC positive mask and loss against explicit Python loops (METHOD.md section 2)."""
+"""FC positive mask and loss against explicit Python loops (docs/method.md section 2)."""
 import math
 
 import pytest

@@ -1,4 +1,4 @@
-"""SFCBackbone: the fused feature of METHOD.md eq. 7, single-branch use, and registry wiring."""
+"""SFCBackbone: the fused feature (docs/method.md section 1), single-branch use, and registry wiring."""
 import os
 import subprocess
 import sys

@@ -1,6 +1,6 @@
 """Published self-supervised checkpoints -> plain torchvision-style ResNet state dicts.
 
-One function per layout of METHOD.md section 6; each takes the loaded checkpoint (a dict) and
+One function per layout of docs/method.md section 4; each takes the loaded checkpoint (a dict) and
 returns the backbone's tensors under torchvision's names (``conv1.weight``,
 ``layer1.0.conv1.weight``, ...), without ``fc.*``:
 

@@ -24,7 +24,7 @@ from torch import Tensor
 
 
 def within_radius(offset_y: Tensor, offset_x: Tensor, radius: float) -> Tensor:
-    """The radius rule of the short-term window (METHOD.md section 3): a key at offset ``(offset_y,
+    """The radius rule of the short-term window (docs/method.md section 3): a key at offset ``(offset_y,
     offset_x)`` cells from the query is used when its Euclidean distance is strictly below ``radius``."""
     return offset_y ** 2 + offset_x ** 2 < radius ** 2
 

@@ -1,4 +1,4 @@
-"""Label maps <-> soft labels at feature resolution (METHOD.md section 3).
+"""Label maps <-> soft labels at feature resolution (docs/method.md section 3).
 
 Frame 0's label values define the classes (background included). Its mask becomes a one-hot map at
 image size, resized bilinearly (``align_corners=False``) to the feature size ``ceil(H/8) x ceil(W/8)``;

@@ -51,7 +51,7 @@ def resolve_select_dtype(select_dtype: SelectDType, device: Union[str, torch.dev
 
 @dataclass(frozen=True)
 class PropagationSettings:
-    """Every setting of label propagation (METHOD.md section 3).
+    """Every setting of label propagation (docs/method.md section 3).
 
     The protocol (what decides the labels; stored in exports, summaries and resumable runs):
 

@@ -1,6 +1,6 @@
 """Which frames the short-term window holds: the context bookkeeping of every propagation backend.
 
-The reference context of a query frame (METHOD.md section 3) is the long memory (the last annotated frame)
+The reference context of a query frame (docs/method.md section 3) is the long memory (the last annotated frame)
 plus the last m entries of the padded sequence: m copies of frame 0 (``pad_with_first``; else frame 0
 once), then every later frame in order, with its annotation if it has one, else its prediction.
 :class:`ContextWindow` tracks those entries over a fixed set of slots and holds no tensors: slot 0 is the

@@ -1,6 +1,6 @@
 """Two independent random resized crops of one image, with each crop's box in the original image.
 
-This is the view generation of FC training (METHOD.md section 2, PixPro's ``RandomResizedCropCoord``
+This is the view generation of FC training (docs/method.md section 2, PixPro's ``RandomResizedCropCoord``
 and ``RandomHorizontalFlipCoord``): the boxes let the loss map every feature cell of either view
 back to the original image and pair cells that look at the same place.
 """

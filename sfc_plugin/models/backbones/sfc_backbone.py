@@ -13,7 +13,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @MODELS.register_module()
 class SFCBackbone(BaseModule):
-    """Fused (or single-network) correspondence feature, the one implementation of METHOD.md eq. 7.
+    """Fused (or single-network) correspondence feature, the one implementation of docs/method.md section 1.
 
     Takes float RGB in [0, 1]; each branch normalises its own input with its own mean/std, so
     the whole preprocessing lives inside the model (as an exported ONNX graph needs). Output, per

@@ -1,4 +1,4 @@
-"""The fine-grained correspondence loss (METHOD.md section 2, paper eq. 4-6; PixPro's positive rule)."""
+"""The fine-grained correspondence loss (docs/method.md section 2, paper eq. 4-6; PixPro's positive rule)."""
 from typing import Tuple
 
 import torch

@@ -6,7 +6,7 @@ from mmengine.model import BaseDataPreprocessor
 
 from sfc_plugin.registry import MODELS
 
-# Normalisation of the FC reference training code (METHOD.md section 2), on the 0..255 scale.
+# Normalisation of the FC reference training code (docs/method.md section 2), on the 0..255 scale.
 FC_TRAIN_MEAN = (0.4914 * 255, 0.4822 * 255, 0.4465 * 255)
 FC_TRAIN_STD = (0.2023 * 255, 0.1994 * 255, 0.2010 * 255)
 # ImageNet statistics (MoCo's normalisation), on the 0..255 scale.

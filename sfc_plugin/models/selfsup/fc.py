@@ -1,4 +1,4 @@
-"""FC: fine-grained correspondence training (SFC paper section 3.2, METHOD.md section 2)."""
+"""FC: fine-grained correspondence training (SFC paper section 3.2, docs/method.md section 2)."""
 import math
 from typing import Dict, List, Optional, Union
 
