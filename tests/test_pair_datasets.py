@@ -95,6 +95,24 @@ def test_spair_passes_the_optional_mirrored_field(tmp_path):
     assert f'{lines[0]}.json' in str(error.value)
 
 
+def test_spair_unlabelled_pairs_load_only_when_allowed(tmp_path):
+    lines = _spair(tmp_path, src_kps=[], trg_kps=[])
+    with pytest.raises(PairDataError, match='no keypoints.*allow_unlabelled=True') as error:
+        SPair71kDataset(str(tmp_path))
+    assert f'{lines[0]}.json' in str(error.value)
+    sample = SPair71kDataset(str(tmp_path), allow_unlabelled=True)[0]
+    assert sample['labelled'] is False and sample['valid'].shape == (0,)
+    assert sample['src_kps'].shape == sample['trg_kps'].shape == (0, 2)
+    np.testing.assert_array_equal(sample['trg_bbox'], [0, 0, 20, 35])  # the rest is read as for any pair
+    assert sample['pck_sizes']['bbox'] == 35 and sample['difficulty']['viewpoint_variation'] == 2
+    _spair(tmp_path / 'labelled')
+    assert SPair71kDataset(str(tmp_path / 'labelled'), allow_unlabelled=True)[0]['labelled'] is True
+    assert 'labelled' not in SPair71kDataset(str(tmp_path / 'labelled'))[0]  # evaluation samples as before
+    _spair(tmp_path / 'uneven', trg_kps=[])
+    with pytest.raises(PairDataError, match='same number'):
+        SPair71kDataset(str(tmp_path / 'uneven'), allow_unlabelled=True)
+
+
 def test_pfwillow_column_order(tmp_path):
     kps_a = np.stack([np.arange(1, 11), np.arange(101, 111)], axis=1)  # x 1..10, y 101..110 (1-based)
     kps_b = np.stack([np.arange(21, 31), np.arange(51, 61) * 0 + 40], axis=1)

@@ -12,9 +12,11 @@ import pytest
 from PIL import Image
 
 from conftest import REPO_ROOT
-from sfc_plugin.correspondence import SPair71kDataset
-from sfc_plugin.generators.semantic_pairs import (annotation_problems, composite, load_annotations, plan_pairs,
-                                                  write_semantic_pairs)
+from sfc_plugin.correspondence import PairDataError, SPair71kDataset
+from sfc_plugin.generators import pair_benchmark
+from sfc_plugin.generators.semantic_pairs import (OPENCV_DOC_BACKGROUNDS, SKIMAGE_BACKGROUNDS, TRN_BACKGROUNDS,
+                                                  AnnotationError, annotation_problems, composite, load_annotations,
+                                                  plan_pairs, write_class_folders, write_semantic_pairs)
 
 STAMPS_DIR = os.environ.get('SFC_TUXPAINT_STAMPS', '/usr/share/tuxpaint/stamps')
 DOT_COLOURS = {'nose': (255, 0, 0), 'tail': (0, 0, 255), 'top': (0, 255, 0), 'a': (255, 0, 255), 'b': (0, 255, 255),
@@ -33,9 +35,29 @@ def _stamp(path: str, size: tuple, body: tuple, dots: dict) -> None:
     Image.fromarray(rgba).save(path)
 
 
+def _gradient_colour(points: np.ndarray) -> np.ndarray:
+    """The unlabelled synthetic stamps' colour at stamp pixels x, y (N, 2): red grows with x, green with y."""
+    return np.stack([30 + 4 * points[:, 0], 30 + 5 * points[:, 1], np.full(len(points), 100)], axis=1)
+
+
+def _gradient_stamp(path: str, size: tuple, ellipse: bool) -> None:
+    """An RGBA stamp coloured by ``_gradient_colour``: an opaque box 5 pixels in from the border, or an
+    ellipse whose alpha falls off over 3 pixels at its edge (so that alpha >= 0.5 is not alpha > 0)."""
+    ys, xs = np.mgrid[:size[1], :size[0]].astype(np.float64)
+    colour = _gradient_colour(np.stack([xs.ravel(), ys.ravel()], axis=1)).reshape(size[1], size[0], 3)
+    if ellipse:
+        radius = np.hypot((xs - (size[0] - 1) / 2) / (size[0] / 2 - 4), (ys - (size[1] - 1) / 2) / (size[1] / 2 - 4))
+        alpha = np.clip((1 - radius) * min(size) / 6, 0, 1) * 255
+    else:
+        alpha = np.zeros(xs.shape)
+        alpha[5:-5, 5:-5] = 255
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Image.fromarray(np.dstack([colour, alpha]).round().astype(np.uint8)).save(path)
+
+
 def _synthetic_set(root: str) -> dict:
     """Stamps under ``root`` and their annotation: two test categories (one with a facing), one val
-    category with a flip pair, one unlabelled category."""
+    category with a flip pair, one unlabelled category (two colour-gradient stamps)."""
     def instance(stamp, split, facing, dots, size=(60, 40), body=(6, 6, 53, 33)):
         _stamp(os.path.join(root, stamp), size, body, {name: point for name, point in dots.items() if point})
         return dict(stamp=stamp, split=split, facing=facing,
@@ -52,8 +74,8 @@ def _synthetic_set(root: str) -> dict:
                 instances={
         'b1': instance('blobs/b1.png', 'val', None, {'top': (30, 11), 'side_left': (11, 22), 'side_right': (48, 22)}),
         'b2': instance('blobs/b2.png', 'val', None, {'top': (30, 10), 'side_left': (12, 24), 'side_right': (47, 24)})})
-    for name in ('t1', 't2'):
-        _stamp(os.path.join(root, 'other', f'{name}.png'), (50, 30), (5, 5, 44, 24), {})
+    _gradient_stamp(os.path.join(root, 'other', 't1.png'), (50, 30), ellipse=False)
+    _gradient_stamp(os.path.join(root, 'other', 't2.png'), (56, 40), ellipse=True)
     return dict(categories=dict(widget=widget, gadget=gadget, blob=blob),
                 unlabelled=dict(categories=dict(thing=['other/t1.png', 'other/t2.png'])))
 
@@ -137,6 +159,10 @@ def test_composite_puts_each_keypoint_on_its_dot(background_size, flip):
                          flip=flip)
         image = view['image'].astype(np.float64)
         assert view['flipped'] == flip and abs(view['angle']) <= 10
+        affine = view['affine']  # (2, 3), stamp pixels -> image pixels
+        np.testing.assert_allclose(np.array(list(dots.values())) @ affine[:, :2].T + affine[:, 2], view['keypoints'],
+                                   atol=1e-9)
+        assert np.sign(np.linalg.det(affine[:, :2])) == (-1 if flip else 1)
         for (name, colour), point in zip(((n, DOT_COLOURS[n]) for n in dots), view['keypoints']):
             channel = int(np.argmax(colour))
             others = [c for c in range(3) if colour[c] == 0]
@@ -192,7 +218,8 @@ def test_written_set_has_the_dots_under_its_keypoints_and_loads_as_spair(tmp_pat
     meta = write_semantic_pairs(str(tmp_path / 'a'), stamps, seed=5, annotations=annotations, draws=1, max_side=128,
                                 val_draws=1)
     assert {split: count['pairs'] for split, count in meta['splits'].items()} == {'test': 3 * 2 + 2, 'val': 2,
-                                                                                  'trn': 2}
+                                                                                  'trn': 2 + 2 * 3}
+    assert meta['splits']['trn']['kinds'] == {'exact': 2 * 3, 'cross': 2} and meta['trn_exact_per_stamp'] == 3
     categories = annotations['categories']
     used = {}
     for split, expected in (('test', 8), ('val', 2)):
@@ -230,7 +257,10 @@ def test_written_set_has_the_dots_under_its_keypoints_and_loads_as_spair(tmp_pat
     trn_lines = open(os.path.join(tmp_path, 'a', 'Layout', 'large', 'trn.txt')).read().split()
     trn_records = [json.load(open(os.path.join(tmp_path, 'a', 'PairAnnotation', 'trn', f'{line}.json')))
                    for line in trn_lines]
-    assert all(record['src_kps'] == [] and record['labelled'] is False for record in trn_records)
+    assert [record['kind'] for record in trn_records] == ['cross'] * 2 + ['exact'] * 6
+    for record in trn_records:
+        assert record['labelled'] is (record['kind'] == 'exact')
+        assert (record['src_kps'] == [] and record['trg_kps'] == []) is (record['kind'] == 'cross')
     used['trn'] = {record[f'{role}_stamp'] for record in trn_records for role in ('src', 'trg')}
     assert not used['test'] & (used['val'] | used['trn']) and not used['val'] & used['trn']
     # the same seed writes the same files; another seed other images
@@ -253,11 +283,142 @@ def test_tool_writes_the_set_and_names_a_missing_stamps_folder(tmp_path):
                str(annotation_path), '--out', str(tmp_path / 'out'), '--draws', '1', '--val-draws', '1',
                '--max-side', '96']
     done = subprocess.run(command + ['--stamps', stamps, '--keypoint-sheet', str(tmp_path / 'sheet.jpg'),
-                                     '--examples', str(tmp_path / 'examples.jpg')], capture_output=True, text=True)
+                                     '--examples', str(tmp_path / 'examples.jpg'), '--trn-examples',
+                                     str(tmp_path / 'trn.jpg'), '--trn-exact-per-stamp', '2', '--class-folders',
+                                     str(tmp_path / 'classes'), '--images-per-stamp', '2'],
+                          capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert 'test: 8 pairs' in done.stdout and 'val: 2 pairs' in done.stdout
-    for drawing in ('sheet.jpg', 'examples.jpg'):
+    assert 'test: 8 pairs' in done.stdout and 'val: 2 pairs' in done.stdout and 'trn: 6 pairs' in done.stdout
+    assert '4 images in 1 class folders' in done.stdout
+    assert sorted(os.listdir(tmp_path / 'classes' / 'thing')) == ['t1_0.jpg', 't1_1.jpg', 't2_0.jpg', 't2_1.jpg']
+    for drawing in ('sheet.jpg', 'examples.jpg', 'trn.jpg'):
         assert cv2.imread(str(tmp_path / drawing)) is not None
     missing = subprocess.run(command + ['--stamps', str(tmp_path / 'nowhere'), '--overwrite'], capture_output=True,
                              text=True)
     assert missing.returncode == 1 and str(tmp_path / 'nowhere') in missing.stderr and 'w1.png' in missing.stderr
+
+
+def _colours_at(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(N, 3) bilinear colours of an RGB image at x, y (N, 2)."""
+    xs, ys = (points[:, i].astype(np.float32)[None] for i in (0, 1))
+    return cv2.remap(image, xs, ys, cv2.INTER_LINEAR)[0].astype(np.float64)
+
+
+def _read_rgb(path: str) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
+
+
+def test_exact_trn_pairs_put_each_keypoint_on_its_stamp_pixel(tmp_path):
+    stamps = str(tmp_path / 'stamps')
+    annotations = _synthetic_set(stamps)
+    root = str(tmp_path / 'set')
+    write_semantic_pairs(root, stamps, seed=3, annotations=annotations, draws=1, val_draws=1, max_side=128,
+                         trn_exact_per_stamp=4, trn_points=30)
+    lines = open(os.path.join(root, 'Layout', 'large', 'trn.txt')).read().split()
+    records = [json.load(open(os.path.join(root, 'PairAnnotation', 'trn', f'{line}.json'))) for line in lines]
+    exact = [record for record in records if record['kind'] == 'exact']
+    assert len(exact) == 2 * 4 and {record['src_stamp'] for record in exact} == {'other/t1.png', 'other/t2.png'}
+    mirrored = []
+    for record in exact:
+        assert record['src_stamp'] == record['trg_stamp'] and record['category'] == 'thing'
+        stamp = np.asarray(Image.open(os.path.join(stamps, record['src_stamp'])))
+        stamp_points = np.array(record['stamp_kps'])  # (30, 2) pixel centres on the stamp
+        assert len(stamp_points) == 30 and record['kps_ids'] == list(range(30))  # the object lies inside
+        assert len({tuple(point) for point in stamp_points.tolist()}) == 30
+        assert (stamp[stamp_points[:, 1].astype(int), stamp_points[:, 0].astype(int), 3] >= 128).all()
+        # away from the matte's edge the composite's colour is the stamp's own (no background mixed in)
+        opaque = cv2.erode((stamp[..., 3] == 255).astype(np.uint8), np.ones((5, 5), np.uint8))
+        interior = opaque[stamp_points[:, 1].astype(int), stamp_points[:, 0].astype(int)] == 1
+        assert interior.sum() >= 10
+        expected = _gradient_colour(stamp_points[interior])
+        for role in ('src', 'trg'):
+            image = _read_rgb(os.path.join(root, 'JPEGImages', 'thing', record[f'{role}_imname']))
+            points = np.array(record[f'{role}_kps'])
+            error = np.abs(_colours_at(image, points[interior]) - expected).max(axis=1)
+            assert error.max() < 12, (record['pair_id'], role, error.max())  # 4-5 levels a stamp pixel
+            box = record[f'{role}_bndbox']
+            assert (points >= np.array(box[:2]) - 1).all() and (points <= np.array(box[2:]) + 1).all()
+            assert record[f'{role}_background'] in TRN_BACKGROUNDS
+        assert np.abs(np.array(record['src_kps']) - np.array(record['trg_kps'])).max() > 1  # two draws
+        assert record['mirrored'] == (record['src_flipped'] != record['trg_flipped'])
+        assert record['viewpoint_variation'] == (2 if record['mirrored'] else 0)
+        mirrored.append(record['mirrored'])
+    assert True in mirrored and False in mirrored
+    # the trn options change trn only: test and val are the same files
+    write_semantic_pairs(str(tmp_path / 'other'), stamps, seed=3, annotations=annotations, draws=1, val_draws=1,
+                         max_side=128, trn_exact_per_stamp=1, trn_points=5, trn_pairs_per_category=1)
+    kept = {path: digest for path, digest in _files(root).items()
+            if 'trn' not in path and path.endswith(('.jpg', '.json')) and path != 'meta.json'}
+    assert len(kept) == 2 * (8 + 2) + 8 + 2  # two images and a pair file of every test and val pair
+    assert kept.items() <= _files(str(tmp_path / 'other')).items()
+
+
+def test_trn_pairs_load_only_when_unlabelled_pairs_are_allowed(tmp_path):
+    stamps = str(tmp_path / 'stamps')
+    root = str(tmp_path / 'set')
+    write_semantic_pairs(root, stamps_dir=stamps, seed=1, annotations=_synthetic_set(stamps), draws=1, val_draws=1,
+                         max_side=96, trn_exact_per_stamp=1, trn_points=8)
+    lines = open(os.path.join(root, 'Layout', 'large', 'trn.txt')).read().split()
+    with pytest.raises(PairDataError, match='allow_unlabelled=True') as error:
+        SPair71kDataset(root, split='trn')
+    assert f'{lines[0]}.json' in str(error.value)  # the first pair is a cross pair
+    samples = list(SPair71kDataset(root, split='trn', allow_unlabelled=True))
+    assert [sample['labelled'] for sample in samples] == [False, False, True, True]
+    for sample in samples:
+        record = json.load(open(os.path.join(root, 'PairAnnotation', 'trn', f'{sample["pair_id"]}.json')))
+        assert sample['category'] == 'thing' and sample['src_kps'].shape == sample['trg_kps'].shape
+        assert len(sample['src_kps']) == (8 if record['kind'] == 'exact' else 0)
+        np.testing.assert_array_equal(sample['trg_bbox'], record['trg_bndbox'])
+        assert sample.get('mirrored') == record['mirrored']  # null (cross: facing unknown) is left out
+    # labelled splits: the same samples, with labelled=True when unlabelled pairs are allowed
+    plain, allowing = SPair71kDataset(root, split='val'), SPair71kDataset(root, split='val', allow_unlabelled=True)
+    for sample, other in zip(plain, allowing):
+        assert 'labelled' not in sample and other.pop('labelled') is True
+        assert sample.keys() == other.keys()
+        np.testing.assert_array_equal(sample['src_kps'], other['src_kps'])
+
+
+def test_trn_backgrounds_share_no_photo_with_the_report_sets():
+    report = ({f'skimage:{name}' for name in SKIMAGE_BACKGROUNDS + pair_benchmark.PHOTOS + ('stereo_motorcycle',)}
+              | {f'opencv-doc:{name}' for name in OPENCV_DOC_BACKGROUNDS + pair_benchmark.OPENCV_DOC_FILES})
+    assert len(set(TRN_BACKGROUNDS)) == len(TRN_BACKGROUNDS) >= 8
+    assert {name.split(':')[0] for name in TRN_BACKGROUNDS} == {'skimage', 'opencv-doc'}
+    assert not set(TRN_BACKGROUNDS) & report
+    assert not {name.split(':')[1] for name in TRN_BACKGROUNDS} & {name.split(':')[1] for name in report}
+
+
+def test_class_folders_hold_single_composites_of_the_trn_stamps(tmp_path):
+    stamps = str(tmp_path / 'stamps')
+    annotations = _synthetic_set(stamps)
+    out = str(tmp_path / 'classes')
+    meta = write_class_folders(out, stamps, images_per_stamp=3, seed=2, annotations=annotations, max_side=96)
+    expected = {f'thing/{stamp}_{k}.jpg' for stamp in ('t1', 't2') for k in range(3)}
+    written = {os.path.relpath(os.path.join(folder, name), out) for folder, _, names in os.walk(out) for name in names}
+    assert written == expected | {'meta.json'} and set(meta['images']) == expected
+    assert json.load(open(os.path.join(out, 'meta.json'))) == meta
+    assert meta['categories'] == {'thing': ['other/t1.png', 'other/t2.png']}
+    for name, entry in meta['images'].items():
+        image = _read_rgb(os.path.join(out, name))
+        assert entry['stamp'] == f'other/{name.split("/")[1][:2]}.png' and entry['background'] in TRN_BACKGROUNDS
+        assert list(image.shape[1::-1]) == entry['imsize'][:2] and max(image.shape[:2]) == 96
+        # the recorded affine puts the stamp's opaque interior where the image shows its colours
+        stamp = np.asarray(Image.open(os.path.join(stamps, entry['stamp'])))
+        opaque = cv2.erode((stamp[..., 3] == 255).astype(np.uint8), np.ones((7, 7), np.uint8))
+        ys, xs = np.nonzero(opaque)
+        stamp_points = np.stack([xs, ys], axis=1)[::23].astype(np.float64)
+        affine = np.array(entry['affine'])
+        points = stamp_points @ affine[:, :2].T + affine[:, 2]
+        assert np.abs(_colours_at(image, points) - _gradient_colour(stamp_points)).max() < 12, name
+        box = entry['box']
+        assert (points >= np.array(box[:2])).all() and (points <= np.array(box[2:])).all()
+        assert np.sign(np.linalg.det(affine[:, :2])) == (-1 if entry['flipped'] else 1)
+    write_class_folders(str(tmp_path / 'again'), stamps, images_per_stamp=3, seed=2, annotations=annotations,
+                        max_side=96)
+    assert _files(out) == _files(str(tmp_path / 'again'))  # seeded
+    with pytest.raises(FileExistsError, match='--overwrite'):
+        write_class_folders(out, stamps, annotations=annotations)
+    held_out = copy.deepcopy(annotations)
+    held_out['unlabelled']['categories']['thing'].append('other/../animals/cats/cat.png')
+    with pytest.raises(AnnotationError, match='animals/'):
+        write_class_folders(str(tmp_path / 'animals'), stamps, annotations=held_out)
+    assert not os.path.exists(tmp_path / 'animals')

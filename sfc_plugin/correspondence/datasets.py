@@ -17,6 +17,8 @@ is one image pair; images are not loaded (the matching model reads them). Every 
                                  # (the project's own SPair-layout pair sets write it)
     flip: bool                   # only PF-PASCAL 'trn': both images are to be read left-right
                                  # mirrored; keypoints and boxes are already mirrored
+    labelled: bool               # only SPair-71k with allow_unlabelled: whether the pair has keypoints
+                                 # (False: src_kps, trg_kps are (0, 2))
 
 Coordinates: SPair-71k annotations are 0-based pixels; PF-PASCAL (``.mat``) and PF-WILLOW (CSV)
 come from MATLAB and are 1-based: the loaders subtract 1.
@@ -187,21 +189,26 @@ class SPair71kDataset(_PairDataset):
     are ``JPEGImages/<category>/<imname>``. PCK reference: max side of the target box. An optional
     field ``mirrored`` (0/1 or false/true; not in the SPair-71k release, written by the project's own
     pair sets: the objects face opposite ways) is passed on as the sample's ``mirrored``; null (facing
-    unknown) is treated as absent.
+    unknown) is treated as absent. A pair without keypoints (the project's pair sets have such
+    unlabelled ``trn`` pairs) is an error unless ``allow_unlabelled`` is set.
 
     Args:
         data_root: the ``SPair-71k`` folder.
         split: 'trn', 'val' or 'test'.
         layout: 'large' (the published evaluation lists) or 'small'.
         check_images: check at load time that every image exists and has a readable header.
+        allow_unlabelled: load pairs with no keypoints too; every sample then has ``labelled``
+            (False: no keypoints, ``src_kps``/``trg_kps`` of shape (0, 2)).
     """
     METAINFO = dict(dataset_name='SPair-71k')
     LAYOUT = ('  Layout/large/{trn,val,test}.txt      <index>-<src image>-<trg image>:<category> per line\n'
               '  PairAnnotation/{trn,val,test}/<line>.json\n'
               '  JPEGImages/<category>/<image>.jpg')
 
-    def __init__(self, data_root: str, split: str = 'test', layout: str = 'large', **kwargs) -> None:
+    def __init__(self, data_root: str, split: str = 'test', layout: str = 'large', allow_unlabelled: bool = False,
+                 **kwargs) -> None:
         self.layout = layout
+        self.allow_unlabelled = allow_unlabelled
         super().__init__(data_root=data_root, split=split, **kwargs)
 
     def _required(self) -> List[str]:
@@ -241,9 +248,12 @@ class SPair71kDataset(_PairDataset):
             raise PairDataError(f'{path}: missing field(s) {", ".join(absent)}')
         src_kps = _keypoint_array(record['src_kps'], path, 'src_kps')
         trg_kps = _keypoint_array(record['trg_kps'], path, 'trg_kps')
-        if len(src_kps) != len(trg_kps) or len(src_kps) == 0:
-            raise PairDataError(f'{path}: src_kps and trg_kps must list the same number (> 0) of keypoints, '
+        if len(src_kps) != len(trg_kps):
+            raise PairDataError(f'{path}: src_kps and trg_kps must list the same number of keypoints, '
                                 f'got {len(src_kps)} and {len(trg_kps)}')
+        if len(src_kps) == 0 and not self.allow_unlabelled:
+            raise PairDataError(f'{path}: the pair has no keypoints (an unlabelled pair: load it with '
+                                'allow_unlabelled=True)')
         src_bbox = _box_array(record['src_bndbox'], path, 'src_bndbox')
         trg_bbox = _box_array(record['trg_bndbox'], path, 'trg_bndbox')
         difficulty = {}
@@ -252,7 +262,7 @@ class SPair71kDataset(_PairDataset):
             if not isinstance(value, int) or not 0 <= value < len(names):
                 raise PairDataError(f'{path}: {key} must be an integer in 0..{len(names) - 1}, got {value!r}')
             difficulty[key] = value
-        extra = {}
+        extra = {'labelled': len(src_kps) > 0} if self.allow_unlabelled else {}
         if record.get('mirrored') is not None:  # null: facing unknown, as absent
             if record['mirrored'] not in (0, 1):  # also False / True
                 raise PairDataError(f'{path}: mirrored must be 0 or 1 (false or true), got {record["mirrored"]!r}')

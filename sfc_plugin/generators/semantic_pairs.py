@@ -25,16 +25,26 @@ each stamp's ``facing``; a pair is ``mirrored`` when its two written objects fac
 (stamp facing xor mirror).
 
 Splits (disjoint in categories and stamps): ``test`` (report categories), ``val`` (tuning categories,
-with a per-category pair cap so that no category dominates) and ``trn``: unlabelled pairs (no
-keypoints) of different stamps of other photographed categories (``unlabelled`` in the annotation
-file; no annotated stamp among them), for self-supervised training.
+with a per-category pair cap so that no category dominates) and ``trn``, for training, from other
+photographed categories (``unlabelled`` in the annotation file; no annotated stamp among them) on
+other background photos (``TRN_BACKGROUNDS``, none of the report sets' photos). ``trn`` holds two
+kinds of pair (the record's ``kind``):
+
+- ``exact``: one stamp composited twice (two independent draws). Points sampled uniformly on the
+  stamp (alpha >= 0.5) go through each draw's exact affine map, so the keypoints are exact
+  same-instance matches on a photographed object (``labelled: true``);
+- ``cross``: two different stamps of one category, without keypoints (``labelled: false``).
+
 Every image of every pair is a fresh draw from ``numpy.random.default_rng([seed, split, pair, role])``.
+``write_class_folders`` writes single composites of the ``trn`` stamps as class folders
+(``<category>/<image>.jpg``) for training that needs only image-level labels.
 """
+import contextlib
 import json
 import os
 import shutil
 import tempfile
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -44,6 +54,7 @@ from sfc_plugin.utils import atomic_path, read_json
 
 __all__ = ['ANNOTATION_FILE', 'AnnotationError', 'load_annotations', 'annotation_problems', 'read_stamp',
            'background_photos', 'composite', 'plan_pairs', 'render_pair', 'write_semantic_pairs',
+           'trn_background_photos', 'sample_stamp_points', 'render_exact_pair', 'write_class_folders',
            'draw_keypoint_sheet', 'draw_pair', 'draw_examples', 'write_jpeg_atomic']
 
 ANNOTATION_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data', 'semantic_keypoints.json')
@@ -56,6 +67,18 @@ SKIMAGE_BACKGROUNDS = ('brick', 'grass', 'gravel', 'rocket', 'astronaut', 'hubbl
                        'immunohistochemistry', 'moon')
 OPENCV_DOC_BACKGROUNDS = ('leuvenA.jpg', 'leuvenB.jpg', 'board.jpg', 'starry_night.jpg', 'stuff.jpg', 'blox.jpg',
                           'ela_original.jpg')
+# Backgrounds of 'trn' and the class folders: real photos that no report set shows (the semantic test
+# and val backgrounds above; the geometric pair benchmark's scikit-image PHOTOS and stereo_motorcycle,
+# opencv-doc's graf and aloe files), with no object of an annotated category and none of a 'trn' one
+# (fruit, vegetable, flower, tree, ball, ...): a cameraman with a tripod on a lawn, coins, a printed
+# page, handwriting on a board; a palace against the sky, books on a floor (the left/right stereo views),
+# boxes and books, dark shapes on a light box, a newspaper sudoku. Left out: aero1/aero3 (trees, roads),
+# apple, fruits and orange (fruit), basketball1/2 and messi5 (balls), building and licenseplate_motion
+# (cars), animals (baboon, chicky_512, butterfly, squirrel_cls), drawings and renders. The scikit-image
+# ones are always there, the opencv-doc ones when its data folder is given.
+TRN_BACKGROUNDS = ('skimage:camera', 'skimage:coins', 'skimage:page', 'skimage:text', 'opencv-doc:home.jpg',
+                   'opencv-doc:left.jpg', 'opencv-doc:right.jpg', 'opencv-doc:box_in_scene.png',
+                   'opencv-doc:pca_test1.jpg', 'opencv-doc:sudoku.png')
 JPEG_QUALITY = 95
 COLOURS = ((230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
            (70, 240, 240), (240, 50, 230))  # one per keypoint index (RGB)
@@ -72,6 +95,11 @@ def load_annotations(path: str = ANNOTATION_FILE) -> dict:
     if problems:
         raise AnnotationError(f'{path}: {len(problems)} problems:\n  ' + '\n  '.join(problems[:20]))
     return annotations
+
+
+def _forbidden(stamp: str) -> bool:
+    """Whether a stamp path lies under ``FORBIDDEN_STAMPS`` (also through ``..`` or ``./``)."""
+    return os.path.normpath(stamp).replace(os.sep, '/').startswith(FORBIDDEN_STAMPS)
 
 
 def _is_point(value) -> bool:
@@ -107,7 +135,7 @@ def annotation_problems(annotations: dict, stamps_dir: Optional[str] = None) -> 
         for instance, record in entry.get('instances', {}).items():
             at = f'{where}, instance {instance!r}'
             stamp = record.get('stamp', '')
-            if not isinstance(stamp, str) or not stamp.endswith('.png') or stamp.startswith(FORBIDDEN_STAMPS):
+            if not isinstance(stamp, str) or not stamp.endswith('.png') or _forbidden(stamp):
                 problems.append(f'{at}: stamp must be a .png path outside {FORBIDDEN_STAMPS}, got {stamp!r}')
             if stamp in owner:
                 problems.append(f'{at}: stamp {stamp} is also instance {owner[stamp]}')
@@ -130,7 +158,7 @@ def annotation_problems(annotations: dict, stamps_dir: Optional[str] = None) -> 
                 problems += _stamp_problems(stamps_dir, stamp, placed, at)
     for category, stamps in annotations.get('unlabelled', {}).get('categories', {}).items():
         for stamp in stamps:
-            if stamp in owner or stamp.startswith(FORBIDDEN_STAMPS):
+            if stamp in owner or _forbidden(stamp):
                 problems.append(f'unlabelled {category!r}: {stamp} is an annotated (test or val) stamp or under '
                                 f'{FORBIDDEN_STAMPS}')
     return problems
@@ -176,6 +204,29 @@ def background_photos(opencv_data: Optional[str] = None) -> Dict[str, np.ndarray
     return photos
 
 
+def trn_background_photos(opencv_data: Optional[str] = None) -> Dict[str, np.ndarray]:
+    """The ``trn`` backgrounds (``TRN_BACKGROUNDS``) by name, RGB uint8: the scikit-image ones, and the
+    opencv-doc ones when its data folder ``opencv_data`` is given."""
+    from sfc_plugin.utils import read_image
+
+    from .offline_data import opencv_doc_file, skimage_photo
+    photos = {}
+    for name in TRN_BACKGROUNDS:
+        source, photo = name.split(':', 1)
+        if source == 'skimage':
+            photos[name] = skimage_photo(photo)
+        elif opencv_data is not None:
+            photos[name] = read_image(opencv_doc_file(opencv_data, photo))
+    return photos
+
+
+def _pick_background(rng: np.random.Generator, backgrounds: Dict[str, np.ndarray], max_side: int
+                     ) -> Tuple[str, np.ndarray]:
+    """(name, random crop) of a random one of ``backgrounds``."""
+    name = sorted(backgrounds)[int(rng.integers(len(backgrounds)))]
+    return name, _background(rng, backgrounds[name], max_side)
+
+
 def _background(rng: np.random.Generator, photo: np.ndarray, max_side: int) -> np.ndarray:
     """A random crop of 60-100 % of each side, resized so that its longer side is ``max_side``."""
     fraction = rng.uniform(0.6, 1.0)
@@ -202,7 +253,8 @@ def composite(rng: np.random.Generator, stamp: np.ndarray, keypoints: np.ndarray
     box of its alpha) becomes a random fraction in ``scale_range`` of the image's longer side (shrunk
     to fit), it is mirrored (``flip``; random when None), rotated by up to ``max_angle`` degrees and
     placed fully inside. Returns ``image`` (RGB uint8), ``keypoints`` (K, 2) in image pixels, ``box``
-    [x1, y1, x2, y2] of the warped alpha >= 0.5, ``flipped``, ``angle`` (degrees), ``scale``.
+    [x1, y1, x2, y2] of the warped alpha >= 0.5, ``flipped``, ``angle`` (degrees), ``scale`` and
+    ``affine`` (2, 3): the map of stamp pixels to image pixels the keypoints went through.
     """
     height, width = background.shape[:2]
     x1, y1, x2, y2 = _alpha_box(stamp[..., 3] > 0)
@@ -237,6 +289,11 @@ def composite(rng: np.random.Generator, stamp: np.ndarray, keypoints: np.ndarray
     high = np.array([width - 2.0, height - 2.0]) - turned.max(axis=0)
     position = np.where(low <= high, low + rng.random(2) * np.maximum(high - low, 0), (low + high) / 2)
     matrix = np.concatenate([rotation, (position - rotation @ centre)[:, None]], axis=1)  # (2, 3)
+    # the three steps as one map of stamp pixels: resize, mirror, rotate and translate
+    linear, offset = np.diag(scale_xy), 0.5 * scale_xy - 0.5
+    if flipped:
+        linear, offset = np.diag([-1.0, 1.0]) @ linear, np.array([size[0] - 1 - offset[0], offset[1]])
+    affine = np.concatenate([rotation @ linear, (rotation @ offset + matrix[:, 2])[:, None]], axis=1)  # (2, 3)
     warped = cv2.warpAffine(np.ascontiguousarray(resized), matrix, (width, height), flags=cv2.INTER_LINEAR,
                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     alpha = np.clip(warped[..., 3:] / 255, 0, 1)
@@ -244,7 +301,7 @@ def composite(rng: np.random.Generator, stamp: np.ndarray, keypoints: np.ndarray
     mask = alpha[..., 0] >= 0.5
     box = [float(v) for v in _alpha_box(mask)] if mask.any() else [0.0, 0.0, 0.0, 0.0]
     return dict(image=np.clip(image, 0, 255).round().astype(np.uint8), keypoints=points @ rotation.T + matrix[:, 2],
-                box=box, flipped=flipped, angle=angle, scale=float(scale))
+                box=box, flipped=flipped, angle=angle, scale=float(scale), affine=affine)
 
 
 def _safe(name: str) -> str:
@@ -252,21 +309,29 @@ def _safe(name: str) -> str:
     return name.replace('-', '_')
 
 
+def _unlabelled_groups(annotations: dict) -> Dict[str, Dict[str, str]]:
+    """category -> {instance: stamp} of the annotation file's ``unlabelled`` categories (the ``trn``
+    stamps); an instance is named by its stamp's file name."""
+    return {category: {os.path.splitext(os.path.basename(stamp))[0]: stamp for stamp in stamps}
+            for category, stamps in annotations.get('unlabelled', {}).get('categories', {}).items()}
+
+
 def plan_pairs(annotations: dict, split: str, seed: int, draws: int = 2, trn_pairs_per_category: int = 40,
-               val_draws: int = 4, val_pairs_per_category: Optional[int] = 32) -> List[dict]:
+               val_draws: int = 4, val_pairs_per_category: Optional[int] = 32,
+               trn_exact_per_stamp: int = 3) -> List[dict]:
     """The pairs of a split, in order: dicts with ``category``, ``src``/``trg`` (instance names) and their
     ``stamps``. ``test``: every ordered pair of different instances, ``draws`` times. ``val``: the same
     ``val_draws`` times, but at most ``val_pairs_per_category`` a category (None: no cap): a seeded order
     of its instance pairs is taken round by round (every pair once before any twice), so a capped
-    category keeps as many different pairs as it can. ``trn``: ordered pairs of different stamps of the
-    unlabelled categories (never a ``test`` or ``val`` stamp), at most ``trn_pairs_per_category`` per
-    category (a seeded sample)."""
+    category keeps as many different pairs as it can. ``trn`` (each pair with its ``kind``), category by
+    category: its ``cross`` pairs, ordered pairs of different stamps of the unlabelled categories (never
+    a ``test`` or ``val`` stamp), at most ``trn_pairs_per_category`` (a seeded sample), then its
+    ``exact`` pairs, every stamp with itself ``trn_exact_per_stamp`` times."""
     if split not in SPLITS:
         raise ValueError(f'split must be one of {SPLITS}, got {split!r}')
     groups = {}  # category -> {instance: stamp}
     if split == 'trn':
-        for category, stamps in annotations.get('unlabelled', {}).get('categories', {}).items():
-            groups[category] = {os.path.splitext(os.path.basename(stamp))[0]: stamp for stamp in stamps}
+        groups = _unlabelled_groups(annotations)
     else:
         for category, entry in annotations['categories'].items():
             if entry['split'] == split:
@@ -287,10 +352,14 @@ def plan_pairs(annotations: dict, split: str, seed: int, draws: int = 2, trn_pai
             if cap is not None and len(slots) > cap:
                 rank = np.argsort(sampler.permutation(len(ordered)))  # rank[i]: place of pair i in the order
                 slots = sorted(sorted(slots, key=lambda slot: (slot[1], rank[slot[0]]))[:cap])
+        kind = {'kind': 'cross'} if split == 'trn' else {}
         for index, _ in slots:
             src, trg = ordered[index]
             plan.append(dict(category=category, src=src, trg=trg, src_stamp=instances[src],
-                             trg_stamp=instances[trg]))
+                             trg_stamp=instances[trg], **kind))
+        if split == 'trn':
+            plan += [dict(category=category, src=instance, trg=instance, src_stamp=stamp, trg_stamp=stamp,
+                          kind='exact') for instance, stamp in instances.items() for _ in range(trn_exact_per_stamp)]
     return plan
 
 
@@ -329,8 +398,7 @@ def render_pair(rng_key: Sequence[int], annotations: dict, stamps: Dict[str, np.
     names, views = [], []
     for role_index, role in enumerate(('src', 'trg')):
         rng = np.random.default_rng([*rng_key, role_index])
-        background_name = sorted(backgrounds)[int(rng.integers(len(backgrounds)))]
-        background = _background(rng, backgrounds[background_name], max_side)
+        background_name, background = _pick_background(rng, backgrounds, max_side)
         names, points, facing = _instance_keypoints(annotations, category, planned[role])
         if not labelled:
             names, points = [], np.zeros((0, 2))
@@ -343,8 +411,6 @@ def render_pair(rng_key: Sequence[int], annotations: dict, stamps: Dict[str, np.
         views.append(view)
     src, trg = views
     ids = np.nonzero(np.isfinite(src['keypoints']).all(axis=1) & np.isfinite(trg['keypoints']).all(axis=1))[0]
-    src_side = max(src['box'][2] - src['box'][0], src['box'][3] - src['box'][1]) + 1
-    trg_side = max(trg['box'][2] - trg['box'][0], trg['box'][3] - trg['box'][1]) + 1
     if src['facing'] is not None and trg['facing'] is not None:
         mirrored = src['facing'] != trg['facing']
     else:
@@ -353,14 +419,72 @@ def render_pair(rng_key: Sequence[int], annotations: dict, stamps: Dict[str, np.
         category=category, src_imsize=[*src['image'].shape[1::-1], 3], trg_imsize=[*trg['image'].shape[1::-1], 3],
         src_kps=np.round(src['keypoints'][ids], 2).tolist(), trg_kps=np.round(trg['keypoints'][ids], 2).tolist(),
         kps_ids=ids.tolist(), kps_names=[names[i] for i in ids], src_bndbox=src['box'], trg_bndbox=trg['box'],
-        viewpoint_variation=2 if mirrored else 0, scale_variation=_level(abs(np.log2(src_side / trg_side)), 0.5, 1.0),
+        viewpoint_variation=2 if mirrored else 0, scale_variation=_scale_variation(src['box'], trg['box']),
         truncation=0, occlusion=0, mirrored=mirrored, labelled=bool(labelled),
+        **({'kind': planned['kind']} if 'kind' in planned else {}),
         src_instance=planned['src'], trg_instance=planned['trg'],
-        src_stamp=planned['src_stamp'], trg_stamp=planned['trg_stamp'])
+        src_stamp=planned['src_stamp'], trg_stamp=planned['trg_stamp'], **_view_fields(src, trg))
+    return dict(source=src['image'], target=trg['image'], record=record)
+
+
+def _scale_variation(src_box: Sequence[float], trg_box: Sequence[float]) -> int:
+    """SPair's scale flag from the two boxes' longer sides: 0 under a factor sqrt(2), 1 under 2, else 2."""
+    src_side = max(src_box[2] - src_box[0], src_box[3] - src_box[1]) + 1
+    trg_side = max(trg_box[2] - trg_box[0], trg_box[3] - trg_box[1]) + 1
+    return _level(abs(np.log2(src_side / trg_side)), 0.5, 1.0)
+
+
+def _view_fields(src: dict, trg: dict) -> dict:
+    """The record's per-image draw fields (``src_flipped``, ``trg_angle``, ...) of two composites."""
+    fields = {}
     for role, view in (('src', src), ('trg', trg)):
-        record.update({f'{role}_flipped': view['flipped'], f'{role}_facing': view['facing'],
+        fields.update({f'{role}_flipped': view['flipped'], f'{role}_facing': view['facing'],
                        f'{role}_angle': round(view['angle'], 3), f'{role}_scale': round(view['scale'], 5),
                        f'{role}_background': view['background']})
+    return fields
+
+
+def sample_stamp_points(rng: np.random.Generator, stamp: np.ndarray, count: int) -> np.ndarray:
+    """``count`` different pixel centres x, y drawn uniformly from the stamp's pixels with alpha >= 0.5 (all
+    of them when it has fewer); (N, 2) float64 in stamp pixels."""
+    ys, xs = np.nonzero(stamp[..., 3] >= 128)
+    chosen = rng.choice(len(xs), min(count, len(xs)), replace=False)
+    return np.stack([xs[chosen], ys[chosen]], axis=1).astype(np.float64)
+
+
+def _inside(points: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """(N,) whether each x, y of ``points`` (N, 2) lies within the image's pixel centres."""
+    height, width = image.shape[:2]
+    return ((points >= 0) & (points <= np.array([width - 1, height - 1]))).all(axis=1)
+
+
+def render_exact_pair(rng_key: Sequence[int], stamp: np.ndarray, backgrounds: Dict[str, np.ndarray],
+                      planned: dict, points: int = 24, max_side: int = 320, max_angle: float = 10.0) -> dict:
+    """Both images of one planned ``exact`` pair (``plan_pairs``) and its SPair record (without the image
+    names): ``stamp`` (RGBA) composited twice, two independent draws. ``points`` points sampled on the
+    stamp (``sample_stamp_points``) go through each draw's map; those inside both images are the
+    keypoints (``kps_ids``: their indices among the sampled points, ``stamp_kps``: them in stamp pixels).
+    ``mirrored``: the two draws' mirror flags differ."""
+    stamp_points = sample_stamp_points(np.random.default_rng([*rng_key, 2]), stamp, points)  # (N, 2)
+    views = []
+    for role_index in range(2):
+        rng = np.random.default_rng([*rng_key, role_index])
+        background_name, background = _pick_background(rng, backgrounds, max_side)
+        view = composite(rng, stamp, stamp_points, background, max_angle=max_angle)
+        view.update(background=background_name, facing=None)
+        views.append(view)
+    src, trg = views
+    ids = np.nonzero(_inside(src['keypoints'], src['image']) & _inside(trg['keypoints'], trg['image']))[0]
+    mirrored = src['flipped'] != trg['flipped']
+    record = dict(
+        category=planned['category'], src_imsize=[*src['image'].shape[1::-1], 3],
+        trg_imsize=[*trg['image'].shape[1::-1], 3], src_kps=np.round(src['keypoints'][ids], 2).tolist(),
+        trg_kps=np.round(trg['keypoints'][ids], 2).tolist(), kps_ids=ids.tolist(),
+        stamp_kps=stamp_points[ids].tolist(), src_bndbox=src['box'], trg_bndbox=trg['box'],
+        viewpoint_variation=2 if mirrored else 0, scale_variation=_scale_variation(src['box'], trg['box']),
+        truncation=0, occlusion=0, mirrored=mirrored, labelled=bool(len(ids)), kind='exact',
+        src_instance=planned['src'], trg_instance=planned['trg'], src_stamp=planned['src_stamp'],
+        trg_stamp=planned['trg_stamp'], **_view_fields(src, trg))
     return dict(source=src['image'], target=trg['image'], record=record)
 
 
@@ -369,41 +493,76 @@ def _write_jpeg(path: str, image: np.ndarray) -> None:
         raise OSError(f'{path}: cannot write the image')
 
 
-def write_semantic_pairs(out: str, stamps_dir: str, seed: int = 0, opencv_data: Optional[str] = None,
-                         annotations: Optional[dict] = None, draws: int = 2, trn_pairs_per_category: int = 40,
-                         max_side: int = 320, max_angle: float = 10.0, splits: Sequence[str] = SPLITS,
-                         overwrite: bool = False, val_draws: int = 4,
-                         val_pairs_per_category: Optional[int] = 32) -> dict:
-    """Write the pair set under ``out`` (SPair-71k layout, see the module docstring) all at once: the files
-    are made in a temporary folder beside ``out`` that then replaces it. Returns the ``meta.json`` dict."""
+def _checked_annotations(annotations: Optional[dict], stamps_dir: str) -> dict:
+    """The annotations (the default file when None), checked against the stamps (``annotation_problems``)."""
     annotations = annotations if annotations is not None else load_annotations()
     problems = annotation_problems(annotations, stamps_dir)
     if problems:
         raise AnnotationError('the annotations disagree with the stamps in ' + stamps_dir + ':\n  '
                               + '\n  '.join(problems[:20]))
+    return annotations
+
+
+@contextlib.contextmanager
+def _replacing_folder(out: str) -> Iterator[str]:
+    """A temporary folder beside ``out`` to fill; it replaces ``out`` when the block succeeds and is
+    removed when it fails."""
+    parent = os.path.dirname(out)
+    os.makedirs(parent, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=f'.{os.path.basename(out)}.', dir=parent)
+    try:
+        yield work
+        if os.path.exists(out):
+            shutil.rmtree(out)
+        os.replace(work, out)
+    finally:
+        if os.path.exists(work):
+            shutil.rmtree(work)
+
+
+def _new_folder(out: str, overwrite: bool) -> str:
+    """``out`` as an absolute path; FileExistsError when it exists and ``overwrite`` is not set."""
     out = os.path.abspath(out)
     if os.path.exists(out) and not overwrite:
         raise FileExistsError(f'{out}: already exists (pass --overwrite to replace it)')
+    return out
+
+
+def write_semantic_pairs(out: str, stamps_dir: str, seed: int = 0, opencv_data: Optional[str] = None,
+                         annotations: Optional[dict] = None, draws: int = 2, trn_pairs_per_category: int = 40,
+                         max_side: int = 320, max_angle: float = 10.0, splits: Sequence[str] = SPLITS,
+                         overwrite: bool = False, val_draws: int = 4,
+                         val_pairs_per_category: Optional[int] = 32, trn_exact_per_stamp: int = 3,
+                         trn_points: int = 24) -> dict:
+    """Write the pair set under ``out`` (SPair-71k layout, see the module docstring) all at once: the files
+    are made in a temporary folder beside ``out`` that then replaces it. ``trn_exact_per_stamp``: exact
+    ``trn`` pairs of every stamp, ``trn_points``: points sampled for each. Returns the ``meta.json`` dict."""
+    annotations = _checked_annotations(annotations, stamps_dir)
+    out = _new_folder(out, overwrite)
     backgrounds = background_photos(opencv_data)
+    trn_backgrounds = trn_background_photos(opencv_data)
     plans = {split: plan_pairs(annotations, split, seed, draws, trn_pairs_per_category, val_draws,
-                               val_pairs_per_category) for split in splits}
+                               val_pairs_per_category, trn_exact_per_stamp) for split in splits}
     stamps = {}
     for plan in plans.values():
         for planned in plan:
             for role in ('src', 'trg'):
                 if planned[f'{role}_stamp'] not in stamps:
                     stamps[planned[f'{role}_stamp']] = read_stamp(stamps_dir, planned[f'{role}_stamp'])
-    parent = os.path.dirname(out)
-    os.makedirs(parent, exist_ok=True)
-    work = tempfile.mkdtemp(prefix=f'.{os.path.basename(out)}.', dir=parent)
     counts = {}
-    try:
+    with _replacing_folder(out) as work:
         for split, plan in plans.items():
             lines, keypoints, mirrored = [], 0, 0
             os.makedirs(os.path.join(work, 'PairAnnotation', split))
             for index, planned in enumerate(plan, 1):
-                pair = render_pair([seed, SPLITS.index(split), index], annotations, stamps, backgrounds, planned,
-                                   split != 'trn', max_side, max_angle)
+                rng_key = [seed, SPLITS.index(split), index]
+                if planned.get('kind') == 'exact':
+                    pair = render_exact_pair(rng_key, stamps[planned['src_stamp']], trn_backgrounds, planned,
+                                             trn_points, max_side, max_angle)
+                else:
+                    pair = render_pair(rng_key, annotations, stamps,
+                                       trn_backgrounds if split == 'trn' else backgrounds, planned,
+                                       split != 'trn', max_side, max_angle)
                 category = planned['category']
                 stems = [f'{split}{index:05d}_{role}_{_safe(planned[role])}' for role in ('src', 'trg')]
                 folder = os.path.join(work, 'JPEGImages', category)
@@ -427,33 +586,32 @@ def write_semantic_pairs(out: str, stamps_dir: str, seed: int = 0, opencv_data: 
                                  mirrored_pairs=mirrored, per_category={
                                      name: sum(planned['category'] == name for planned in plan)
                                      for name in categories})
+            if split == 'trn':
+                counts[split]['kinds'] = {kind: sum(planned['kind'] == kind for planned in plan)
+                                          for kind in ('exact', 'cross')}
         meta = _meta(annotations, seed, opencv_data, dict(draws=draws, val_draws=val_draws,
                                                           val_pairs_per_category=val_pairs_per_category,
-                                                          trn_pairs_per_category=trn_pairs_per_category),
-                     max_side, max_angle, counts, sorted(backgrounds))
+                                                          trn_pairs_per_category=trn_pairs_per_category,
+                                                          trn_exact_per_stamp=trn_exact_per_stamp,
+                                                          trn_points=trn_points),
+                     max_side, max_angle, counts, sorted(backgrounds), sorted(trn_backgrounds))
         with open(os.path.join(work, 'meta.json'), 'w') as file:
             json.dump(meta, file, indent=1)
         with open(os.path.join(work, 'README.txt'), 'w') as file:
             file.write(_readme(meta))
-        if os.path.exists(out):
-            shutil.rmtree(out)
-        os.replace(work, out)
-    finally:
-        if os.path.exists(work):
-            shutil.rmtree(work)
     return meta
 
 
 def _meta(annotations: dict, seed: int, opencv_data: Optional[str], sampling: dict, max_side: int,
-          max_angle: float, counts: dict, backgrounds: List[str]) -> dict:
+          max_angle: float, counts: dict, backgrounds: List[str], trn_backgrounds: List[str]) -> dict:
     return dict(
         kind='semantic correspondence: different instances of one category, keypoints placed by hand',
         objects='photographed stamps of Debian tuxpaint-stamps-default (never animals/)',
         annotation_file='sfc_plugin/generators/data/semantic_keypoints.json',
         categories={name: dict(split=entry['split'], keypoints=entry['keypoints'], instances=sorted(entry['instances']))
                     for name, entry in annotations['categories'].items()},
-        backgrounds=backgrounds, opencv_data=opencv_data, seed=seed, **sampling, max_side=max_side,
-        max_angle=max_angle,
+        backgrounds=backgrounds, trn_backgrounds=trn_backgrounds, opencv_data=opencv_data, seed=seed, **sampling,
+        max_side=max_side, max_angle=max_angle,
         object_scale='35-75 % of the longer image side', splits=counts)
 
 
@@ -461,15 +619,61 @@ def _readme(meta: dict) -> str:
     lines = ['Cross-instance semantic pairs (sfc_plugin tools/make_semantic_pairs.py), SPair-71k layout:',
              '  JPEGImages/<category>/<image>.jpg, PairAnnotation/<split>/<pair>.json, Layout/large/<split>.txt',
              f'Objects: {meta["objects"]}; keypoints placed by hand ({meta["annotation_file"]}).',
-             f'Backgrounds: {", ".join(meta["backgrounds"])}.',
+             f'Backgrounds of test and val: {", ".join(meta["backgrounds"])}.',
+             f'Backgrounds of trn (none of the above): {", ".join(meta["trn_backgrounds"])}.',
              f'Seed {meta["seed"]}, images {meta["max_side"]} px on the longer side, object 35-75 % of it, '
              f'mirrored with p = 1/2, rotated up to {meta["max_angle"]} degrees.',
-             'Splits: test = report categories, val = tuning categories, trn = unlabelled pairs (no keypoints).']
+             'Splits: test = report categories, val = tuning categories, trn = other categories: "exact" pairs '
+             f'(one stamp drawn twice, {meta["trn_points"]} points sampled on it, exact keypoints) and "cross" '
+             'pairs (two stamps of a category, no keypoints, "labelled": false).']
     for split, count in meta['splits'].items():
-        lines.append(f'  {split}: {count["pairs"]} pairs, {count["keypoints"]} keypoint matches, '
+        kinds = ''.join(f', {number} {kind}' for kind, number in count.get('kinds', {}).items())
+        lines.append(f'  {split}: {count["pairs"]} pairs{kinds}, {count["keypoints"]} keypoint matches, '
                      f'{count["mirrored_pairs"]} mirrored, per category '
                      + ', '.join(f'{name} {pairs}' for name, pairs in count['per_category'].items()))
     return '\n'.join(lines) + '\n'
+
+
+def write_class_folders(out: str, stamps_dir: str, opencv_data: Optional[str] = None, images_per_stamp: int = 4,
+                        seed: int = 0, annotations: Optional[dict] = None, max_side: int = 320,
+                        max_angle: float = 10.0, overwrite: bool = False) -> dict:
+    """Single composites of the ``trn`` stamps (the annotation file's ``unlabelled`` categories) on the
+    ``trn`` backgrounds, as class folders ``out/<category>/<stamp>_<k>.jpg`` (``images_per_stamp`` each,
+    ``<stamp>`` the stamp's file name), and ``out/meta.json`` with every image's stamp, box (x1, y1, x2,
+    y2 of alpha >= 0.5) and draw (background, flipped, angle, scale, the 2 x 3 ``affine`` map of stamp
+    pixels to image pixels). Written all at once like ``write_semantic_pairs``; returns the meta dict."""
+    annotations = _checked_annotations(annotations, stamps_dir)
+    out = _new_folder(out, overwrite)
+    backgrounds = trn_background_photos(opencv_data)
+    groups = _unlabelled_groups(annotations)
+    images = {}
+    with _replacing_folder(out) as work:
+        number = 0
+        for category, instances in groups.items():
+            os.makedirs(os.path.join(work, category))
+            for instance, stamp_path in instances.items():
+                stamp = read_stamp(stamps_dir, stamp_path)
+                number += 1
+                for k in range(images_per_stamp):
+                    rng = np.random.default_rng([seed, len(SPLITS), number, k])
+                    background_name, background = _pick_background(rng, backgrounds, max_side)
+                    view = composite(rng, stamp, np.zeros((0, 2)), background, max_angle=max_angle)
+                    name = f'{category}/{instance}_{k}.jpg'
+                    _write_jpeg(os.path.join(work, name), view['image'])
+                    images[name] = dict(category=category, stamp=stamp_path, imsize=[*view['image'].shape[1::-1], 3],
+                                        box=view['box'], background=background_name, flipped=view['flipped'],
+                                        angle=round(view['angle'], 3), scale=round(view['scale'], 5),
+                                        affine=np.round(view['affine'], 5).tolist())
+        meta = dict(kind='class folders: one photographed Tux Paint stamp (never animals/) per image, '
+                         'the folder is its category',
+                    annotation_file='sfc_plugin/generators/data/semantic_keypoints.json (unlabelled)',
+                    categories={category: sorted(instances.values()) for category, instances in groups.items()},
+                    backgrounds=sorted(backgrounds), opencv_data=opencv_data, seed=seed,
+                    images_per_stamp=images_per_stamp, max_side=max_side, max_angle=max_angle,
+                    object_scale='35-75 % of the longer image side', images=images)
+        with open(os.path.join(work, 'meta.json'), 'w') as file:
+            json.dump(meta, file, indent=1)
+    return meta
 
 
 def _label(image: np.ndarray, text: str, origin: Tuple[int, int], colour=(0, 0, 0), scale: float = 0.4) -> None:
@@ -544,18 +748,25 @@ def draw_pair(source: np.ndarray, target: np.ndarray, src_kps: np.ndarray, trg_k
     return canvas
 
 
-def draw_examples(root: str, split: str = 'test', per_category: int = 2) -> np.ndarray:
-    """Written pairs of ``split`` under ``root`` drawn with ``draw_pair``: per category its first mirrored
-    and first unmirrored pair (up to ``per_category``), two pairs a row; RGB uint8."""
+def draw_examples(root: str, split: str = 'test', per_category: int = 2,
+                  categories: Optional[Sequence[str]] = None) -> np.ndarray:
+    """Written pairs of ``split`` under ``root`` drawn with ``draw_pair``: per category (those named in
+    ``categories``; None: all) its first mirrored and first unmirrored pair, or, where the pairs have a
+    ``kind`` (``trn``), its first pair of each kind (up to ``per_category``), two pairs a row; RGB uint8."""
     from sfc_plugin.utils import read_image
     with open(os.path.join(root, 'Layout', 'large', f'{split}.txt')) as file:
         lines = [line.strip() for line in file if line.strip()]
     chosen = {}
     for line in lines:
         record = read_json(os.path.join(root, 'PairAnnotation', split, f'{line}.json'), OSError, 'pair file not found')
+        if categories is not None and record['category'] not in categories:
+            continue
         picked = chosen.setdefault(record['category'], {})
-        if len(picked) < per_category and bool(record['mirrored']) not in picked:
-            picked[bool(record['mirrored'])] = record
+        key = record.get('kind', bool(record['mirrored']))
+        if len(picked) < per_category and key not in picked:
+            picked[key] = record
+    if not chosen:
+        raise ValueError(f'{root}: no {split} pair of the categories {list(categories or [])} to draw')
     drawings = []
     for category, picked in chosen.items():
         for record in picked.values():
@@ -565,7 +776,7 @@ def draw_examples(root: str, split: str = 'test', per_category: int = 2) -> np.n
                 read_image(os.path.join(folder, record['trg_imname'])),
                 np.asarray(record['src_kps']).reshape(-1, 2), np.asarray(record['trg_kps']).reshape(-1, 2),
                 record['kps_ids'], f'{category}: {record["src_instance"]} -> {record["trg_instance"]}'
-                + (' (mirrored)' if record['mirrored'] else '')))
+                + (' (mirrored)' if record['mirrored'] else '') + (f' [{record["kind"]}]' if 'kind' in record else '')))
     width = max(drawing.shape[1] for drawing in drawings)
     rows = []
     for start in range(0, len(drawings), 2):
