@@ -56,7 +56,7 @@ def _no_pretrained(node):
 
 def test_every_config_is_found():
     assert len(CONFIGS) >= 40
-    assert {path.split(os.sep)[1] for path in CONFIGS} == {'fc', 'sfc', 'vos_benchmark', 'pair', 'moco'}
+    assert {path.split(os.sep)[1] for path in CONFIGS} == {'fc', 'sfc', 'vos_benchmark', 'pair', 'moco', 'cats', 'semimatch'}
 
 
 @pytest.mark.parametrize('path', CONFIGS + [DEFAULT_MODEL])
@@ -83,6 +83,7 @@ def test_base_models_hold_each_model_once():
         text = open(os.path.join(REPO_ROOT, path)).read()
         assert "type='PropagationModel'" not in text and "type='PairMatchingModel'" not in text, path
         assert "type='FC'" not in text and "type='MoCo'" not in text, path
+        assert "type='CATsMatchingModel'" not in text, path
     assert glob.glob(os.path.join(REPO_ROOT, 'configs', '*', '_base_')) == []
 
 

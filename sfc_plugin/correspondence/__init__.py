@@ -1,6 +1,7 @@
 """Image-pair correspondence: SPair-71k / PF-PASCAL / PF-WILLOW datasets, PCK, matchers, the evaluation
 model and metric that ``tools/test.py`` runs, and the ``sfc-match`` command. Configs import this
 subpackage with ``custom_imports`` so that its registry entries exist."""
+from .cats_model import CATsMatchingModel
 from .datasets import (PCK_REFERENCES, PairDataError, PFPascalDataset, PFWillowDataset, SPair71kDataset,
                        pair_collate)
 from .matching import (HYPERPIXEL_STYLES, MATCHERS, RECEPTIVE_FIELDS, BoxPrior, FeatureExtractor, FeatureMap,
@@ -8,10 +9,11 @@ from .matching import (HYPERPIXEL_STYLES, MATCHERS, RECEPTIVE_FIELDS, BoxPrior, 
 from .metric import PairPCKMetric
 from .model import FLIP_MODES, METHODS, PROTOCOLS, PairMatchingModel
 from .pck import pck_hits, summarize_pck
+from .training_data import PairTrainingDataset, pair_training_collate
 
 __all__ = [
-    'BoxPrior', 'FLIP_MODES', 'HYPERPIXEL_STYLES', 'MATCHERS', 'METHODS', 'PCK_REFERENCES', 'PROTOCOLS',
+    'BoxPrior', 'CATsMatchingModel', 'FLIP_MODES', 'HYPERPIXEL_STYLES', 'MATCHERS', 'METHODS', 'PCK_REFERENCES', 'PROTOCOLS',
     'RECEPTIVE_FIELDS', 'FeatureExtractor', 'FeatureMap', 'MatchResult', 'PFPascalDataset', 'PFWillowDataset',
-    'PairDataError', 'PairMatcher', 'PairMatchingModel', 'PairPCKMetric', 'SPair71kDataset', 'orientation_score',
-    'pair_collate', 'pck_hits', 'receptive_field', 'summarize_pck'
+    'PairDataError', 'PairMatcher', 'PairMatchingModel', 'PairPCKMetric', 'PairTrainingDataset', 'SPair71kDataset', 'orientation_score',
+    'pair_collate', 'pair_training_collate', 'pck_hits', 'receptive_field', 'summarize_pck'
 ]

@@ -18,6 +18,7 @@ without a backbone, an unwritable folder...) are printed as one message naming t
 with exit status 1; Ctrl-C exits with 130.
 """
 import argparse
+import inspect
 import json
 import os
 import sys
@@ -28,7 +29,9 @@ import cv2
 import numpy as np
 import torch
 from mmengine.config import DictAction
+from mmengine.registry import DefaultScope
 
+from sfc_plugin.registry import MODELS, SCOPE
 from sfc_plugin.utils import CheckpointMismatchError, atomic_path
 from sfc_plugin.utils.io import ensure_writable_dir
 from .matching import MATCHERS
@@ -94,14 +97,20 @@ def load_pair_model(config: Optional[str], checkpoint: Optional[str], cfg_option
     cfg = load_config(config, cfg_options)
     if 'backbone' not in cfg.get('model', {}):
         raise ValueError(f'{config}: model has no backbone (give an evaluation config, e.g. configs/pair/*.py)')
-    if cfg.model.get('type') in ('PairMatchingModel', 'sfc_plugin.PairMatchingModel'):
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', SCOPE)):
+        model_type = MODELS.get(cfg.model['type']) if isinstance(cfg.model.get('type'), str) else cfg.model.get('type')
+    if isinstance(model_type, type) and issubclass(model_type, PairMatchingModel):  # also a learned matcher
         model_cfg = {key: value for key, value in cfg.model.items() if key != 'out_dir'}
     else:
+        model_type = PairMatchingModel
         model_cfg = dict(backbone=cfg.model.backbone, matcher=dict(method='ot_rhm'), max_side=320)
-    model_cfg['type'] = PairMatchingModel
+    model_cfg['type'] = model_type
     if settings.get('matcher') is not None:
         model_cfg['matcher'] = dict(model_cfg.get('matcher') or {}, method=settings['matcher'])
     if settings.get('max_side') is not None:
+        if 'max_side' not in inspect.signature(model_type).parameters:
+            raise ValueError(f'{config}: {model_type.__name__} runs at the input size it was trained at; '
+                             f'--max-side does not apply')
         model_cfg.update(max_side=settings['max_side'], input_size=None)
     for key in ('flip', 'layers'):
         if settings.get(key) is not None:
