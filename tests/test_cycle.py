@@ -226,6 +226,10 @@ def test_spair_layout_pairs_and_items(tmp_path):
     assert pairs[1] == (os.path.join(image, 'cat', '2009_000003.jpg'), os.path.join(image, 'cat', '2008_000002.jpg'),
                         'cat')
     assert [category for _, _, category in pairs] == ['cat', 'cat', 'dog']
+    exact = dict(spair_record('2011_000006', '2011_000007', 'cow', [[1, 1]], [[2, 2]], box, box), kind='exact')
+    make_spair(str(tmp_path / 'mixed'), [spair_record('2008_000001', '2008_000002', 'cat', [], [], box, box), exact],
+               split='trn')
+    assert [category for _, _, category in same_category_pairs(str(tmp_path / 'mixed'), split='trn')] == ['cat']
 
     with open(os.path.join(str(tmp_path), 'Layout', 'large', 'trn.txt'), 'w') as file:
         file.write('000001-2008_000001-2008_000009:cat\n')  # the target image is not there

@@ -422,3 +422,24 @@ def test_class_folders_hold_single_composites_of_the_trn_stamps(tmp_path):
     with pytest.raises(AnnotationError, match='animals/'):
         write_class_folders(str(tmp_path / 'animals'), stamps, annotations=held_out)
     assert not os.path.exists(tmp_path / 'animals')
+
+
+def test_class_folders_on_noise_share_no_background(tmp_path):
+    stamps = str(tmp_path / 'stamps')
+    annotations = _synthetic_set(stamps)
+    meta = write_class_folders(str(tmp_path / 'noise'), stamps, images_per_stamp=2, seed=2, annotations=annotations,
+                               max_side=96, backgrounds='noise')
+    assert meta['backgrounds'] == 'noise (one per image)'
+    corners = []
+    for name, entry in meta['images'].items():
+        assert entry['background'] == 'noise'
+        image = _read_rgb(str(tmp_path / 'noise' / name)).astype(np.float64)
+        x1, y1, x2, y2 = (int(v) for v in entry['box'])
+        outside = np.ones(image.shape[:2], bool)
+        outside[max(0, y1 - 2):y2 + 3, max(0, x1 - 2):x2 + 3] = False
+        corners.append(image[outside].mean(axis=0))
+    # every image has its own background: no two mean background colours agree
+    gaps = [np.abs(a - b).max() for i, a in enumerate(corners) for b in corners[i + 1:]]
+    assert min(gaps) > 2
+    with pytest.raises(ValueError, match="'photos' or 'noise'"):
+        write_class_folders(str(tmp_path / 'bad'), stamps, annotations=annotations, backgrounds='plain')

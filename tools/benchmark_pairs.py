@@ -36,7 +36,10 @@ def _layer_set(text: str):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument('configs', nargs='+', help='pair configs (configs/pair/*.py)')
-    parser.add_argument('--matchers', nargs='+', default=['nn'], choices=METHODS)
+    parser.add_argument('--checkpoints', nargs='+', default=None,
+                        help="one per config ('none': initialised by the config), e.g. a trained CATs-lite")
+    parser.add_argument('--matchers', nargs='+', default=['nn'], choices=METHODS + ('cats',),
+                        help="cats: the network of a trained matcher's config (CATsMatchingModel)")
     parser.add_argument('--flips', nargs='+', default=['off'], choices=FLIP_MODES)
     parser.add_argument('--flip-margins', nargs='+', type=float, default=[None],
                         help="margins of the 'auto' flip mode (default: the config's)")
@@ -53,12 +56,13 @@ def main() -> int:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='overrides for every config')
     args = parser.parse_args()
     torch.set_num_threads(1)
-    rows = benchmark_pairs(args.configs, args.matchers, args.data_root, args.split, args.layer_sets, args.max_sides,
+    checkpoints = None if args.checkpoints is None else [None if path == 'none' else path for path in args.checkpoints]
+    rows = benchmark_pairs(args.configs, args.matchers, checkpoints, args.data_root, args.split, args.layer_sets, args.max_sides,
                            args.flips, args.flip_margins, groups={'photo warps': PHOTOS, 'real pairs': REAL_PAIRS},
                            cfg_options=args.cfg_options)
     if args.sort:
         rows.sort(key=lambda row: -row['category_mean']['PCK@0.1'])
-    columns = [('config', 'config'), ('matcher', 'matcher'), ('flip', 'flip'), ('layers', 'layers'),
+    columns = [('config', 'config'), ('checkpoint', 'checkpoint'), ('matcher', 'matcher'), ('flip', 'flip'), ('layers', 'layers'),
                ('max_side', 'max side')]
     categories = sorted({name for row in rows for name in row['categories']})
     groups = [group for group in ('photo warps', 'real pairs') if any(group in row for row in rows)]

@@ -43,6 +43,9 @@ def main() -> int:
     parser.add_argument('--class-folders', metavar='OUT',
                         help='also write single composites of the trn stamps as OUT/<category>/<stamp>_<k>.jpg')
     parser.add_argument('--images-per-stamp', type=int, default=4, help='class folders: images of every stamp')
+    parser.add_argument('--class-backgrounds', choices=('photos', 'noise'), default='photos',
+                        help="class folders: the trn photos (shared within a class) or a random colour field per "
+                             "image (a class then shares only its objects)")
     parser.add_argument('--max-side', type=int, default=320, help='longer side of every image, pixels')
     parser.add_argument('--max-angle', type=float, default=10.0, help='largest in-plane rotation, degrees')
     parser.add_argument('--keypoint-sheet', metavar='JPG', help='also draw every annotated stamp with its keypoints')
@@ -61,7 +64,8 @@ def main() -> int:
                                     trn_exact_per_stamp=args.trn_exact_per_stamp, trn_points=args.trn_points)
         if args.class_folders:
             classes = write_class_folders(args.class_folders, args.stamps, args.opencv_data, args.images_per_stamp,
-                                          args.seed, annotations, args.max_side, args.max_angle, args.overwrite)
+                                          args.seed, annotations, args.max_side, args.max_angle, args.overwrite,
+                                          backgrounds=args.class_backgrounds)
         if args.keypoint_sheet:
             write_jpeg_atomic(args.keypoint_sheet, draw_keypoint_sheet(annotations, args.stamps))
         if args.examples:

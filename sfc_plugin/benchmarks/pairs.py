@@ -19,7 +19,8 @@ from sfc_plugin.apis.inference import load_config
 from sfc_plugin.correspondence.model import PairMatchingModel
 from sfc_plugin.correspondence.pck import pck_hits, summarize_pck
 from sfc_plugin.models.weight_init import init_weights_quietly
-from sfc_plugin.registry import DATASETS, SCOPE
+from sfc_plugin.registry import DATASETS, MODELS, SCOPE
+from sfc_plugin.utils import load_model_weights
 
 ALPHAS = (0.05, 0.1, 0.15)
 
@@ -28,8 +29,8 @@ def _percent(values: Sequence[float]) -> Dict[str, float]:
     return {f'PCK@{alpha:g}': round(100 * float(value), 4) for alpha, value in zip(ALPHAS, values)}
 
 
-def _build(config: str, data_root: Optional[str], split: Optional[str], layers: Optional[Sequence[str]],
-           max_side: Optional[int], cfg_options: Optional[dict]):
+def _build(config: str, checkpoint: Optional[str], data_root: Optional[str], split: Optional[str],
+           layers: Optional[Sequence[str]], max_side: Optional[int], cfg_options: Optional[dict]):
     cfg = load_config(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -45,15 +46,22 @@ def _build(config: str, data_root: Optional[str], split: Optional[str], layers: 
         model_cfg.update(max_side=max_side, input_size=None)
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', SCOPE)):
         dataset = DATASETS.build(dataset_cfg)
+        model_type = MODELS.get(cfg.model['type'])
+        if not (isinstance(model_type, type) and issubclass(model_type, PairMatchingModel)):
+            raise ValueError(f'{config}: model type {cfg.model["type"]} is not a PairMatchingModel')
         torch.manual_seed(0)  # the same random initialisation for configs without weights
-        model = PairMatchingModel(**dict(model_cfg, feature_cache=2 ** 31))
-        init_weights_quietly(model)
+        model = model_type(**dict(model_cfg, feature_cache=2 ** 31))
+        if checkpoint is None:
+            init_weights_quietly(model)
+        else:
+            load_model_weights(model, checkpoint)
     reference = cfg.test_evaluator.reference
     return dataset, model.eval(), reference if isinstance(reference, str) else reference[0], dict(cfg.model.get(
         'matcher') or {}), cfg.model.get('flip_margin', 0.0)
 
 
-def benchmark_pairs(configs: Sequence[str], matchers: Sequence[str], data_root: Optional[str] = None,
+def benchmark_pairs(configs: Sequence[str], matchers: Sequence[str], checkpoints: Optional[Sequence[Optional[str]]] = None,
+                    data_root: Optional[str] = None,
                     split: Optional[str] = None, layer_sets: Sequence[Optional[Sequence[str]]] = (None,),
                     max_sides: Sequence[Optional[int]] = (None,), flips: Sequence[str] = ('off',),
                     flip_margins: Sequence[Optional[float]] = (None,), groups: Optional[Dict[str, Sequence[str]]] = None,
@@ -61,9 +69,11 @@ def benchmark_pairs(configs: Sequence[str], matchers: Sequence[str], data_root: 
     """One row per combination: per-pair PCK in percent at ``ALPHAS``.
 
     Args:
-        configs: pair configs (``configs/pair/*.py``); their models are initialised by their init_cfg.
-        matchers: methods of ``PairMatchingModel`` (the ``PairMatcher`` ones and ``box_prior``); each
-            keeps the config's other matcher settings (e.g. its OT-RHM exponent).
+        configs: pair configs (``configs/pair/*.py``, or a trained matcher's config).
+        matchers: methods of ``PairMatchingModel`` (the ``PairMatcher`` ones and ``box_prior``; 'cats':
+            a ``CATsMatchingModel``'s network); each keeps the config's other matcher settings (e.g. its
+            OT-RHM exponent).
+        checkpoints: one per config (None: the model is initialised by its init_cfg), loaded strictly.
         data_root, split: override the configs' dataset root and split.
         layer_sets: hyperpixel layer lists to try (None: the config's; an empty list: the backbone's output).
         max_sides: longer sides to resize images to (None: the config's input size).
@@ -72,9 +82,13 @@ def benchmark_pairs(configs: Sequence[str], matchers: Sequence[str], data_root: 
         groups: name -> categories, reported besides 'all'.
         cfg_options: overrides applied to every config (as ``--cfg-options``).
     """
+    checkpoints = list(checkpoints) if checkpoints is not None else [None] * len(configs)
+    if len(checkpoints) != len(configs):
+        raise ValueError(f'benchmark_pairs: {len(checkpoints)} checkpoints for {len(configs)} configs')
     rows = []
-    for config, layers, max_side in itertools.product(configs, layer_sets, max_sides):
-        dataset, model, reference, config_matcher, config_margin = _build(config, data_root, split, layers, max_side, cfg_options)
+    for (config, checkpoint), layers, max_side in itertools.product(zip(configs, checkpoints), layer_sets, max_sides):
+        dataset, model, reference, config_matcher, config_margin = _build(config, checkpoint, data_root, split, layers,
+                                                                          max_side, cfg_options)
         samples = [dataset[index] for index in range(len(dataset))]
         start = time.perf_counter()
         with torch.no_grad():  # every image's features once (and its mirror's, when a flip mode needs it)
@@ -99,7 +113,7 @@ def benchmark_pairs(configs: Sequence[str], matchers: Sequence[str], data_root: 
                     records.append(dict(category=sample['category'], hits=hits))
             summary = summarize_pck(records, ALPHAS)
             categories = sorted(key.split('/', 1)[1] for key in summary if key.startswith('category/'))
-            row = dict(config=config, matcher=method, flip=flip if flip != 'auto' else f'auto, margin {margin:g}', layers=model.extractor.layers,
+            row = dict(config=config, checkpoint=checkpoint, matcher=method, flip=flip if flip != 'auto' else f'auto, margin {margin:g}', layers=model.extractor.layers,
                        max_side=model.extractor.max_side, reference=reference, pairs=len(records),
                        feature_seconds=round(feature_seconds, 1), match_seconds=round(time.perf_counter() - start, 1),
                        all=_percent(summary['all']['pair']),

@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from sfc_plugin.registry import DATASETS
-from sfc_plugin.utils import problems_summary, read_image
+from sfc_plugin.utils import problems_summary, read_image, read_json
 from .image_datasets import IMAGE_EXTENSIONS
 
 # Tux Paint's animal stamps are kept out of all semantic-correspondence work (training, tuning, pair sets).
@@ -39,8 +39,16 @@ def _spair_names(image_dir: str, names: List[str]) -> Optional[Tuple[str, str]]:
     return None
 
 
+def _same_instance(data_root: str, split: str, line: str) -> bool:
+    """Whether the pair file marks the pair as one object shown twice (``kind`` 'exact', the supervised
+    pairs of the project's semantic pair set), which is no cross-instance pair."""
+    path = os.path.join(data_root, 'PairAnnotation', split, f'{line}.json')
+    return os.path.isfile(path) and read_json(path, ValueError, 'pair annotation').get('kind') == 'exact'
+
+
 def spair_pairs(data_root: str, split: str = 'test', layout: str = 'large') -> List[Pair]:
-    """The pairs of an SPair-71k layout list, in its order."""
+    """The cross-instance pairs of an SPair-71k layout list, in its order (pairs whose file marks them
+    ``kind`` 'exact', one object twice, are left out)."""
     list_path = os.path.join(data_root, 'Layout', layout, f'{split}.txt')
     with open(list_path) as file:
         lines = [line.strip() for line in file if line.strip()]
@@ -53,6 +61,8 @@ def spair_pairs(data_root: str, split: str = 'test', layout: str = 'large') -> L
         if names is None:
             problems.append(f'{list_path}:{number}: expected <index>-<source>-<target>:<category> with both '
                             f'images in JPEGImages/<category>, got {line!r}')
+            continue
+        if _same_instance(data_root, split, line):
             continue
         pairs.append((os.path.join(image_dir, f'{names[0]}.jpg'), os.path.join(image_dir, f'{names[1]}.jpg'),
                       category))

@@ -634,17 +634,32 @@ def _readme(meta: dict) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def noise_background(rng: np.random.Generator, max_side: int) -> np.ndarray:
+    """A background no other image shares: a smooth random colour field (a coarse grid of random colours,
+    upsampled bicubically) with fine noise, 4:3 with the longer side ``max_side``; RGB uint8."""
+    height, width = round(max_side * 3 / 4), max_side
+    coarse = rng.uniform(0, 255, (int(rng.integers(3, 9)), int(rng.integers(3, 9)), 3)).astype(np.float32)
+    field = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+    field += rng.normal(0, 6, field.shape).astype(np.float32)
+    return np.clip(field, 0, 255).round().astype(np.uint8)
+
+
 def write_class_folders(out: str, stamps_dir: str, opencv_data: Optional[str] = None, images_per_stamp: int = 4,
                         seed: int = 0, annotations: Optional[dict] = None, max_side: int = 320,
-                        max_angle: float = 10.0, overwrite: bool = False) -> dict:
-    """Single composites of the ``trn`` stamps (the annotation file's ``unlabelled`` categories) on the
-    ``trn`` backgrounds, as class folders ``out/<category>/<stamp>_<k>.jpg`` (``images_per_stamp`` each,
-    ``<stamp>`` the stamp's file name), and ``out/meta.json`` with every image's stamp, box (x1, y1, x2,
-    y2 of alpha >= 0.5) and draw (background, flipped, angle, scale, the 2 x 3 ``affine`` map of stamp
-    pixels to image pixels). Written all at once like ``write_semantic_pairs``; returns the meta dict."""
+                        max_angle: float = 10.0, overwrite: bool = False, backgrounds: str = 'photos') -> dict:
+    """Single composites of the ``trn`` stamps (the annotation file's ``unlabelled`` categories) as class
+    folders ``out/<category>/<stamp>_<k>.jpg`` (``images_per_stamp`` each, ``<stamp>`` the stamp's file
+    name), and ``out/meta.json`` with every image's stamp, box (x1, y1, x2, y2 of alpha >= 0.5) and draw
+    (background, flipped, angle, scale, the 2 x 3 ``affine`` map of stamp pixels to image pixels).
+    ``backgrounds``: 'photos' the ``trn`` background photos (random crops: images of a class share
+    backgrounds), 'noise' a :func:`noise_background` per image (what the images of a class share is their
+    object, as in a photo collection; the stand-in for weak supervision). Written all at once like
+    ``write_semantic_pairs``; returns the meta dict."""
+    if backgrounds not in ('photos', 'noise'):
+        raise ValueError(f"write_class_folders: backgrounds must be 'photos' or 'noise', got {backgrounds!r}")
     annotations = _checked_annotations(annotations, stamps_dir)
     out = _new_folder(out, overwrite)
-    backgrounds = trn_background_photos(opencv_data)
+    photos = trn_background_photos(opencv_data) if backgrounds == 'photos' else {}
     groups = _unlabelled_groups(annotations)
     images = {}
     with _replacing_folder(out) as work:
@@ -656,7 +671,10 @@ def write_class_folders(out: str, stamps_dir: str, opencv_data: Optional[str] = 
                 number += 1
                 for k in range(images_per_stamp):
                     rng = np.random.default_rng([seed, len(SPLITS), number, k])
-                    background_name, background = _pick_background(rng, backgrounds, max_side)
+                    if photos:
+                        background_name, background = _pick_background(rng, photos, max_side)
+                    else:
+                        background_name, background = 'noise', noise_background(rng, max_side)
                     view = composite(rng, stamp, np.zeros((0, 2)), background, max_angle=max_angle)
                     name = f'{category}/{instance}_{k}.jpg'
                     _write_jpeg(os.path.join(work, name), view['image'])
@@ -668,7 +686,8 @@ def write_class_folders(out: str, stamps_dir: str, opencv_data: Optional[str] = 
                          'the folder is its category',
                     annotation_file='sfc_plugin/generators/data/semantic_keypoints.json (unlabelled)',
                     categories={category: sorted(instances.values()) for category, instances in groups.items()},
-                    backgrounds=sorted(backgrounds), opencv_data=opencv_data, seed=seed,
+                    backgrounds=sorted(photos) if photos else 'noise (one per image)', opencv_data=opencv_data,
+                    seed=seed,
                     images_per_stamp=images_per_stamp, max_side=max_side, max_angle=max_angle,
                     object_scale='35-75 % of the longer image side', images=images)
         with open(os.path.join(work, 'meta.json'), 'w') as file:
