@@ -122,6 +122,7 @@ def write_pairs(root: str) -> None:
     box = (4, 4, 60, 44)
     records = [spair_record(f'a{i}', f'b{i}', 'cat', [(10 + i, 12), (30, 20 + i), (50, 30)],
                             [(12, 14 + i), (33 + i, 22), (48, 33)], box, box) for i in range(2)]
+    records[1]['kind'] = 'exact'
     records.append(spair_record('a9', 'b9', 'cat', [], [], box, box))
     make_spair(root, records, split='trn')
 
@@ -144,6 +145,9 @@ def test_training_dataset_maps_keypoints_with_the_crop(tmp_path):
     supervised = PairTrainingDataset(dict(type='SPair71kDataset', data_root=str(tmp_path), split='trn',
                                           allow_unlabelled=True), unlabelled=False)
     assert len(supervised) == 2 and supervised.labelled.all()
+    exact = PairTrainingDataset(dict(type='SPair71kDataset', data_root=str(tmp_path), split='trn',
+                                     allow_unlabelled=True), kinds=['exact'])
+    assert [pair['pair_id'] for pair in exact.pairs] == [dataset.pairs[1]['pair_id']]
 
 
 def test_sfc_match_loads_the_learned_model(tmp_path):

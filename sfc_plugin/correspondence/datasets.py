@@ -17,6 +17,8 @@ is one image pair; images are not loaded (the matching model reads them). Every 
                                  # (the project's own SPair-layout pair sets write it)
     flip: bool                   # only PF-PASCAL 'trn': both images are to be read left-right
                                  # mirrored; keypoints and boxes are already mirrored
+    kind: str                    # only when the pair file says (the project's 'trn' pairs): 'exact' (one
+                                 # object shown twice) or 'cross' (two instances of a category)
     labelled: bool               # only SPair-71k with allow_unlabelled: whether the pair has keypoints
                                  # (False: src_kps, trg_kps are (0, 2))
 
@@ -267,6 +269,8 @@ class SPair71kDataset(_PairDataset):
             if record['mirrored'] not in (0, 1):  # also False / True
                 raise PairDataError(f'{path}: mirrored must be 0 or 1 (false or true), got {record["mirrored"]!r}')
             extra['mirrored'] = bool(record['mirrored'])
+        if isinstance(record.get('kind'), str):  # the project's training pairs: 'exact' or 'cross'
+            extra['kind'] = record['kind']
         category = str(record['category'])
         image_dir = os.path.join(self.data_root, 'JPEGImages', category)
         return self._sample(

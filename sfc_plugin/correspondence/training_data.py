@@ -60,11 +60,13 @@ class PairTrainingDataset(Dataset):
         max_keypoints: keypoints per image after padding (extra ones are dropped at random).
         unlabelled: keep the pairs without keypoints (semi-supervised training); False drops them
             (supervised training sees only labelled pairs).
+        kinds: keep only pairs of these ``kind`` values ('exact', 'cross'; pairs without one count as
+            'cross'); None keeps all.
     """
 
     def __init__(self, dataset: Union[dict, Dataset], size: int = 256, crop_prob: float = 0.5,
                  labelled_fraction: float = 1.0, labelled_seed: int = 0, max_keypoints: int = 32,
-                 unlabelled: bool = True) -> None:
+                 unlabelled: bool = True, kinds: Optional[Sequence[str]] = None) -> None:
         if not 0.0 <= crop_prob <= 1.0 or not 0.0 <= labelled_fraction <= 1.0:
             raise ValueError(f'PairTrainingDataset: crop_prob and labelled_fraction must be in [0, 1], got '
                              f'{crop_prob} and {labelled_fraction}')
@@ -75,6 +77,8 @@ class PairTrainingDataset(Dataset):
         pairs = [self.dataset.get_data_info(index) for index in range(len(self.dataset))]
         if not unlabelled:
             pairs = [pair for pair in pairs if len(pair['src_kps']) > 0]
+        if kinds is not None:
+            pairs = [pair for pair in pairs if pair.get('kind', 'cross') in kinds]
         if not pairs:
             raise ValueError(f'PairTrainingDataset: no {"" if unlabelled else "labelled "}pairs in the dataset')
         self.pairs: List[dict] = pairs
