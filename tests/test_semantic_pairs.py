@@ -93,14 +93,19 @@ def test_annotation_file_is_well_formed():
     annotations = load_annotations()  # raises on a structural problem
     categories = annotations['categories']
     splits = {split: {name for name, entry in categories.items() if entry['split'] == split}
-              for split in ('test', 'val')}
-    assert len(splits['test']) >= 3 and len(splits['val']) >= 2
+              for split in ('test', 'val', 'trn')}
+    assert len(splits['test']) >= 3 and len(splits['val']) >= 2 and len(splits['trn']) >= 2
     stamps = {split: {record['stamp'] for name in names for record in categories[name]['instances'].values()}
               for split, names in splits.items()}
     unlabelled = {stamp for group in annotations['unlabelled']['categories'].values() for stamp in group}
-    assert not stamps['test'] & (stamps['val'] | unlabelled) and not stamps['val'] & unlabelled
-    assert not any(stamp.startswith('animals/') for stamp in stamps['test'] | stamps['val'] | unlabelled)
+    assert not stamps['test'] & (stamps['val'] | stamps['trn'] | unlabelled)
+    assert not stamps['val'] & (stamps['trn'] | unlabelled) and not stamps['trn'] & unlabelled
+    assert not set(annotations['unlabelled']['categories']) & set(categories)
+    assert not any(stamp.startswith('animals/') for group in stamps.values() for stamp in group | unlabelled)
+    for name in splits['trn']:  # cross-instance training pairs need two instances at least
+        assert len(categories[name]['instances']) >= 2, name
     for name, entry in categories.items():
+        assert set(entry['definitions']) == set(entry['keypoints']), name
         paired = {side for pair in entry['flip_pairs'] for side in pair}
         for keypoint in entry['keypoints']:  # image-side names only where the mirror swaps them
             assert ('left' in keypoint or 'right' in keypoint) == (keypoint in paired), (name, keypoint)
@@ -124,12 +129,18 @@ def test_annotation_check_finds_each_problem():
     broken['categories']['jug']['instances']['mug']['stamp'] = 'animals/cats/cat.png'
     broken['unlabelled']['categories']['fruit'].append(car[first]['stamp'])
     broken['unlabelled']['categories']['nut'].append(good['categories']['apple']['instances']['apple_red']['stamp'])
+    broken['unlabelled']['categories']['tree'].append(good['categories']['hat']['instances']['tophat']['stamp'])
+    broken['unlabelled']['categories']['shirt'] = ['clothes/t_pants.png']
+    broken['categories']['scissors']['split'] = 'train'
     problems = '\n'.join(annotation_problems(broken))
     assert "['left_mirror'] are not in the category's list" in problems
     assert f"instance '{second}': split 'val' differs" in problems
     assert 'outside animals/' in problems
     assert f"'fruit': {car[first]['stamp']} is an annotated" in problems  # a test stamp
     assert "'nut': food/fruit/apple_red.png is an annotated" in problems  # a val stamp
+    assert "'tree': clothes/hats/tophat.png is an annotated" in problems  # a labelled trn stamp
+    assert "unlabelled 'shirt': named like an annotated category" in problems
+    assert "category 'scissors': split must be one of ('test', 'val', 'trn'), got 'train'" in problems
 
 
 @pytest.mark.skipif(not os.path.isdir(STAMPS_DIR), reason=f'no Tux Paint stamps at {STAMPS_DIR} '
@@ -443,3 +454,58 @@ def test_class_folders_on_noise_share_no_background(tmp_path):
     assert min(gaps) > 2
     with pytest.raises(ValueError, match="'photos' or 'noise'"):
         write_class_folders(str(tmp_path / 'bad'), stamps, annotations=annotations, backgrounds='plain')
+
+
+def test_labelled_trn_categories_give_keypointed_cross_pairs_after_the_others(tmp_path):
+    stamps = str(tmp_path / 'stamps')
+    plain = _synthetic_set(stamps)
+    annotations = copy.deepcopy(plain)
+    # two trn categories drawn with dots: one facing a way, one with a flip pair
+    for category, source in (('widget_trn', 'widget'), ('blob_trn', 'blob')):
+        entry = copy.deepcopy(plain['categories'][source])
+        entry['split'] = 'trn'
+        entry['instances'] = {f'{name}t': dict(record, split='trn', stamp=record['stamp'].replace('.png', '_t.png'))
+                              for name, record in list(entry['instances'].items())[:2]}
+        for record in entry['instances'].values():
+            _stamp(os.path.join(stamps, record['stamp']), (60, 40), (6, 6, 53, 33),
+                   {name: point for name, point in record['keypoints'].items() if point})
+        annotations['categories'][category] = entry
+    assert annotation_problems(annotations, stamps) == []
+    options = dict(seed=4, draws=1, val_draws=1, max_side=128, trn_exact_per_stamp=1, trn_points=6)
+    write_semantic_pairs(str(tmp_path / 'plain'), stamps, annotations=plain, **options)
+    root = str(tmp_path / 'set')
+    meta = write_semantic_pairs(root, stamps, annotations=annotations, trn_labelled_draws=3, **options)
+    assert meta['splits']['trn']['labelled_cross'] == 2 * 2 * 3 and meta['trn_labelled_draws'] == 3
+    # test, val and the earlier trn pairs are the same files; the labelled pairs follow them
+    before, after = _files(str(tmp_path / 'plain')), _files(root)
+    changed = {path for path in before if after.get(path) != before[path]}
+    assert changed == {'meta.json', 'README.txt', os.path.join('Layout', 'large', 'trn.txt')}
+    plain_lines = open(os.path.join(tmp_path, 'plain', 'Layout', 'large', 'trn.txt')).read().split()
+    lines = open(os.path.join(root, 'Layout', 'large', 'trn.txt')).read().split()
+    assert lines[:len(plain_lines)] == plain_lines and len(lines) == len(plain_lines) + 12
+    samples = {sample['pair_id']: sample for sample in SPair71kDataset(root, split='trn', allow_unlabelled=True)}
+    mirrored = []
+    for line in lines[len(plain_lines):]:
+        record = json.load(open(os.path.join(root, 'PairAnnotation', 'trn', f'{line}.json')))
+        entry = annotations['categories'][record['category']]
+        assert record['kind'] == 'cross' and record['labelled'] is True
+        assert record['src_instance'] != record['trg_instance'] and samples[line]['labelled']
+        names = [name for name in entry['keypoints']
+                 if entry['instances'][record['src_instance']]['keypoints'][name] is not None]
+        assert record['kps_names'] == names and len(samples[line]['src_kps']) == len(names)
+        for role in ('src', 'trg'):
+            assert record[f'{role}_background'] in TRN_BACKGROUNDS
+            image = _read_rgb(os.path.join(root, 'JPEGImages', record['category'], record[f'{role}_imname']))
+            swap = {'side_left': 'side_right', 'side_right': 'side_left'} if record[f'{role}_flipped'] else {}
+            for name, point in zip(names, record[f'{role}_kps']):  # image-side names swap in a mirror
+                colour = np.array(DOT_COLOURS[swap.get(name, name)], np.float64)
+                assert np.abs(_pixel_colour(image.astype(np.float64), point) - colour).max() < 90, (line, role, name)
+        facings = [entry['instances'][record[f'{role}_instance']]['facing'] for role in ('src', 'trg')]
+        if None in facings:
+            assert record['mirrored'] is False
+        else:
+            written = [facing if not record[f'{role}_flipped'] else {'left': 'right', 'right': 'left'}[facing]
+                       for facing, role in zip(facings, ('src', 'trg'))]
+            assert record['mirrored'] == (written[0] != written[1])
+            mirrored.append(record['mirrored'])
+    assert len(mirrored) == 6

@@ -5,7 +5,8 @@
 
 DIR is Tux Paint's stamps folder (/usr/share/tuxpaint/stamps, or that path inside an unpacked
 tuxpaint-stamps-default .deb). Splits: test (report categories), val (tuning categories), trn (other
-categories: exact same-stamp pairs with keypoints, cross-stamp pairs without). --class-folders also writes
+categories: exact same-stamp pairs with keypoints, cross-stamp pairs without, and cross-stamp pairs with
+hand-placed keypoints of the annotated trn categories). --class-folders also writes
 single composites of the trn stamps as <category>/<image>.jpg. See sfc_plugin/generators/semantic_pairs.py
 and docs/semantic_pairs.md; read a split with
     SPair71kDataset(data_root=OUT, split='test')
@@ -40,6 +41,8 @@ def main() -> int:
     parser.add_argument('--trn-exact-per-stamp', type=int, default=3,
                         help='trn: exact pairs (the stamp drawn twice, exact keypoints) of every stamp')
     parser.add_argument('--trn-points', type=int, default=24, help='trn: points sampled on the stamp of an exact pair')
+    parser.add_argument('--trn-labelled-draws', type=int, default=4,
+                        help='trn: draws of every ordered instance pair of a hand-annotated trn category')
     parser.add_argument('--class-folders', metavar='OUT',
                         help='also write single composites of the trn stamps as OUT/<category>/<stamp>_<k>.jpg')
     parser.add_argument('--images-per-stamp', type=int, default=4, help='class folders: images of every stamp')
@@ -48,7 +51,10 @@ def main() -> int:
                              "image (a class then shares only its objects)")
     parser.add_argument('--max-side', type=int, default=320, help='longer side of every image, pixels')
     parser.add_argument('--max-angle', type=float, default=10.0, help='largest in-plane rotation, degrees')
-    parser.add_argument('--keypoint-sheet', metavar='JPG', help='also draw every annotated stamp with its keypoints')
+    parser.add_argument('--keypoint-sheet', metavar='JPG',
+                        help='also draw every annotated test and val stamp with its keypoints')
+    parser.add_argument('--trn-keypoint-sheet', metavar='JPG',
+                        help='also draw every annotated trn stamp with its keypoints')
     parser.add_argument('--examples', metavar='JPG', help='also draw a few written test pairs')
     parser.add_argument('--val-examples', metavar='JPG', help='also draw a few written val pairs')
     parser.add_argument('--trn-examples', metavar='JPG', help='also draw an exact and a cross trn pair of a few '
@@ -61,13 +67,18 @@ def main() -> int:
                                     args.trn_pairs_per_category, args.max_side, args.max_angle,
                                     overwrite=args.overwrite, val_draws=args.val_draws,
                                     val_pairs_per_category=args.val_pairs_per_category or None,
-                                    trn_exact_per_stamp=args.trn_exact_per_stamp, trn_points=args.trn_points)
+                                    trn_exact_per_stamp=args.trn_exact_per_stamp, trn_points=args.trn_points,
+                                    trn_labelled_draws=args.trn_labelled_draws)
         if args.class_folders:
             classes = write_class_folders(args.class_folders, args.stamps, args.opencv_data, args.images_per_stamp,
                                           args.seed, annotations, args.max_side, args.max_angle, args.overwrite,
                                           backgrounds=args.class_backgrounds)
-        if args.keypoint_sheet:
-            write_jpeg_atomic(args.keypoint_sheet, draw_keypoint_sheet(annotations, args.stamps))
+        for sheet, splits in ((args.keypoint_sheet, ('test', 'val')), (args.trn_keypoint_sheet, ('trn',))):
+            if sheet:
+                chosen = {name: entry for name, entry in annotations['categories'].items() if entry['split'] in splits}
+                if not chosen:
+                    raise ValueError(f'{sheet}: the annotations have no {" or ".join(splits)} category to draw')
+                write_jpeg_atomic(sheet, draw_keypoint_sheet(dict(annotations, categories=chosen), args.stamps))
         if args.examples:
             write_jpeg_atomic(args.examples, draw_examples(args.out))
         if args.val_examples:

@@ -19,21 +19,25 @@ with ``opencv_data``, Debian opencv-doc photos; none shows an object of an annot
   warped with); the box is that of the warped alpha (>= 0.5).
 
 Keypoint names are semantic (``front_wheel``, ``handle_top``). For symmetric categories (mushroom,
-apple, gravestone) the left/right names refer to the image side and are swapped in a mirrored image
-(the category's ``flip_pairs``). Categories with a facing (car, jug, military vehicle, wrench) record
+apple, gravestone, shirt, hat) the left/right names refer to the image side and are swapped in a mirrored image
+(the category's ``flip_pairs``). Categories with a facing (car, jug, military vehicle, wrench, scissors) record
 each stamp's ``facing``; a pair is ``mirrored`` when its two written objects face opposite ways
 (stamp facing xor mirror).
 
 Splits (disjoint in categories and stamps): ``test`` (report categories), ``val`` (tuning categories,
 with a per-category pair cap so that no category dominates) and ``trn``, for training, from other
-photographed categories (``unlabelled`` in the annotation file; no annotated stamp among them) on
-other background photos (``TRN_BACKGROUNDS``, none of the report sets' photos). ``trn`` holds two
-kinds of pair (the record's ``kind``):
+categories on other background photos (``TRN_BACKGROUNDS``, none of the report sets' photos). ``trn``
+holds three kinds of pair (the record's ``kind`` and ``labelled``):
 
-- ``exact``: one stamp composited twice (two independent draws). Points sampled uniformly on the
-  stamp (alpha >= 0.5) go through each draw's exact affine map, so the keypoints are exact
-  same-instance matches on a photographed object (``labelled: true``);
-- ``cross``: two different stamps of one category, without keypoints (``labelled: false``).
+- ``exact``: one stamp of an ``unlabelled`` category (the annotation file's list; no annotated stamp
+  among them) composited twice (two independent draws). Points sampled uniformly on the stamp
+  (alpha >= 0.5) go through each draw's exact affine map, so the keypoints are exact same-instance
+  matches on a photographed object (``labelled: true``);
+- ``cross`` without keypoints: two different stamps of an ``unlabelled`` category (``labelled: false``);
+- ``cross`` with keypoints: two different stamps of a hand-annotated ``trn`` category (split ``trn``
+  in ``categories``: shirt, hat, scissors; drawn clothes stamps among them), every ordered pair of
+  instances ``trn_labelled_draws`` times, keypoints, flips and ``mirrored`` exactly as in test and val
+  (``labelled: true``). They come after the other ``trn`` pairs, so adding them leaves those unchanged.
 
 Every image of every pair is a fresh draw from ``numpy.random.default_rng([seed, split, pair, role])``.
 ``write_class_folders`` writes single composites of the ``trn`` stamps as class folders
@@ -58,7 +62,6 @@ __all__ = ['ANNOTATION_FILE', 'AnnotationError', 'load_annotations', 'annotation
            'draw_keypoint_sheet', 'draw_pair', 'draw_examples', 'write_jpeg_atomic']
 
 ANNOTATION_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data', 'semantic_keypoints.json')
-LABELLED_SPLITS = ('test', 'val')
 SPLITS = ('test', 'val', 'trn')
 FORBIDDEN_STAMPS = 'animals/'  # held out from all semantic-correspondence work
 # Backgrounds with no object of an annotated category in them (left out: scikit-image's
@@ -110,11 +113,12 @@ def _is_point(value) -> bool:
 def annotation_problems(annotations: dict, stamps_dir: Optional[str] = None) -> List[str]:
     """Everything wrong with an annotation dict, one line each (empty: well formed).
 
-    Structure: every category has a split in ``LABELLED_SPLITS``, unique keypoint names, flip pairs of
-    those names; every instance a stamp path (never under ``animals/``), the category's split, a facing
+    Structure: every category has a split in ``SPLITS``, unique keypoint names, flip pairs of those
+    names; every instance a stamp path (never under ``animals/``), the category's split, a facing
     (``left``, ``right`` or null) and at least two keypoints named from the category's list. Splits are
-    disjoint: a stamp belongs to one category; no annotated (``test`` or ``val``) stamp is among the
-    unlabelled ones, so ``trn`` shares no stamp with the labelled splits. With
+    disjoint: a stamp belongs to one category; no annotated stamp is among the unlabelled ones, so
+    ``trn`` shares no stamp with ``test`` and ``val``, and no unlabelled category is named like an
+    annotated one. With
     ``stamps_dir``: every stamp exists and every keypoint lies on it (alpha > 0 at its pixel).
     """
     problems = []
@@ -125,8 +129,8 @@ def annotation_problems(annotations: dict, stamps_dir: Optional[str] = None) -> 
     for category, entry in categories.items():
         where = f'category {category!r}'
         names = entry.get('keypoints', [])
-        if entry.get('split') not in LABELLED_SPLITS:
-            problems.append(f'{where}: split must be one of {LABELLED_SPLITS}, got {entry.get("split")!r}')
+        if entry.get('split') not in SPLITS:
+            problems.append(f'{where}: split must be one of {SPLITS}, got {entry.get("split")!r}')
         if not names or len(set(names)) != len(names):
             problems.append(f'{where}: "keypoints" must be a non-empty list of unique names')
         for pair in entry.get('flip_pairs', []):
@@ -157,9 +161,11 @@ def annotation_problems(annotations: dict, stamps_dir: Optional[str] = None) -> 
             if stamps_dir is not None and not bad and isinstance(stamp, str):
                 problems += _stamp_problems(stamps_dir, stamp, placed, at)
     for category, stamps in annotations.get('unlabelled', {}).get('categories', {}).items():
+        if category in categories:
+            problems.append(f'unlabelled {category!r}: named like an annotated category')
         for stamp in stamps:
             if stamp in owner or _forbidden(stamp):
-                problems.append(f'unlabelled {category!r}: {stamp} is an annotated (test or val) stamp or under '
+                problems.append(f'unlabelled {category!r}: {stamp} is an annotated stamp or under '
                                 f'{FORBIDDEN_STAMPS}')
     return problems
 
@@ -318,7 +324,7 @@ def _unlabelled_groups(annotations: dict) -> Dict[str, Dict[str, str]]:
 
 def plan_pairs(annotations: dict, split: str, seed: int, draws: int = 2, trn_pairs_per_category: int = 40,
                val_draws: int = 4, val_pairs_per_category: Optional[int] = 32,
-               trn_exact_per_stamp: int = 3) -> List[dict]:
+               trn_exact_per_stamp: int = 3, trn_labelled_draws: int = 4) -> List[dict]:
     """The pairs of a split, in order: dicts with ``category``, ``src``/``trg`` (instance names) and their
     ``stamps``. ``test``: every ordered pair of different instances, ``draws`` times. ``val``: the same
     ``val_draws`` times, but at most ``val_pairs_per_category`` a category (None: no cap): a seeded order
@@ -326,7 +332,8 @@ def plan_pairs(annotations: dict, split: str, seed: int, draws: int = 2, trn_pai
     category keeps as many different pairs as it can. ``trn`` (each pair with its ``kind``), category by
     category: its ``cross`` pairs, ordered pairs of different stamps of the unlabelled categories (never
     a ``test`` or ``val`` stamp), at most ``trn_pairs_per_category`` (a seeded sample), then its
-    ``exact`` pairs, every stamp with itself ``trn_exact_per_stamp`` times."""
+    ``exact`` pairs, every stamp with itself ``trn_exact_per_stamp`` times; after all of those, the
+    annotated ``trn`` categories' ``cross`` pairs, every ordered pair ``trn_labelled_draws`` times."""
     if split not in SPLITS:
         raise ValueError(f'split must be one of {SPLITS}, got {split!r}')
     groups = {}  # category -> {instance: stamp}
@@ -360,6 +367,14 @@ def plan_pairs(annotations: dict, split: str, seed: int, draws: int = 2, trn_pai
         if split == 'trn':
             plan += [dict(category=category, src=instance, trg=instance, src_stamp=stamp, trg_stamp=stamp,
                           kind='exact') for instance, stamp in instances.items() for _ in range(trn_exact_per_stamp)]
+    if split == 'trn':
+        for category, entry in annotations['categories'].items():
+            if entry['split'] != 'trn':
+                continue
+            instances = {name: record['stamp'] for name, record in entry['instances'].items()}
+            plan += [dict(category=category, src=src, trg=trg, src_stamp=instances[src], trg_stamp=instances[trg],
+                          kind='cross') for src in instances for trg in instances if src != trg
+                     for _ in range(trn_labelled_draws)]
     return plan
 
 
@@ -533,16 +548,18 @@ def write_semantic_pairs(out: str, stamps_dir: str, seed: int = 0, opencv_data: 
                          max_side: int = 320, max_angle: float = 10.0, splits: Sequence[str] = SPLITS,
                          overwrite: bool = False, val_draws: int = 4,
                          val_pairs_per_category: Optional[int] = 32, trn_exact_per_stamp: int = 3,
-                         trn_points: int = 24) -> dict:
+                         trn_points: int = 24, trn_labelled_draws: int = 4) -> dict:
     """Write the pair set under ``out`` (SPair-71k layout, see the module docstring) all at once: the files
     are made in a temporary folder beside ``out`` that then replaces it. ``trn_exact_per_stamp``: exact
-    ``trn`` pairs of every stamp, ``trn_points``: points sampled for each. Returns the ``meta.json`` dict."""
+    ``trn`` pairs of every stamp, ``trn_points``: points sampled for each, ``trn_labelled_draws``: draws of
+    every ordered instance pair of an annotated ``trn`` category. Returns the ``meta.json`` dict."""
     annotations = _checked_annotations(annotations, stamps_dir)
     out = _new_folder(out, overwrite)
     backgrounds = background_photos(opencv_data)
     trn_backgrounds = trn_background_photos(opencv_data)
     plans = {split: plan_pairs(annotations, split, seed, draws, trn_pairs_per_category, val_draws,
-                               val_pairs_per_category, trn_exact_per_stamp) for split in splits}
+                               val_pairs_per_category, trn_exact_per_stamp, trn_labelled_draws)
+             for split in splits}
     stamps = {}
     for plan in plans.values():
         for planned in plan:
@@ -562,7 +579,7 @@ def write_semantic_pairs(out: str, stamps_dir: str, seed: int = 0, opencv_data: 
                 else:
                     pair = render_pair(rng_key, annotations, stamps,
                                        trn_backgrounds if split == 'trn' else backgrounds, planned,
-                                       split != 'trn', max_side, max_angle)
+                                       planned['category'] in annotations['categories'], max_side, max_angle)
                 category = planned['category']
                 stems = [f'{split}{index:05d}_{role}_{_safe(planned[role])}' for role in ('src', 'trg')]
                 folder = os.path.join(work, 'JPEGImages', category)
@@ -589,11 +606,15 @@ def write_semantic_pairs(out: str, stamps_dir: str, seed: int = 0, opencv_data: 
             if split == 'trn':
                 counts[split]['kinds'] = {kind: sum(planned['kind'] == kind for planned in plan)
                                           for kind in ('exact', 'cross')}
+                counts[split]['labelled_cross'] = sum(planned['kind'] == 'cross'
+                                                      and planned['category'] in annotations['categories']
+                                                      for planned in plan)
         meta = _meta(annotations, seed, opencv_data, dict(draws=draws, val_draws=val_draws,
                                                           val_pairs_per_category=val_pairs_per_category,
                                                           trn_pairs_per_category=trn_pairs_per_category,
                                                           trn_exact_per_stamp=trn_exact_per_stamp,
-                                                          trn_points=trn_points),
+                                                          trn_points=trn_points,
+                                                          trn_labelled_draws=trn_labelled_draws),
                      max_side, max_angle, counts, sorted(backgrounds), sorted(trn_backgrounds))
         with open(os.path.join(work, 'meta.json'), 'w') as file:
             json.dump(meta, file, indent=1)
@@ -624,10 +645,13 @@ def _readme(meta: dict) -> str:
              f'Seed {meta["seed"]}, images {meta["max_side"]} px on the longer side, object 35-75 % of it, '
              f'mirrored with p = 1/2, rotated up to {meta["max_angle"]} degrees.',
              'Splits: test = report categories, val = tuning categories, trn = other categories: "exact" pairs '
-             f'(one stamp drawn twice, {meta["trn_points"]} points sampled on it, exact keypoints) and "cross" '
-             'pairs (two stamps of a category, no keypoints, "labelled": false).']
+             f'(one stamp drawn twice, {meta["trn_points"]} points sampled on it, exact keypoints), "cross" '
+             'pairs of the unlabelled categories (two stamps of a category, no keypoints, "labelled": false) and '
+             '"cross" pairs of the annotated trn categories (hand-placed keypoints, "labelled": true).']
     for split, count in meta['splits'].items():
         kinds = ''.join(f', {number} {kind}' for kind, number in count.get('kinds', {}).items())
+        if 'labelled_cross' in count:
+            kinds += f' ({count["labelled_cross"]} of them labelled)'
         lines.append(f'  {split}: {count["pairs"]} pairs{kinds}, {count["keypoints"]} keypoint matches, '
                      f'{count["mirrored_pairs"]} mirrored, per category '
                      + ', '.join(f'{name} {pairs}' for name, pairs in count['per_category'].items()))
