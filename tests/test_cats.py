@@ -79,3 +79,18 @@ def test_untrained_aggregator_returns_the_filtered_correlation_and_is_direction_
     assert not torch.allclose(refined, correlation.mean(1))
     swapped = aggregator(correlation.transpose(2, 3), reference, query).transpose(1, 2)
     assert torch.allclose(refined, swapped, atol=1e-5)
+
+
+def test_kernel_soft_argmax_damps_far_cells_as_sfnet():
+    grid = 4
+    correlation = torch.zeros(1, 1, 16)
+    correlation[0, 0, 0] = 1.0  # the argmax, cell (0, 0)
+    correlation[0, 0, 15] = 0.9  # a rival at the far corner (3, 3)
+    positions = cell_positions(grid)
+    squared = ((positions - positions[0]) ** 2).sum(-1)
+    weights = torch.softmax(correlation[0, 0] * torch.exp(-squared / (2 * 1.5 ** 2)) / 0.1, dim=0)
+    expected = weights @ positions
+    kernel = soft_argmax(correlation, grid, 0.1, kernel_sigma=1.5)[0, 0]
+    plain = soft_argmax(correlation, grid, 0.1)[0, 0]
+    assert torch.allclose(kernel, expected, atol=1e-6)
+    assert kernel.norm() < plain.norm()  # the far rival pulls the plain soft-argmax away from (0, 0)

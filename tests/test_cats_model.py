@@ -150,6 +150,22 @@ def test_training_dataset_maps_keypoints_with_the_crop(tmp_path):
     assert [pair['pair_id'] for pair in exact.pairs] == [dataset.pairs[1]['pair_id']]
 
 
+def test_unmirror_reads_a_mirrored_target_mirrored(tmp_path):
+    box = (4, 4, 40, 44)
+    record = dict(spair_record('a0', 'b0', 'cat', [(10, 12)], [(12, 14)], box, box), mirrored=1)
+    make_spair(str(tmp_path), [record], split='trn')
+    options = dict(dataset=dict(type='SPair71kDataset', data_root=str(tmp_path), split='trn'), size=64,
+                   crop_prob=0.0, max_keypoints=1)
+    plain, unmirrored = PairTrainingDataset(**options)[0], PairTrainingDataset(unmirror=True, **options)[0]
+    assert torch.equal(unmirrored['inputs'][0], plain['inputs'][0])  # the source is untouched
+    assert torch.equal(unmirrored['inputs'][1], plain['inputs'][1].flip(-1))  # 64 x 48 -> 64: flips commute
+    x_plain = plain['data_samples']['trg_kps'][0, 0]
+    x_unmirrored = unmirrored['data_samples']['trg_kps'][0, 0]
+    assert torch.isclose(x_unmirrored, 63 - x_plain, atol=1e-5)
+    assert torch.allclose(unmirrored['data_samples']['trg_bbox'][[0, 2]], 63 - plain['data_samples']['trg_bbox'][[2, 0]],
+                          atol=1e-5)
+
+
 def test_sfc_match_loads_the_learned_model(tmp_path):
     model = load_pair_model(TINY_CONFIG, None, None, 'cpu', {})
     assert isinstance(model, CATsMatchingModel) and model.method == 'cats'
@@ -187,7 +203,7 @@ def test_resume_is_exact(tmp_path):
     for key, value in straight['state_dict'].items():
         assert torch.equal(value, resumed['state_dict'][key]), key
     first = torch.load(tmp_path / 'straight' / 'iter_3.pth', map_location='cpu', weights_only=True)
-    assert not torch.equal(first['state_dict']['aggregator.position'], straight['state_dict']['aggregator.position'])
+    assert not torch.equal(first['state_dict']['aggregator.head.weight'], straight['state_dict']['aggregator.head.weight'])
     straight_state, resumed_state = straight['optimizer']['state'], resumed['optimizer']['state']
     assert straight_state.keys() == resumed_state.keys() and straight_state
     for index, state in straight_state.items():

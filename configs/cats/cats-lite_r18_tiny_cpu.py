@@ -1,7 +1,7 @@
 # A tiny CATs-lite run for tests and demos on the CPU: ResNet-18 from scratch at 64 px, hyperpixels of
 # layer1-3 on a 4 x 4 grid, aggregator tokens of 16 + 8, batch 2, 6 iterations. Set
 # train_dataloader.dataset.dataset.data_root to an SPair-layout folder with a 'trn' split.
-_base_ = ['./cats-lite_effl0_1xb4-600it_semantic-trn.py']
+_base_ = ['./cats-lite_effl0_1xb4-200it_semantic-trn.py']
 model = dict(
     backbone=dict(_delete_=True, type='ResNet', depth=18),
     layers=['layer1', 'layer2', 'layer3'],

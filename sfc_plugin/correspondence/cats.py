@@ -15,7 +15,8 @@ The network, as CATs builds it and SemiMatch trains it, at a size a CPU can trai
    twice, on the correlation and on its transpose (reference cells as tokens), with shared weights,
    and the two results are averaged, then the layers: the refined correlation R (B, N_q, N_r);
 4. the flow: for each query cell, the soft-argmax of ``softmax_r(R / temperature)`` over the
-   reference cells' positions (:func:`soft_argmax`), as a displacement in cells.
+   reference cells' positions (:func:`soft_argmax`; optionally SFNet's kernel soft-argmax), as a
+   displacement in cells.
 
 Choices of ours (CATs differs): the head starts at zero, so the untrained network returns the
 filtered correlation averaged over layers (a sensible matcher before any training, and a stable start
@@ -24,7 +25,7 @@ for a short CPU run); the backbone is frozen (the aggregator learns).
 Geometry: cell (i, j) of a ``grid`` map over an S x S image stands for the pixel
 ((j + 0.5) * S / grid - 0.5, (i + 0.5) * S / grid - 0.5); positions in cells are (x, y) = (j, i).
 """
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -104,10 +105,12 @@ class CorrelationAggregator(nn.Module):
         grid: cells per side of every map (N = grid ** 2).
         projection_dim: size of a cell's feature projection (CATs: 128); token size N + projection_dim.
         depth, heads, mlp_ratio: transformer blocks (CATs: 1, 6, 4).
+        position_embedding: learn a position embedding per layer and cell (CATs); False leaves the tokens
+            without one (the aggregator then cannot memorise where on the grid things usually are).
     """
 
     def __init__(self, feature_channels: Sequence[int], grid: int = 16, projection_dim: int = 128, depth: int = 1,
-                 heads: int = 6, mlp_ratio: float = 4.0) -> None:
+                 heads: int = 6, mlp_ratio: float = 4.0, position_embedding: bool = True) -> None:
         super().__init__()
         cells = grid * grid
         dim = cells + projection_dim
@@ -116,8 +119,10 @@ class CorrelationAggregator(nn.Module):
                              f'multiple of heads = {heads}')
         self.grid = grid
         self.projections = nn.ModuleList(nn.Linear(channels, projection_dim) for channels in feature_channels)
-        self.position = nn.Parameter(torch.zeros(1, len(feature_channels), cells, dim))
-        nn.init.trunc_normal_(self.position, std=0.02)
+        self.position = None
+        if position_embedding:
+            self.position = nn.Parameter(torch.zeros(1, len(feature_channels), cells, dim))
+            nn.init.trunc_normal_(self.position, std=0.02)
         self.blocks = nn.Sequential(*[CorrelationBlock(dim, heads, mlp_ratio) for _ in range(depth)])
         self.head = nn.Linear(dim, cells)
         nn.init.zeros_(self.head.weight)
@@ -128,7 +133,9 @@ class CorrelationAggregator(nn.Module):
         their cells ``token_maps`` (per layer (B, C_l, grid, grid))."""
         embedded = torch.stack([projection(features.flatten(2).transpose(1, 2))
                                 for projection, features in zip(self.projections, token_maps)], dim=1)
-        tokens = torch.cat([correlation, embedded], dim=-1) + self.position  # (B, L, N_t, N_o + P)
+        tokens = torch.cat([correlation, embedded], dim=-1)  # (B, L, N_t, N_o + P)
+        if self.position is not None:
+            tokens = tokens + self.position
         return correlation + self.head(self.blocks(tokens))
 
     def forward(self, correlation: Tensor, query_maps: Sequence[Tensor], reference_maps: Sequence[Tensor]) -> Tensor:
@@ -144,10 +151,18 @@ def cell_positions(grid: int, device=None) -> Tensor:
     return torch.stack([xs, ys], dim=-1).reshape(-1, 2)
 
 
-def soft_argmax(correlation: Tensor, grid: int, temperature: float) -> Tensor:
-    """Expected reference position of every query cell, (B, N_q, N_r) -> (B, N_q, 2) x, y in cells."""
+def soft_argmax(correlation: Tensor, grid: int, temperature: float, kernel_sigma: Optional[float] = None) -> Tensor:
+    """Expected reference position of every query cell, (B, N_q, N_r) -> (B, N_q, 2) x, y in cells.
+
+    With ``kernel_sigma`` (cells), SFNet's kernel soft-argmax: each row is first multiplied by a Gaussian
+    centred on its argmax, as the feature matcher ``kernel_soft_argmax`` does."""
+    positions = cell_positions(grid, correlation.device)
+    if kernel_sigma is not None:
+        peaks = positions[correlation.argmax(dim=-1)]  # (B, N_q, 2)
+        squared = ((positions[None, None] - peaks[..., None, :]) ** 2).sum(-1)  # (B, N_q, N_r)
+        correlation = correlation * torch.exp(-squared / (2 * kernel_sigma ** 2))
     probability = torch.softmax(correlation / temperature, dim=-1)
-    return probability @ cell_positions(grid, correlation.device)
+    return probability @ positions
 
 
 def keypoint_flow_labels(query_kps: Tensor, reference_kps: Tensor, image_size: int, grid: int,
@@ -170,10 +185,11 @@ def keypoint_flow_labels(query_kps: Tensor, reference_kps: Tensor, image_size: i
     return labels, count > 0
 
 
-def endpoint_error(correlation: Tensor, labels: Tensor, mask: Tensor, grid: int, temperature: float) -> Tensor:
+def endpoint_error(correlation: Tensor, labels: Tensor, mask: Tensor, grid: int, temperature: float,
+                   kernel_sigma: Optional[float] = None) -> Tensor:
     """Mean end-point error (cells) of the soft-argmax flow of (B, N_q, N_r) against ``labels`` at the
     cells of ``mask``; 0 (with a graph) when no cell has a label."""
-    flow = soft_argmax(correlation, grid, temperature) - cell_positions(grid, correlation.device)
+    flow = soft_argmax(correlation, grid, temperature, kernel_sigma) - cell_positions(grid, correlation.device)
     error = (flow - labels).norm(dim=-1)  # (B, N_q)
     if not mask.any():
         return error.sum() * 0

@@ -61,7 +61,7 @@ class CATsFlowMatcher:
 
     def describe(self) -> Dict[str, object]:
         return dict(method='cats', layers=list(self.model.layers), grid=self.model.grid,
-                    softmax_temperature=self.model.softmax_temperature)
+                    softmax_temperature=self.model.softmax_temperature, kernel_sigma=self.model.kernel_sigma)
 
     @torch.no_grad()
     def __call__(self, source: FeatureMap, target: FeatureMap, points: np.ndarray, box_prior=None) -> MatchResult:
@@ -120,7 +120,10 @@ class CATsMatchingModel(PairMatchingModel):
         aggregator: :class:`CorrelationAggregator` settings besides the channels and grid.
         matcher: ``dict(method='cats')`` (default) the network; another :class:`PairMatcher` setting
             (e.g. ``dict(method='kernel_soft_argmax')``) matches the same hyperpixels without it.
-        softmax_temperature: beta of the soft-argmax flow (SemiMatch's default 0.1).
+        softmax_temperature: beta of the soft-argmax flow (CATs: 0.02; SemiMatch's default 0.1).
+        kernel_sigma: how matching reads the flow out: None CATs' plain soft-argmax; a std in cells SFNet's
+            kernel soft-argmax (the refined correlation times a Gaussian around its argmax). Training
+            always uses the plain soft-argmax, as CATs.
         label_box: side in pixels of the box around a cell in which a keypoint labels it (CATs: 35).
         semimatch: None for supervised training only; else SemiMatch's settings over
             ``SEMIMATCH_DEFAULTS`` (a dict, possibly empty).
@@ -130,13 +133,14 @@ class CATsMatchingModel(PairMatchingModel):
 
     def __init__(self, backbone: dict, layers: Sequence[str], grid: int = 16, image_size: int = 256,
                  aggregator: Optional[dict] = None, matcher: Optional[dict] = None, softmax_temperature: float = 0.1,
-                 label_box: float = 35.0,
+                 kernel_sigma: Optional[float] = None, label_box: float = 35.0,
                  semimatch: Optional[dict] = None, train_backbone: bool = False, seed: int = 0,
                  flip: str = 'off', flip_margin: float = 0.0, protocol: str = 'hpf', out_dir: Optional[str] = None,
                  feature_cache: int = 64, init_cfg: Optional[dict] = None) -> None:
         self.layers = list(layers)
         self.grid, self.image_size = grid, image_size
         self.softmax_temperature = softmax_temperature
+        self.kernel_sigma = kernel_sigma
         super().__init__(backbone=backbone, matcher=matcher or dict(method='cats'), layers=layers, flip=flip,
                          flip_margin=flip_margin, protocol=protocol, out_dir=out_dir, feature_cache=feature_cache,
                          init_cfg=init_cfg)
@@ -194,8 +198,8 @@ class CATsMatchingModel(PairMatchingModel):
         return self.aggregator(correlation, query_maps, reference_maps)
 
     def flow(self, correlation: Tensor) -> Tensor:
-        """Soft-argmax displacement (B, N_q, 2) in cells of every query cell."""
-        return (soft_argmax(correlation, self.grid, self.softmax_temperature)
+        """Soft-argmax displacement (B, N_q, 2) in cells of every query cell, as matching reads it."""
+        return (soft_argmax(correlation, self.grid, self.softmax_temperature, self.kernel_sigma)
                 - cell_positions(self.grid, correlation.device))
 
     def _hyperpixels(self, images: Tensor) -> list:

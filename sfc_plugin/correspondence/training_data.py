@@ -62,11 +62,14 @@ class PairTrainingDataset(Dataset):
             (supervised training sees only labelled pairs).
         kinds: keep only pairs of these ``kind`` values ('exact', 'cross'; pairs without one count as
             'cross'); None keeps all.
+        unmirror: read the target of a pair marked ``mirrored`` (its objects face opposite ways)
+            mirrored left-right, keypoints and box with it, so that every training pair faces one way
+            (facing is then left to the evaluation's flip mode).
     """
 
     def __init__(self, dataset: Union[dict, Dataset], size: int = 256, crop_prob: float = 0.5,
                  labelled_fraction: float = 1.0, labelled_seed: int = 0, max_keypoints: int = 32,
-                 unlabelled: bool = True, kinds: Optional[Sequence[str]] = None) -> None:
+                 unlabelled: bool = True, kinds: Optional[Sequence[str]] = None, unmirror: bool = False) -> None:
         if not 0.0 <= crop_prob <= 1.0 or not 0.0 <= labelled_fraction <= 1.0:
             raise ValueError(f'PairTrainingDataset: crop_prob and labelled_fraction must be in [0, 1], got '
                              f'{crop_prob} and {labelled_fraction}')
@@ -74,6 +77,7 @@ class PairTrainingDataset(Dataset):
         self.size = size
         self.crop_prob = crop_prob
         self.max_keypoints = max_keypoints
+        self.unmirror = unmirror
         pairs = [self.dataset.get_data_info(index) for index in range(len(self.dataset))]
         if not unlabelled:
             pairs = [pair for pair in pairs if len(pair['src_kps']) > 0]
@@ -96,10 +100,15 @@ class PairTrainingDataset(Dataset):
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def _view(self, path: str, points: np.ndarray, box: Optional[np.ndarray]) -> Tuple[np.ndarray, ...]:
+    def _view(self, path: str, points: np.ndarray, box: Optional[np.ndarray],
+              mirror: bool = False) -> Tuple[np.ndarray, ...]:
         image = read_image(path)
         height, width = image.shape[:2]
         box = np.array([0, 0, width - 1, height - 1], np.float64) if box is None else np.asarray(box, np.float64)
+        if mirror:
+            image = np.ascontiguousarray(image[:, ::-1])
+            points = np.stack([width - 1 - points[:, 0], points[:, 1]], axis=1)
+            box = np.array([width - 1 - box[2], box[1], width - 1 - box[0], box[3]])
         window = np.array([0, 0, width, height])
         if np.random.random() < self.crop_prob:
             window = crop_keeping_box(np.random.default_rng(np.random.randint(2 ** 31)), (height, width), box)
@@ -119,7 +128,8 @@ class PairTrainingDataset(Dataset):
         if not labelled:
             src_kps, trg_kps = src_kps[:0], trg_kps[:0]
         source, src_kps, src_box = self._view(pair['src_path'], src_kps, pair.get('src_bbox'))
-        target, trg_kps, trg_box = self._view(pair['trg_path'], trg_kps, pair.get('trg_bbox'))
+        target, trg_kps, trg_box = self._view(pair['trg_path'], trg_kps, pair.get('trg_bbox'),
+                                              self.unmirror and bool(pair.get('mirrored', False)))
         order = np.random.permutation(len(src_kps))
         images = np.stack([source, target])  # (2, S, S, 3)
         return dict(

@@ -1,14 +1,14 @@
 # SemiMatch on CATs-lite: as SemiMatch fine-tunes a supervised CATs checkpoint, this starts from the
-# supervised run's 300-iteration checkpoint (configs/cats/cats-lite_effl0_1xb4-600it_semantic-trn.py;
-# set load_from to where yours is) and trains 300 more, so it ends at the same 600 iterations as the
-# supervised run. Every 'trn' pair trains: the exact pairs keep the supervised loss, all pairs (the
+# supervised run's 100-iteration checkpoint (configs/cats/cats-lite_effl0_1xb4-200it_semantic-trn.py; set
+# load_from to where yours is) and trains 100 more, so it ends at the same 200 iterations as the
+# supervised run. Every 'trn' pair trains: the labelled pairs keep the supervised loss, all pairs (the
 # unlabelled cross-instance ones too) the pseudo-label loss on their strong view. SemiMatch's settings
 # from the official code (SEMIMATCH_DEFAULTS in sfc_plugin/correspondence/cats_model.py): tau_c 0.1,
 # p_cut 0.5, lambda_H 1.5, tau_ct 0.1, forward-backward check (0.1, 0.5), KeyOut 0.2, KeyMix off,
 # dynamic balancing.
-_base_ = ['../cats/cats-lite_effl0_1xb4-600it_semantic-trn.py']
+_base_ = ['../cats/cats-lite_effl0_1xb4-200it_semantic-trn.py']
 model = dict(semimatch=dict())
 train_dataloader = dict(dataset=dict(unlabelled=True))
 param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=10)]
-train_cfg = dict(max_iters=300)
-load_from = 'work_dirs/cats-lite_effl0_1xb4-600it_semantic-trn/iter_300.pth'
+train_cfg = dict(max_iters=100)
+load_from = 'work_dirs/cats-lite_effl0_1xb4-200it_semantic-trn/iter_100.pth'
