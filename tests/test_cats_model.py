@@ -142,6 +142,9 @@ def test_training_dataset_maps_keypoints_with_the_crop(tmp_path):
     half = PairTrainingDataset(dict(type='SPair71kDataset', data_root=str(tmp_path), split='trn',
                                     allow_unlabelled=True), labelled_fraction=0.5)
     assert half.labelled.sum() == 1
+    half_supervised = PairTrainingDataset(dict(type='SPair71kDataset', data_root=str(tmp_path), split='trn',
+                                               allow_unlabelled=True), labelled_fraction=0.5, unlabelled=False)
+    assert len(half_supervised) == 1 and half_supervised.labelled.all()
     supervised = PairTrainingDataset(dict(type='SPair71kDataset', data_root=str(tmp_path), split='trn',
                                           allow_unlabelled=True), unlabelled=False)
     assert len(supervised) == 2 and supervised.labelled.all()

@@ -58,8 +58,8 @@ class PairTrainingDataset(Dataset):
         labelled_fraction: share of the labelled pairs that keep their keypoints (seeded by
             ``labelled_seed``); 1 keeps all.
         max_keypoints: keypoints per image after padding (extra ones are dropped at random).
-        unlabelled: keep the pairs without keypoints (semi-supervised training); False drops them
-            (supervised training sees only labelled pairs).
+        unlabelled: keep the pairs without keypoints, or whose keypoints ``labelled_fraction`` took
+            (semi-supervised training); False drops them (supervised training sees only labelled pairs).
         kinds: keep only pairs of these ``kind`` values ('exact', 'cross'; pairs without one count as
             'cross'); None keeps all.
         unmirror: read the target of a pair marked ``mirrored`` (its objects face opposite ways)
@@ -79,18 +79,17 @@ class PairTrainingDataset(Dataset):
         self.max_keypoints = max_keypoints
         self.unmirror = unmirror
         pairs = [self.dataset.get_data_info(index) for index in range(len(self.dataset))]
-        if not unlabelled:
-            pairs = [pair for pair in pairs if len(pair['src_kps']) > 0]
         if kinds is not None:
             pairs = [pair for pair in pairs if pair.get('kind', 'cross') in kinds]
+        labelled = np.flatnonzero([len(pair['src_kps']) > 0 for pair in pairs])
+        chosen = np.random.default_rng(labelled_seed).permutation(labelled)[:round(labelled_fraction * len(labelled))]
+        keep = np.zeros(len(pairs), bool)
+        keep[chosen] = True
+        if not unlabelled:  # supervised training: only the pairs that keep their keypoints
+            pairs, keep = [pair for pair, kept in zip(pairs, keep) if kept], keep[keep]
         if not pairs:
             raise ValueError(f'PairTrainingDataset: no {"" if unlabelled else "labelled "}pairs in the dataset')
         self.pairs: List[dict] = pairs
-        has_keypoints = np.array([len(pair['src_kps']) > 0 for pair in pairs])
-        keep = np.zeros(len(pairs), bool)
-        labelled = np.flatnonzero(has_keypoints)
-        chosen = np.random.default_rng(labelled_seed).permutation(labelled)[:round(labelled_fraction * len(labelled))]
-        keep[chosen] = True
         self.labelled = keep
 
     @property
