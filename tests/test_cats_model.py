@@ -43,18 +43,56 @@ def one_hot_map(model: CATsMatchingModel, cell_to_channel, image_size) -> Featur
     return FeatureMap(F.normalize(torch.cat(layers), dim=0), image_size)
 
 
-def test_learned_matcher_moves_points_by_the_flow():
-    model = tiny_model(softmax_temperature=0.01)
+def shifted_pair(model: CATsMatchingModel):
+    """Source 80x48 and target 100x36 one-hot maps where every source cell moves one cell right."""
     cells = np.arange(16).reshape(4, 4)
     source = one_hot_map(model, cells.ravel(), (48, 80))
-    # target cell (i, j) looks like source cell (i, j - 1) (cyclic): every source cell moves one cell right
+    # target cell (i, j) looks like source cell (i, j - 1) (cyclic)
     target = one_hot_map(model, np.roll(cells, 1, axis=1).ravel(), (36, 100))
+    return source, target
+
+
+def expected_one_cell_right(points: np.ndarray) -> np.ndarray:
+    source_cells = (points + 0.5) / [80, 48] * 4 - 0.5
+    return (source_cells + [1, 0] + 0.5) * [100 / 4, 36 / 4] - 0.5
+
+
+def test_learned_matcher_moves_points_by_the_flow():
+    model = tiny_model(softmax_temperature=0.01, readout='flow')
+    source, target = shifted_pair(model)
     points = np.array([[10.0, 6.0], [25.0, 30.0], [39.0, 40.0]])  # cell x in [0, 1.5]: no wrapped column read
     match = model.matcher(source, target, points)
-    source_cells = (points + 0.5) / [80, 48] * 4 - 0.5
-    expected = (source_cells + [1, 0] + 0.5) * [100 / 4, 36 / 4] - 0.5
-    np.testing.assert_allclose(match.points, expected, atol=1e-3)
+    np.testing.assert_allclose(match.points, expected_one_cell_right(points), atol=1e-3)
     assert (match.scores > 0.99).all()
+
+
+def test_row_readout_interpolates_correlation_rows():
+    model = tiny_model(softmax_temperature=0.01, readout='row')
+    source, target = shifted_pair(model)
+    centres = np.array([[9.5, 5.5], [29.5, 29.5], [49.5, 41.5]])  # cell centres (0, 0), (1, 2), (2, 3)
+    match = model.matcher(source, target, centres)
+    np.testing.assert_allclose(match.points, expected_one_cell_right(centres), atol=1e-3)
+    assert (match.scores > 0.99).all()
+    # halfway between two cell centres the row is half of each one-hot row: the soft-argmax is their
+    # midpoint and no cell holds more than half of the probability
+    midpoint = np.array([[19.5, 17.5]])
+    match = model.matcher(source, target, midpoint)
+    np.testing.assert_allclose(match.points, expected_one_cell_right(midpoint), atol=1e-3)
+    np.testing.assert_allclose(match.scores, 0.5, atol=1e-3)
+
+
+def test_untrained_network_without_mutual_filter_is_the_mean_layer_cosine():
+    model = tiny_model(mutual_filter=False)
+    generator = torch.Generator().manual_seed(1)
+    query = [F.normalize(torch.randn(1, c, 4, 4, generator=generator), dim=1) for c in model.layer_channels]
+    reference = [F.normalize(torch.randn(1, c, 4, 4, generator=generator), dim=1) for c in model.layer_channels]
+    expected = sum(torch.einsum('cq,cr->qr', q[0].flatten(1), r[0].flatten(1)) for q, r in zip(query, reference))
+    np.testing.assert_allclose(model.refine(query, reference)[0].detach().numpy(), (expected / len(query)).numpy(), atol=1e-6)
+
+
+def test_unknown_readout_is_refused():
+    with pytest.raises(ValueError, match='readout'):
+        tiny_model(readout='nearest')
 
 
 def test_evaluation_features_are_the_training_features():

@@ -38,6 +38,7 @@ from .semimatch import balance, pseudo_labels, unsupervised_loss
 
 __all__ = ['CATsMatchingModel', 'CATsFlowMatcher']
 
+READOUTS = ('flow', 'row')
 SEMIMATCH_DEFAULTS = dict(
     temperature=0.1,  # tau_c of the pseudo-label softmax (train_semimatch.py default)
     p_cutoff=0.5,  # confidence threshold (train_semimatch.py default, which run_spair.sh keeps)
@@ -51,17 +52,21 @@ SEMIMATCH_DEFAULTS = dict(
 
 
 class CATsFlowMatcher:
-    """The learned matcher as :meth:`PairMatchingModel.transfer` calls a matcher: source points go to
-    the target through the network's flow (source = query, target = reference), read bilinearly at
-    each point; its score is the softmax probability of the cell the point falls in."""
+    """The learned matcher as :meth:`PairMatchingModel.transfer` calls a matcher (source = query, target =
+    reference). ``readout`` 'flow': a point moves by the network's flow field (the soft-argmax
+    displacement of every cell) read bilinearly at its position, as CATs evaluates; 'row': the refined
+    correlation rows of the cells around the point are interpolated bilinearly at its position and the
+    point goes to that row's soft-argmax (as the feature matchers treat a point between cells). The score
+    is the largest softmax probability of the row used."""
     box_prior_sigma = None
 
     def __init__(self, model: 'CATsMatchingModel') -> None:
         self.model = model
 
     def describe(self) -> Dict[str, object]:
-        return dict(method='cats', layers=list(self.model.layers), grid=self.model.grid,
-                    softmax_temperature=self.model.softmax_temperature, kernel_sigma=self.model.kernel_sigma)
+        model = self.model
+        return dict(method='cats', layers=list(model.layers), grid=model.grid, readout=model.readout,
+                    softmax_temperature=model.softmax_temperature, kernel_sigma=model.kernel_sigma)
 
     @torch.no_grad()
     def __call__(self, source: FeatureMap, target: FeatureMap, points: np.ndarray, box_prior=None) -> MatchResult:
@@ -69,20 +74,28 @@ class CATsFlowMatcher:
         grid = model.grid
         points = np.asarray(points, np.float64).reshape(-1, 2)
         correlation = model.refine(model.split_layers(source.features), model.split_layers(target.features))
-        probability = torch.softmax(correlation / model.softmax_temperature, dim=-1)[0]  # (N_q, N_r)
-        flow = model.flow(correlation)[0].T.reshape(1, 2, grid, grid)  # displacement in cells
         height, width = source.image_size
         normalised = (points + 0.5) / [width, height] * 2 - 1  # align_corners=False
-        grid_points = torch.as_tensor(normalised, dtype=flow.dtype, device=flow.device).view(1, 1, -1, 2)
-        displacement = F.grid_sample(flow, grid_points, mode='bilinear', padding_mode='border',
-                                     align_corners=False)[0, :, 0].T.double().cpu().numpy()  # (K, 2)
-        query_cells = (points + 0.5) / [width, height] * grid - 0.5
-        target_cells = query_cells + displacement
+        grid_points = torch.as_tensor(normalised, dtype=correlation.dtype, device=correlation.device).view(1, 1, -1, 2)
         target_height, target_width = target.image_size
+        if model.readout == 'row':
+            rows = correlation[0].T.reshape(1, -1, grid, grid)  # (1, N_r, g, g) over query positions
+            rows = F.grid_sample(rows, grid_points, mode='bilinear', padding_mode='border',
+                                 align_corners=False)[0, :, 0].T[None]  # (1, K, N_r)
+            target_cells = soft_argmax(rows, grid, model.softmax_temperature, model.kernel_sigma)[0]
+            probability = torch.softmax(rows[0] / model.softmax_temperature, dim=-1)
+            scores = probability.max(dim=1).values.double().cpu().numpy()
+            target_cells = target_cells.double().cpu().numpy()
+        else:
+            flow = model.flow(correlation)[0].T.reshape(1, 2, grid, grid)  # displacement in cells
+            displacement = F.grid_sample(flow, grid_points, mode='bilinear', padding_mode='border',
+                                         align_corners=False)[0, :, 0].T.double().cpu().numpy()  # (K, 2)
+            target_cells = (points + 0.5) / [width, height] * grid - 0.5 + displacement
+            probability = torch.softmax(correlation / model.softmax_temperature, dim=-1)[0]  # (N_q, N_r)
+            cell = np.clip(np.floor((points + 0.5) / [width, height] * grid), 0, grid - 1).astype(int)
+            scores = probability.max(dim=1).values.double().cpu().numpy()[cell[:, 1] * grid + cell[:, 0]]
         predicted = (target_cells + 0.5) * [target_width / grid, target_height / grid] - 0.5
-        cell = np.clip(np.floor((points + 0.5) / [width, height] * grid), 0, grid - 1).astype(int)
-        scores = probability.max(dim=1).values.cpu().numpy()[cell[:, 1] * grid + cell[:, 0]]
-        return MatchResult(predicted, scores.astype(np.float64))
+        return MatchResult(predicted, scores)
 
 
 class CATsFeatures:
@@ -124,6 +137,9 @@ class CATsMatchingModel(PairMatchingModel):
         kernel_sigma: how matching reads the flow out: None CATs' plain soft-argmax; a std in cells SFNet's
             kernel soft-argmax (the refined correlation times a Gaussian around its argmax). Training
             always uses the plain soft-argmax, as CATs.
+        readout: how a point is matched (:class:`CATsFlowMatcher`): 'flow' (CATs) or 'row'.
+        mutual_filter: CATs' soft mutual-nearest-neighbour filter of the layer correlations; False feeds
+            the aggregator the plain cosines (the untrained network is then the hyperpixel cosine).
         label_box: side in pixels of the box around a cell in which a keypoint labels it (CATs: 35).
         semimatch: None for supervised training only; else SemiMatch's settings over
             ``SEMIMATCH_DEFAULTS`` (a dict, possibly empty).
@@ -133,7 +149,8 @@ class CATsMatchingModel(PairMatchingModel):
 
     def __init__(self, backbone: dict, layers: Sequence[str], grid: int = 16, image_size: int = 256,
                  aggregator: Optional[dict] = None, matcher: Optional[dict] = None, softmax_temperature: float = 0.1,
-                 kernel_sigma: Optional[float] = None, label_box: float = 35.0,
+                 kernel_sigma: Optional[float] = None, readout: str = 'flow', mutual_filter: bool = True,
+                 label_box: float = 35.0,
                  semimatch: Optional[dict] = None, train_backbone: bool = False, seed: int = 0,
                  flip: str = 'off', flip_margin: float = 0.0, protocol: str = 'hpf', out_dir: Optional[str] = None,
                  feature_cache: int = 64, init_cfg: Optional[dict] = None) -> None:
@@ -141,6 +158,10 @@ class CATsMatchingModel(PairMatchingModel):
         self.grid, self.image_size = grid, image_size
         self.softmax_temperature = softmax_temperature
         self.kernel_sigma = kernel_sigma
+        self.mutual_filter = mutual_filter
+        if readout not in READOUTS:
+            raise ValueError(f'CATsMatchingModel: readout must be one of {", ".join(READOUTS)}, got {readout!r}')
+        self.readout = readout
         super().__init__(backbone=backbone, matcher=matcher or dict(method='cats'), layers=layers, flip=flip,
                          flip_margin=flip_margin, protocol=protocol, out_dir=out_dir, feature_cache=feature_cache,
                          init_cfg=init_cfg)
@@ -194,7 +215,9 @@ class CATsMatchingModel(PairMatchingModel):
 
     def refine(self, query_maps: Sequence[Tensor], reference_maps: Sequence[Tensor]) -> Tensor:
         """The refined correlation (B, N_q, N_r) of per-layer hyperpixel maps."""
-        correlation = mutual_nn_filter(layer_correlations(query_maps, reference_maps))
+        correlation = layer_correlations(query_maps, reference_maps)
+        if self.mutual_filter:
+            correlation = mutual_nn_filter(correlation)
         return self.aggregator(correlation, query_maps, reference_maps)
 
     def flow(self, correlation: Tensor) -> Tensor:
