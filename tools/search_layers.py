@@ -15,13 +15,12 @@ Prints every scored set (step, loss in pixels^2, layers) and writes them with th
 names as the pair model's backbone spells them).
 """
 import argparse
-import json
 
 from mmengine.config import DictAction
 
 from sfc_plugin.apis.layer_search import run_layer_search
 from sfc_plugin.benchmarks.common import cpu_info
-from sfc_plugin.utils import atomic_path
+from sfc_plugin.utils import write_json
 
 
 def main() -> None:
@@ -58,8 +57,7 @@ def main() -> None:
     result['layers'] = [args.prefix + name for name in result['layers']]
     print(f'chosen: {result["layers"]} (cycle MSE {result["loss"]:.2f})')
     if args.out:
-        with atomic_path(args.out) as tmp, open(tmp, 'w') as file:
-            json.dump(dict(result, prefix=args.prefix, cpu=cpu_info()), file, indent=1)
+        write_json(args.out, dict(result, prefix=args.prefix, cpu=cpu_info()))
 
 
 if __name__ == '__main__':

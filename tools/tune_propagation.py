@@ -18,7 +18,7 @@ from mmengine.config import DictAction
 from sfc_plugin.apis.inference import build_model
 from sfc_plugin.apis.tune_propagation import tune_grid
 from sfc_plugin.benchmarks.common import cpu_info
-from sfc_plugin.utils.io import atomic_path
+from sfc_plugin.utils import write_json
 
 
 def main() -> None:
@@ -41,8 +41,7 @@ def main() -> None:
         print(f'{row["data_root"]}\tlambda={row["fine_grained_weight"]:g}\t{json.dumps(row["settings"])}\t'
               f'J&F {row["J&F-Mean"]:.2f}\tJ {row["J-Mean"]:.2f}\tF {row["F-Mean"]:.2f}')
     if args.out:
-        with atomic_path(args.out) as tmp, open(tmp, 'w') as f:
-            json.dump(dict(config=args.config, cfg_options=args.cfg_options, cpu=cpu_info(), rows=rows), f, indent=1)
+        write_json(args.out, dict(config=args.config, cfg_options=args.cfg_options, cpu=cpu_info(), rows=rows))
 
 
 if __name__ == '__main__':

@@ -19,7 +19,6 @@ with exit status 1; Ctrl-C exits with 130.
 """
 import argparse
 import inspect
-import json
 import os
 import sys
 import time
@@ -32,7 +31,7 @@ from mmengine.config import DictAction
 from mmengine.registry import DefaultScope
 
 from sfc_plugin.registry import MODELS, SCOPE
-from sfc_plugin.utils import CheckpointMismatchError, atomic_path
+from sfc_plugin.utils import CheckpointMismatchError, atomic_path, write_json
 from sfc_plugin.utils.io import ensure_writable_dir
 from .matching import MATCHERS
 from .model import PairMatchingModel
@@ -222,9 +221,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             b_mirrored=bool(match.target_mirrored), orientation_scores=match.orientation_scores,
             matches=[dict(a=[float(x), float(y)], b=[float(v) for v in point_b] if ok else None, score=float(score))
                      for (x, y), point_b, score, ok in zip(points, match.points, match.scores, matched)])
-        with atomic_path(os.path.join(args.out, 'matches.json')) as tmp:
-            with open(tmp, 'w') as file:
-                json.dump(record, file, indent=1)
+        write_json(os.path.join(args.out, 'matches.json'), record)
         picture = draw_matches(image_a, image_b, points, match.points, match.scores)
         with atomic_path(os.path.join(args.out, 'matches.png')) as tmp:
             if not cv2.imwrite(tmp, cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)):

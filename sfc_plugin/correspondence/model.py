@@ -17,7 +17,6 @@ target is mirrored (``flip``) is, for every method: 'off' never; 'annotated' the
 (:func:`orientation_score` of the target and of its mirror; the matchers then match against the
 better one and map the predictions back).
 """
-import json
 import os
 from collections import OrderedDict
 from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
@@ -28,7 +27,7 @@ from mmengine.model import BaseModel
 from torch import Tensor
 
 from sfc_plugin.registry import MODELS
-from sfc_plugin.utils import atomic_path, read_image
+from sfc_plugin.utils import read_image, write_json
 from .matching import (MATCHERS, BoxPrior, FeatureExtractor, FeatureMap, PairMatcher, mirror_box, mirror_points,
                        orientation_score)
 
@@ -257,6 +256,4 @@ class PairMatchingModel(BaseModel):
                 pred_trg_kps=_native(result['pred_kps'], origin), trg_kps=_native(result['trg_kps'], origin))
         record.update(valid=result['valid'].tolist(), scores=scores, pck_sizes=result['pck_sizes'],
                       difficulty=result['difficulty'], matcher=self.method, **settings)
-        with atomic_path(os.path.join(self.out_dir, f'{sample["pair_id"]}.json')) as tmp:
-            with open(tmp, 'w') as file:
-                json.dump(record, file, indent=1)
+        write_json(os.path.join(self.out_dir, f'{sample["pair_id"]}.json'), record)

@@ -6,13 +6,12 @@ reader: it checks the format version, the files and their SHA-256, and that the 
 have the shapes the meta promises, so a stale or half-written folder is refused with a clear message.
 """
 import dataclasses
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Union
 
 from sfc_plugin.propagation import PropagationSettings
-from sfc_plugin.utils import file_sha256, read_json
+from sfc_plugin.utils import file_sha256, read_json, write_json
 
 # 2: the propagation settings as one object, ``propagation`` (PropagationSettings.protocol()); version 1 listed
 # them as top-level keys, which are still read.
@@ -143,11 +142,7 @@ def check_model_io(model, expected: Dict[str, Dict[str, List[Dim]]], source: str
 
 def write_export_meta(meta: ExportMeta, path: str) -> None:
     """Write ``meta`` as JSON, atomically."""
-    from sfc_plugin.utils import atomic_path
-    with atomic_path(path) as tmp:
-        with open(tmp, 'w') as f:
-            json.dump(meta.to_dict(), f, indent=2)
-            f.write('\n')
+    write_json(path, meta.to_dict(), indent=2)
 
 
 def load_export_meta(export_dir: str, check_models: bool = True, check_hashes: bool = True) -> ExportMeta:

@@ -22,7 +22,6 @@ shapes, precision, hashes). Engines only run with the TensorRT version and GPU m
 import contextlib
 import datetime
 import functools
-import json
 import logging
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -30,7 +29,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from mmengine.logging import print_log
 
-from sfc_plugin.utils import atomic_path, file_sha256, read_json
+from sfc_plugin.utils import atomic_path, file_sha256, read_json, write_json
 from .meta import MODEL_FILES, ExportMeta, load_export_meta
 
 ENGINE_FILES = {'backbone': 'backbone.engine', 'propagate': 'propagate.engine'}
@@ -210,9 +209,7 @@ def build_engine(onnx_path: str, engine_path: str, precision: str,
         'engine_sha256': file_sha256(engine_path),
         'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
     }
-    with atomic_path(engine_path + '.json') as tmp:
-        with open(tmp, 'w') as f:
-            json.dump(sidecar, f, indent=2)
+    write_json(engine_path + '.json', sidecar, indent=2)
     return sidecar
 
 

@@ -26,7 +26,6 @@ variation from the homography's perspective part, scale variation from its scale
 pasted. Everything is drawn from ``numpy.random.default_rng([seed, pair_index])`` and recorded in
 ``meta.json``.
 """
-import json
 import os
 import shutil
 import tempfile
@@ -34,6 +33,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
+
+from sfc_plugin.utils import write_json
 
 PHOTOS = ('astronaut', 'chelsea', 'coffee', 'rocket', 'immunohistochemistry', 'retina', 'clock')
 OPENCV_DOC_FILES = ('graf1.png', 'graf3.png', 'H1to3p.xml', 'aloeL.jpg', 'aloeR.jpg', 'aloeGT.png')
@@ -368,15 +369,13 @@ def write_benchmark(out: str, pairs: List[dict], meta: Dict[str, object], overwr
                           kps_ids=list(range(len(pair['src_kps']))), **pair['record'])
             pair_dir = os.path.join(work, 'PairAnnotation', SPLIT)
             os.makedirs(pair_dir, exist_ok=True)
-            with open(os.path.join(pair_dir, f'{line}.json'), 'w') as file:
-                json.dump(record, file, indent=1)
+            write_json(os.path.join(pair_dir, f'{line}.json'), record)
             lines.append(line)
         os.makedirs(os.path.join(work, 'Layout', 'large'))
         with open(os.path.join(work, 'Layout', 'large', f'{SPLIT}.txt'), 'w') as file:
             file.write('\n'.join(lines) + '\n')
-        with open(os.path.join(work, 'meta.json'), 'w') as file:
-            json.dump(dict(meta, pairs=len(pairs), categories=sorted({pair['category'] for pair in pairs})), file,
-                      indent=1)
+        write_json(os.path.join(work, 'meta.json'),
+                   dict(meta, pairs=len(pairs), categories=sorted({pair['category'] for pair in pairs})))
         if os.path.exists(out):
             shutil.rmtree(out)
         os.replace(work, out)

@@ -44,7 +44,6 @@ Every image of every pair is a fresh draw from ``numpy.random.default_rng([seed,
 (``<category>/<image>.jpg``) for training that needs only image-level labels.
 """
 import contextlib
-import json
 import os
 import shutil
 import tempfile
@@ -54,7 +53,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from sfc_plugin.utils import atomic_path, read_json
+from sfc_plugin.utils import atomic_path, read_json, write_json
 
 __all__ = ['ANNOTATION_FILE', 'AnnotationError', 'load_annotations', 'annotation_problems', 'read_stamp',
            'background_photos', 'composite', 'plan_pairs', 'render_pair', 'write_semantic_pairs',
@@ -589,8 +588,7 @@ def write_semantic_pairs(out: str, stamps_dir: str, seed: int = 0, opencv_data: 
                 line = f'{index:05d}-{stems[0]}-{stems[1]}:{category}'
                 record = dict(pair_id=index, src_imname=f'{stems[0]}.jpg', trg_imname=f'{stems[1]}.jpg',
                               **pair['record'])
-                with open(os.path.join(work, 'PairAnnotation', split, f'{line}.json'), 'w') as file:
-                    json.dump(record, file, indent=1)
+                write_json(os.path.join(work, 'PairAnnotation', split, f'{line}.json'), record)
                 lines.append(line)
                 keypoints += len(record['src_kps'])
                 mirrored += bool(record['mirrored'])
@@ -616,8 +614,7 @@ def write_semantic_pairs(out: str, stamps_dir: str, seed: int = 0, opencv_data: 
                                                           trn_points=trn_points,
                                                           trn_labelled_draws=trn_labelled_draws),
                      max_side, max_angle, counts, sorted(backgrounds), sorted(trn_backgrounds))
-        with open(os.path.join(work, 'meta.json'), 'w') as file:
-            json.dump(meta, file, indent=1)
+        write_json(os.path.join(work, 'meta.json'), meta)
         with open(os.path.join(work, 'README.txt'), 'w') as file:
             file.write(_readme(meta))
     return meta
@@ -714,8 +711,7 @@ def write_class_folders(out: str, stamps_dir: str, opencv_data: Optional[str] = 
                     seed=seed,
                     images_per_stamp=images_per_stamp, max_side=max_side, max_angle=max_angle,
                     object_scale='35-75 % of the longer image side', images=images)
-        with open(os.path.join(work, 'meta.json'), 'w') as file:
-            json.dump(meta, file, indent=1)
+        write_json(os.path.join(work, 'meta.json'), meta)
     return meta
 
 

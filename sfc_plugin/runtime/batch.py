@@ -22,8 +22,9 @@ from typing import Dict, List, Optional, Tuple
 
 from mmengine.logging import print_log
 
+from sfc_plugin.utils import write_json
 from .backends import Backend
-from .pipeline import propagate_video, write_summary
+from .pipeline import propagate_video
 
 REQUIRED_KEYS = ('video', 'mask', 'out')
 OPTIONAL_KEYS = ('overlay', 'keyframes')
@@ -140,9 +141,9 @@ def run_batch(backend: Backend, jobs: List[Job], summary: Optional[str] = None, 
               'backend': description['backend'], 'execution_provider': description['execution_provider'],
               'device': description['device'], 'model': description['model'], 'settings': description['settings']}
     if summary and world_size == 1:
-        write_summary(report, summary)
+        write_json(summary, report, indent=2)
     elif summary:
-        write_summary(report, summary_part(summary, rank, world_size))
+        write_json(summary_part(summary, rank, world_size), report, indent=2)
         merge_summaries(summary, world_size)
     return report
 
@@ -171,5 +172,5 @@ def merge_summaries(summary: str, world_size: int) -> bool:
                   succeeded=sum(r['succeeded'] for r in reports), failed=sum(r['failed'] for r in reports),
                   seconds=max(r['seconds'] for r in reports), rank=None,
                   devices=[r['device'] for r in reports])
-    write_summary(merged, summary)
+    write_json(summary, merged, indent=2)
     return True

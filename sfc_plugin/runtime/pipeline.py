@@ -6,7 +6,6 @@ backend's device, so memory does not grow with the video), and written by a writ
 PNG with the input palette, written atomically; optionally an overlay video (moved into place when the video
 is complete) and a JSON summary. See :mod:`.resume` for ``resume=True``.
 """
-import json
 import logging
 import os
 import time
@@ -18,7 +17,7 @@ import torch
 from mmengine.logging import print_log
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from sfc_plugin.utils import atomic_path, file_sha256, read_label_png, write_label_png
+from sfc_plugin.utils import file_sha256, read_label_png, write_json, write_label_png
 from sfc_plugin.utils.io import ensure_writable_dir
 from .backends import Backend
 from .masks import Annotations, MaskError, load_annotations
@@ -36,14 +35,6 @@ def run_signature(backend: Backend, frames: FrameSource, annotations: Annotation
                      network_size=list(network_size), label_values=annotations.label_values,
                      masks={str(frame): file_sha256(path) for frame, path in sorted(annotations.paths.items())})
     return signature
-
-
-def write_summary(summary: dict, path: str) -> None:
-    """Write ``summary`` as JSON, atomically."""
-    with atomic_path(path) as tmp:
-        with open(tmp, 'w') as f:
-            json.dump(summary, f, indent=2)
-            f.write('\n')
 
 
 def _check_keyframes(annotations: Annotations, num_frames: int, video: str) -> None:
@@ -255,7 +246,7 @@ class VideoRun:
             'torch_version': torch.__version__,
         }
         if summary_path:
-            write_summary(summary, summary_path)
+            write_json(summary_path, summary, indent=2)
         for line in self.presence.warnings():
             print_log(f'{frames.path}: {line}', logger='current', level=logging.WARNING)
         print_log(f'{frames.path}: {written} masks written in {seconds:.1f} s ({written / max(seconds, 1e-9):.1f} '

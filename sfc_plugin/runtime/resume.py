@@ -24,7 +24,7 @@ from typing import Callable, Dict, Iterable, Optional
 
 import numpy as np
 
-from sfc_plugin.utils import atomic_path, read_json
+from sfc_plugin.utils import atomic_path, read_json, write_json
 
 STATE_DIR = '.sfc-propagate'
 STATE_FILE = 'state.json'
@@ -121,10 +121,8 @@ class RunState:
 
     def _write(self, finished: bool) -> None:
         os.makedirs(self.dir, exist_ok=True)
-        with atomic_path(self.path) as tmp:
-            with open(tmp, 'w') as f:
-                json.dump({'format_version': STATE_FORMAT_VERSION, 'finished': finished,
-                           'signature': self.signature}, f, indent=1)
+        write_json(self.path, {'format_version': STATE_FORMAT_VERSION, 'finished': finished,
+                               'signature': self.signature})
 
     def _labels_path(self, name: str) -> str:
         return os.path.join(self.dir, f'{name}.npy')
