@@ -67,18 +67,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import Tensor
 
-from sfc_plugin.utils import atomic_path, read_image, read_json, write_json
+from sfc_plugin.utils import IMAGE_EXTENSIONS, atomic_path, read_image, read_json, write_json
 from .cli import load_pair_model
 from .datasets import SPAIR_DIFFICULTY
 from .matching import FeatureMap
 from .model import PairMatchingModel
 
-__all__ = ['IMAGE_EXTENSIONS', 'MAX_ZOOM', 'WeakSupervisionError', 'WeakPairSettings', 'RegionView', 'RegionPair',
+__all__ = ['MAX_ZOOM', 'WeakSupervisionError', 'WeakPairSettings', 'RegionView', 'RegionPair',
            'list_class_images', 'global_descriptor', 'candidate_pairs', 'third_images', 'co_salient_boxes',
            'crop_region', 'region_matches', 'transfer_points', 'vote_matches', 'consistency_check', 'WeakPairMiner',
            'make_weak_pairs', 'model_from_config']
-
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
 FORBIDDEN = 'animals/'  # Tux Paint's animal stamps are held out of all semantic-correspondence work
 MAX_ZOOM = 4.0  # a region crop is upscaled at most this much
 SPLIT = 'trn'

@@ -16,8 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from sfc_plugin.registry import DATASETS
-from sfc_plugin.utils import problems_summary, read_image, read_json
-from .image_datasets import IMAGE_EXTENSIONS
+from sfc_plugin.utils import IMAGE_EXTENSIONS, problems_summary, read_image, read_json
 
 # Tux Paint's animal stamps are kept out of all semantic-correspondence work (training, tuning, pair sets).
 HELD_OUT_FOLDER = os.path.join('tuxpaint', 'stamps', 'animals')

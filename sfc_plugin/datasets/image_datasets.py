@@ -13,14 +13,12 @@ from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
 from sfc_plugin.registry import DATASETS
-from sfc_plugin.utils import ImageReadError
+from sfc_plugin.utils import IMAGE_EXTENSIONS, ImageReadError
 
 __all__ = [
     'UnlabelledImageDataset', 'ImageFolderDataset', 'VideoFramesDataset', 'ImageListDataset',
     'TooManyBadImagesError', 'evenly_spaced_indices'
 ]
-
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 
 
 class TooManyBadImagesError(RuntimeError):

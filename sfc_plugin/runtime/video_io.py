@@ -15,9 +15,8 @@ from typing import Any, Callable, Iterator, List, Optional, Tuple
 import cv2
 import numpy as np
 
-from sfc_plugin.utils import read_image
+from sfc_plugin.utils import IMAGE_EXTENSIONS, read_image
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
 # Codecs of the overlay video per container (those OpenCV's FFmpeg build writes without extra libraries).
 OVERLAY_FOURCC = {'.mp4': 'mp4v', '.m4v': 'mp4v', '.mov': 'mp4v', '.mkv': 'mp4v', '.avi': 'MJPG', '.webm': 'VP90'}
 QUEUE_DEPTH = 4  # frames decoded ahead / waiting to be written

@@ -10,6 +10,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')  # image files, lower case
+
 
 class ImageReadError(OSError):
     """An image or annotation file is missing, unreadable or not what was expected."""
