@@ -372,3 +372,21 @@ def test_onnxruntime_providers_are_exact_on_the_given_gpu():
     assert session_providers('propagate', None, available=gpu_providers, gpu=False, device_id=0, cache_dir='/c',
                              ort_version='1.31.1', tensorrt_version='10.8.0', tf32_override='0') == [
         'CPUExecutionProvider']
+
+
+def test_cuda_device_parsing_and_tensorrt_version():
+    """The one parser of CUDA device names refuses a CPU device and an index torch does not see; without the
+    tensorrt module the version is None (and what the runtime's 'auto' backend checks)."""
+    with pytest.raises(ValueError, match='device cpu: expected a CUDA device'):
+        tensorrt_engine.cuda_device('cpu')
+    count = torch.cuda.device_count()
+    with pytest.raises(ValueError, match=rf'device cuda:{count}: torch sees {count} CUDA device\(s\) here'):
+        tensorrt_engine.cuda_device(f'cuda:{count}')
+    if count:
+        assert tensorrt_engine.cuda_device(f'cuda:{count - 1}') == torch.device('cuda', count - 1)
+    try:
+        import tensorrt
+        expected = tensorrt.__version__
+    except (ImportError, OSError):
+        expected = None
+    assert tensorrt_engine.tensorrt_version() == expected

@@ -58,6 +58,26 @@ def import_tensorrt():
     return tensorrt
 
 
+def tensorrt_version() -> Optional[str]:
+    """The version of the importable ``tensorrt`` module, or None if it cannot be imported here."""
+    try:
+        return import_tensorrt().__version__
+    except TensorRTUnavailableError:
+        return None
+
+
+def cuda_device(device: Optional[str] = None) -> torch.device:
+    """``device`` ('cuda', 'cuda:1'; default: the current CUDA device) as a torch.device with its index;
+    ValueError naming it if it is not a CUDA device torch sees here."""
+    parsed = torch.device(device) if device is not None else torch.device('cuda')
+    if parsed.type != 'cuda':
+        raise ValueError(f'device {device}: expected a CUDA device (cuda or cuda:N)')
+    index = parsed.index if parsed.index is not None else torch.cuda.current_device()
+    if index >= torch.cuda.device_count():
+        raise ValueError(f'device {device}: torch sees {torch.cuda.device_count()} CUDA device(s) here')
+    return torch.device('cuda', index)
+
+
 @functools.lru_cache(maxsize=None)
 def shared_logger(trt):
     """The one ``trt.Logger`` of this process for ``trt`` (TensorRT warns when a second one is made)."""
@@ -65,17 +85,11 @@ def shared_logger(trt):
 
 
 def _require_cuda(device: Optional[str] = None) -> torch.device:
-    """``device`` ('cuda', 'cuda:1'; default: the current CUDA device) as a torch.device with its index."""
+    """:func:`cuda_device`, or TensorRTUnavailableError if torch sees no CUDA device here."""
     if not torch.cuda.is_available():
         raise TensorRTUnavailableError('TensorRT engines need a CUDA device, and torch sees none here '
                                        f'(torch {torch.__version__}, CUDA build: {torch.version.cuda})')
-    device = torch.device(device) if device is not None else torch.device('cuda', torch.cuda.current_device())
-    if device.type != 'cuda':
-        raise ValueError(f'TensorRT engines run on a CUDA device, not {device}')
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    if index >= torch.cuda.device_count():
-        raise ValueError(f'device {device}: torch sees {torch.cuda.device_count()} CUDA device(s) here')
-    return torch.device('cuda', index)
+    return cuda_device(device)
 
 
 class EngineStream:

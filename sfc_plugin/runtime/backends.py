@@ -26,7 +26,7 @@ from torch import Tensor
 
 from sfc_plugin.apis.inference import build_model
 from sfc_plugin.deploy import (EngineMismatchError, ExportFormatError, ExportMeta, TensorRTUnavailableError,
-                               load_export_meta, onnxruntime_session)
+                               cuda_device, load_export_meta, onnxruntime_session, tensorrt_version)
 from sfc_plugin.deploy.tensorrt_engine import ENGINE_FILES
 from sfc_plugin.models.propagators.propagation_model import network_input_size
 from sfc_plugin.propagation import LabelPropagator, Propagator, exported_step_propagator
@@ -262,17 +262,6 @@ def session_providers(model: str, requested: Optional[Sequence[str]], available:
     return [(name, options[name]) if name in options else name for name in names]
 
 
-def _cuda_index(device: Optional[str]) -> int:
-    """Index of the CUDA device ``device`` ('cuda', 'cuda:1'; None: torch's current one)."""
-    parsed = torch.device(device) if device is not None else torch.device('cuda')
-    if parsed.type != 'cuda':
-        raise ValueError(f'device {device}: expected a CUDA device')
-    index = parsed.index if parsed.index is not None else torch.cuda.current_device()
-    if index >= torch.cuda.device_count():
-        raise ValueError(f'device {device}: torch sees {torch.cuda.device_count()} CUDA device(s) here')
-    return index
-
-
 def tensorrt_cache_dir(meta: ExportMeta) -> str:
     """Where onnxruntime's TensorRT provider keeps the engines of this export (one folder per export)."""
     root = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
@@ -298,16 +287,11 @@ class OnnxRuntimeBackend(ExportBackend):
         import onnxruntime
         super().__init__(export_dir)
         gpu = torch.cuda.is_available() and (device is None or torch.device(device).type == 'cuda')
-        device_id = _cuda_index(device) if gpu else 0
-        try:
-            import tensorrt
-            tensorrt_version = tensorrt.__version__
-        except (ImportError, OSError):
-            tensorrt_version = None
+        device_id = cuda_device(device).index if gpu else 0
         self.sessions, self.providers = {}, {}
         for model in ('backbone', 'propagate'):
             specs = session_providers(model, providers, onnxruntime.get_available_providers(), gpu, device_id,
-                                      tensorrt_cache_dir(self.meta), onnxruntime.__version__, tensorrt_version,
+                                      tensorrt_cache_dir(self.meta), onnxruntime.__version__, tensorrt_version(),
                                       os.environ.get('NVIDIA_TF32_OVERRIDE'))
             if any(spec[0] == TRT_PROVIDER for spec in specs if isinstance(spec, tuple)):
                 os.makedirs(tensorrt_cache_dir(self.meta), exist_ok=True)
@@ -383,13 +367,7 @@ def has_tensorrt_engines(export_dir: str) -> bool:
     """Both engines exist in ``export_dir`` and TensorRT and a CUDA device are usable here."""
     if not all(os.path.isfile(os.path.join(export_dir, name)) for name in ENGINE_FILES.values()):
         return False
-    if not torch.cuda.is_available():
-        return False
-    try:
-        import tensorrt  # noqa: F401
-    except (ImportError, OSError):
-        return False
-    return True
+    return torch.cuda.is_available() and tensorrt_version() is not None
 
 
 def load_backend(backend: str = 'auto', config: Optional[str] = None, checkpoint: Optional[str] = None,
