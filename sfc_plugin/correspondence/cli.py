@@ -22,7 +22,7 @@ import inspect
 import os
 import sys
 import time
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -31,7 +31,8 @@ from mmengine.config import DictAction
 from mmengine.registry import DefaultScope
 
 from sfc_plugin.registry import MODELS, SCOPE
-from sfc_plugin.utils import CheckpointMismatchError, atomic_path, write_json
+from sfc_plugin.utils import atomic_path, write_json
+from sfc_plugin.utils.cli import USER_ERRORS, run_command
 from sfc_plugin.utils.io import ensure_writable_dir
 from .matching import MATCHERS
 from .model import PairMatchingModel
@@ -39,7 +40,6 @@ from .model import PairMatchingModel
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'assets',
                               'semantic_pair_model.py')
 MIN_SIDE = 32  # at stride 8: 4 cells
-USER_ERRORS = (OSError, ValueError, ImportError, CheckpointMismatchError)
 
 
 class MatchInputError(ValueError):
@@ -188,50 +188,48 @@ def main(argv: Optional[List[str]] = None) -> int:
         if not args.no_progress:
             print(f'sfc-match: {message}', file=sys.stderr, flush=True)
 
+    return run_command('sfc-match', lambda: _run(args, say), USER_ERRORS,
+                       'interrupted; nothing half-written was left behind')
+
+
+def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
     start = time.perf_counter()
-    try:
-        image_a, image_b = read_colour_image(args.image_a), read_colour_image(args.image_b)
-        points = (parse_points(args.points, image_a.shape[:2], args.image_a) if args.points
-                  else grid_points(image_a.shape[:2], args.grid_step))
-        ensure_writable_dir(args.out, MatchInputError, 'the matches')
-        device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
-        if device.startswith('cuda') and not torch.cuda.is_available():
-            raise ValueError(f'--device {device}: torch sees no CUDA device here')
-        say(f'loading the model ({args.config or "built-in semantic pair model"}) on {device}')
-        model = load_pair_model(args.config, args.checkpoint, args.cfg_options, device,
-                                dict(matcher=args.matcher, flip=args.flip, max_side=args.max_side, layers=args.layers),
-                                args.unsafe_pickle)
-        say(f'features of {args.image_a} and {args.image_b}')
-        features_a, features_b = model.extractor(image_a), model.extractor(image_b)
-        say(f'matching {len(points)} points ({model.method}, flip {model.flip})')
-        match = model.transfer(features_a, features_b,
-                               lambda: model.extractor(np.ascontiguousarray(image_b[:, ::-1])), points,
-                               name=f'{args.image_a} -> {args.image_b}')
-        if match.orientation_scores is not None:
-            say(f'orientation scores {match.orientation_scores[0]:.4f} (as is), {match.orientation_scores[1]:.4f} '
-                f'(mirrored): matched B {"mirrored" if match.target_mirrored else "as is"}')
-        matched = np.isfinite(match.points).all(axis=1)
-        record = dict(
-            image_a=os.path.abspath(args.image_a), image_b=os.path.abspath(args.image_b),
-            size_a=list(image_a.shape[1::-1]), size_b=list(image_b.shape[1::-1]),
-            coordinates='x, y pixels, 0-based (pixel centres at integers); b null: no match',
-            model=dict(config=os.path.abspath(args.config or DEFAULT_CONFIG), checkpoint=args.checkpoint,
-                       layers=model.extractor.layers, max_side=model.extractor.max_side),
-            matcher=dict(model.matcher.describe(), method=model.method), flip=model.flip,
-            b_mirrored=bool(match.target_mirrored), orientation_scores=match.orientation_scores,
-            matches=[dict(a=[float(x), float(y)], b=[float(v) for v in point_b] if ok else None, score=float(score))
-                     for (x, y), point_b, score, ok in zip(points, match.points, match.scores, matched)])
-        write_json(os.path.join(args.out, 'matches.json'), record)
-        picture = draw_matches(image_a, image_b, points, match.points, match.scores)
-        with atomic_path(os.path.join(args.out, 'matches.png')) as tmp:
-            if not cv2.imwrite(tmp, cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)):
-                raise OSError(f'{os.path.join(args.out, "matches.png")}: could not write the picture')
-    except KeyboardInterrupt:
-        print('sfc-match: interrupted; nothing half-written was left behind', file=sys.stderr)
-        return 130
-    except USER_ERRORS as error:
-        print(f'sfc-match: error: {error}', file=sys.stderr)
-        return 1
+    image_a, image_b = read_colour_image(args.image_a), read_colour_image(args.image_b)
+    points = (parse_points(args.points, image_a.shape[:2], args.image_a) if args.points
+              else grid_points(image_a.shape[:2], args.grid_step))
+    ensure_writable_dir(args.out, MatchInputError, 'the matches')
+    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    if device.startswith('cuda') and not torch.cuda.is_available():
+        raise ValueError(f'--device {device}: torch sees no CUDA device here')
+    say(f'loading the model ({args.config or "built-in semantic pair model"}) on {device}')
+    model = load_pair_model(args.config, args.checkpoint, args.cfg_options, device,
+                            dict(matcher=args.matcher, flip=args.flip, max_side=args.max_side, layers=args.layers),
+                            args.unsafe_pickle)
+    say(f'features of {args.image_a} and {args.image_b}')
+    features_a, features_b = model.extractor(image_a), model.extractor(image_b)
+    say(f'matching {len(points)} points ({model.method}, flip {model.flip})')
+    match = model.transfer(features_a, features_b,
+                           lambda: model.extractor(np.ascontiguousarray(image_b[:, ::-1])), points,
+                           name=f'{args.image_a} -> {args.image_b}')
+    if match.orientation_scores is not None:
+        say(f'orientation scores {match.orientation_scores[0]:.4f} (as is), {match.orientation_scores[1]:.4f} '
+            f'(mirrored): matched B {"mirrored" if match.target_mirrored else "as is"}')
+    matched = np.isfinite(match.points).all(axis=1)
+    record = dict(
+        image_a=os.path.abspath(args.image_a), image_b=os.path.abspath(args.image_b),
+        size_a=list(image_a.shape[1::-1]), size_b=list(image_b.shape[1::-1]),
+        coordinates='x, y pixels, 0-based (pixel centres at integers); b null: no match',
+        model=dict(config=os.path.abspath(args.config or DEFAULT_CONFIG), checkpoint=args.checkpoint,
+                   layers=model.extractor.layers, max_side=model.extractor.max_side),
+        matcher=dict(model.matcher.describe(), method=model.method), flip=model.flip,
+        b_mirrored=bool(match.target_mirrored), orientation_scores=match.orientation_scores,
+        matches=[dict(a=[float(x), float(y)], b=[float(v) for v in point_b] if ok else None, score=float(score))
+                 for (x, y), point_b, score, ok in zip(points, match.points, match.scores, matched)])
+    write_json(os.path.join(args.out, 'matches.json'), record)
+    picture = draw_matches(image_a, image_b, points, match.points, match.scores)
+    with atomic_path(os.path.join(args.out, 'matches.png')) as tmp:
+        if not cv2.imwrite(tmp, cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)):
+            raise OSError(f'{os.path.join(args.out, "matches.png")}: could not write the picture')
     print(f'sfc-match: {int(matched.sum())} of {len(points)} points matched in {time.perf_counter() - start:.1f} s '
           f'-> {os.path.join(os.path.abspath(args.out), "matches.json")}, matches.png')
     return 0

@@ -14,15 +14,15 @@ from typing import List, Optional
 
 from mmengine.config import DictAction
 
-from sfc_plugin.utils import CheckpointMismatchError
+from sfc_plugin.utils.cli import USER_ERRORS as BASE_USER_ERRORS
+from sfc_plugin.utils.cli import run_command
 from .meta import MODEL_FILES, ExportFormatError, load_export_meta
 from .onnx_export import DEFAULT_NUM_LABELS, DEFAULT_OPSET, ExportError, ExportOptions, export_onnx
 from .tensorrt_engine import (EngineMismatchError, TensorRTUnavailableError, build_export_engines,
                               parse_image_size)
 from .trt_compat import check_tensorrt_compatibility
 
-USER_ERRORS = (FileNotFoundError, ValueError, CheckpointMismatchError, ExportError, ExportFormatError,
-               TensorRTUnavailableError, EngineMismatchError)
+USER_ERRORS = BASE_USER_ERRORS + (ExportError, ExportFormatError, TensorRTUnavailableError, EngineMismatchError)
 
 
 def arg_parser() -> argparse.ArgumentParser:
@@ -73,28 +73,26 @@ def arg_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Entry point of ``sfc-export``; returns the exit status."""
+    """Entry point of ``sfc-export``; returns the exit status (0 ok, 1 error, 130 interrupted)."""
     args = arg_parser().parse_args(argv)
-    try:
-        if args.command == 'onnx':
-            options = ExportOptions(image_size=args.image_size, dynamic=args.dynamic, num_labels=args.num_labels,
-                                    fp16=args.fp16, fp16_propagate=args.fp16_propagate, opset=args.opset,
-                                    verify=not args.no_verify)
-            export_onnx(args.config, args.checkpoint, args.out, options, args.cfg_options, args.unsafe_pickle)
-            return 0
-        if args.command == 'tensorrt':
-            sidecars = build_export_engines(args.export_dir, args.fp16, args.min, args.opt, args.max, args.workspace,
-                                            args.timing_cache, args.tf32, args.models)
-            for name, sidecar in sidecars.items():
-                print(f'{name}: TensorRT {sidecar["tensorrt_version"]}, {sidecar["gpu_name"]}, {sidecar["precision"]}')
-            return 0
-        return _check(args.models)
-    except USER_ERRORS as error:
-        print(f'sfc-export {args.command}: error: {error}', file=sys.stderr)
-        return 1
-    except OSError as error:  # unwritable or vanished files
-        print(f'sfc-export {args.command}: error: {error}', file=sys.stderr)
-        return 1
+    return run_command(f'sfc-export {args.command}', lambda: _run(args), USER_ERRORS,
+                       'interrupted; an export folder is complete only once its meta.json is written')
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == 'onnx':
+        options = ExportOptions(image_size=args.image_size, dynamic=args.dynamic, num_labels=args.num_labels,
+                                fp16=args.fp16, fp16_propagate=args.fp16_propagate, opset=args.opset,
+                                verify=not args.no_verify)
+        export_onnx(args.config, args.checkpoint, args.out, options, args.cfg_options, args.unsafe_pickle)
+        return 0
+    if args.command == 'tensorrt':
+        sidecars = build_export_engines(args.export_dir, args.fp16, args.min, args.opt, args.max, args.workspace,
+                                        args.timing_cache, args.tf32, args.models)
+        for name, sidecar in sidecars.items():
+            print(f'{name}: TensorRT {sidecar["tensorrt_version"]}, {sidecar["gpu_name"]}, {sidecar["precision"]}')
+        return 0
+    return _check(args.models)
 
 
 def _check(paths: List[str]) -> int:

