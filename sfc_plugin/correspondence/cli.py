@@ -32,13 +32,12 @@ from mmengine.registry import DefaultScope
 
 from sfc_plugin.registry import MODELS, SCOPE
 from sfc_plugin.utils import atomic_path, write_json
+from sfc_plugin.utils.assets import SEMANTIC_PAIR_MODEL_CONFIG
 from sfc_plugin.utils.cli import USER_ERRORS, run_command
 from sfc_plugin.utils.io import ensure_writable_dir
 from .matching import MATCHERS
 from .model import PairMatchingModel
 
-DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'assets',
-                              'semantic_pair_model.py')
 MIN_SIDE = 32  # at stride 8: 4 cells
 
 
@@ -92,7 +91,7 @@ def load_pair_model(config: Optional[str], checkpoint: Optional[str], cfg_option
     max_side, layers; None: keep) over the config's. A config of another model with a backbone (e.g. a
     propagation config) gives its backbone, matched with OT-RHM at a 320-pixel longer side unless set."""
     from sfc_plugin.apis.inference import init_model, load_config
-    config = config or DEFAULT_CONFIG
+    config = config or SEMANTIC_PAIR_MODEL_CONFIG
     cfg = load_config(config, cfg_options)
     if 'backbone' not in cfg.get('model', {}):
         raise ValueError(f'{config}: model has no backbone (give an evaluation config, e.g. configs/pair/*.py)')
@@ -219,7 +218,7 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
         image_a=os.path.abspath(args.image_a), image_b=os.path.abspath(args.image_b),
         size_a=list(image_a.shape[1::-1]), size_b=list(image_b.shape[1::-1]),
         coordinates='x, y pixels, 0-based (pixel centres at integers); b null: no match',
-        model=dict(config=os.path.abspath(args.config or DEFAULT_CONFIG), checkpoint=args.checkpoint,
+        model=dict(config=os.path.abspath(args.config or SEMANTIC_PAIR_MODEL_CONFIG), checkpoint=args.checkpoint,
                    layers=model.extractor.layers, max_side=model.extractor.max_side),
         matcher=dict(model.matcher.describe(), method=model.method), flip=model.flip,
         b_mirrored=bool(match.target_mirrored), orientation_scores=match.orientation_scores,

