@@ -4,8 +4,10 @@
 # MLP ratio 4): 64-d feature projections, tokens of 256 + 64, 4 heads, MLP ratio 2.
 # Chosen on the tune split (docs/pair_training.md): CATs' soft-argmax beta 0.02 (the untrained network
 # scores 27.7 mean PCK@0.1 over the tune categories at 0.02, 19.2 at 0.05, 4.3 at SemiMatch's 0.1); no
-# position embedding; the flow read out with SFNet's kernel soft-argmax (sigma 5 cells; training uses
-# the plain one, as CATs). Evaluation runs it as any pair model (tools/test.py, sfc-match --config).
+# position embedding; a point matched by the refined correlation rows interpolated at its position and
+# read out with SFNet's kernel soft-argmax (sigma 5 cells; 35.7 untrained against 29.0 for CATs' flow
+# readout; training uses the plain soft-argmax flow, as CATs). Evaluation runs it as any pair model
+# (tools/test.py, sfc-match --config).
 model = dict(
     type='CATsMatchingModel',
     backbone=dict(
@@ -20,5 +22,6 @@ model = dict(
     aggregator=dict(projection_dim=64, depth=1, heads=4, mlp_ratio=2.0, position_embedding=False),
     softmax_temperature=0.02,
     kernel_sigma=5.0,
+    readout='row',
     label_box=35.0,
 )
