@@ -7,6 +7,7 @@ from typing import Optional, Sequence, Tuple
 import cv2
 import torch
 
+from sfc_plugin.utils import image_tensor
 from .common import cpu_info
 
 
@@ -18,7 +19,7 @@ def benchmark_backbones(configs: Sequence[str], size: Tuple[int, int] = (480, 85
     from sfc_plugin.generators.offline_data import skimage_photo
     height, width = size
     photo = cv2.resize(skimage_photo('astronaut'), (width, height), interpolation=cv2.INTER_AREA)
-    image = torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 255
+    image = image_tensor(photo)
     results = {}
     for config in configs:
         model, _ = build_model(config, cfg_options=cfg_options)

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from sfc_plugin.propagation import LabelPropagator, PropagationSettings, ReferencePropagator, resolve_select_dtype
-from sfc_plugin.utils import write_label_png
+from sfc_plugin.utils import image_tensor, write_label_png
 from sfc_plugin.utils.memory import peak_rss_mb
 from .common import cpu_info, in_fresh_process
 
@@ -201,7 +201,7 @@ def core_speed(device: torch.device, sizes: CheckSizes, default_channels: int) -
 def _test_image(size: Tuple[int, int]) -> torch.Tensor:
     from skimage import data
     photo = cv2.resize(data.astronaut(), (size[1], size[0]), interpolation=cv2.INTER_AREA)
-    return torch.from_numpy(photo).permute(2, 0, 1).float().div(255)[None]
+    return image_tensor(photo)
 
 
 def backbones(device: torch.device, sizes: CheckSizes) -> dict:

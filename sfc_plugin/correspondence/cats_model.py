@@ -29,6 +29,7 @@ from mmengine.dist import get_dist_info
 from torch import Tensor
 
 from sfc_plugin.registry import MODELS
+from sfc_plugin.utils import image_tensor
 from .augment import AffineTPSWarp, key_mix, key_out, strong_photometric, weak_photometric
 from .cats import (CorrelationAggregator, cell_positions, endpoint_error, hyperpixel_maps, keypoint_flow_labels,
                    layer_correlations, mutual_nn_filter, soft_argmax)
@@ -115,7 +116,7 @@ class CATsFeatures:
         height, width = image.shape[:2]
         resized = cv2.resize(image, (model.image_size, model.image_size), interpolation=cv2.INTER_LINEAR)
         parameter = next(model.backbone.parameters())
-        tensor = torch.from_numpy(resized).to(parameter.device).permute(2, 0, 1)[None].float().div_(255)
+        tensor = image_tensor(resized, parameter.device)
         maps = hyperpixel_maps(model.backbone, tensor, model.layers, model.grid)
         features = F.normalize(torch.cat(maps, dim=1), dim=1)[0]
         return FeatureMap(features, (height, width))

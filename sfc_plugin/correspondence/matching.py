@@ -39,6 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sfc_plugin.utils import image_tensor
+
 MATCHERS = ('nn', 'mutual_nn', 'soft_argmax', 'kernel_soft_argmax', 'ot_rhm')
 # 'per_layer': each layer's output L2-normalised, then concatenated (and normalised again);
 # 'hpf': HPF / SCOT: the layers' pre-activation outputs upsampled (bilinear, corners aligned) to the
@@ -225,7 +227,7 @@ class FeatureExtractor:
             image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
         parameter = next(self.backbone.parameters(), None)
         device = parameter.device if parameter is not None else torch.device('cpu')
-        tensor = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None].float().div_(255)
+        tensor = image_tensor(image, device)
         if self.layers:
             features = self._hyperpixels(tensor)
         else:

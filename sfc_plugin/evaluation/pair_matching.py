@@ -11,6 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sfc_plugin.utils import image_tensor
+
 
 def stereo_pck(backbone_fn: Callable[[torch.Tensor], torch.Tensor],
                left: np.ndarray,
@@ -54,7 +56,7 @@ def stereo_pck(backbone_fn: Callable[[torch.Tensor], torch.Tensor],
     target = np.stack([xs - point_disparity, ys], axis=1)  # (N, 2) x, y in the right image
 
     def features(image: np.ndarray) -> torch.Tensor:
-        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255
+        tensor = image_tensor(image)
         with torch.no_grad():
             return backbone_fn(tensor).float()
 

@@ -8,6 +8,7 @@ from typing import Any, Iterator, List, Optional, Sequence, Tuple, Type
 
 import cv2
 import numpy as np
+import torch
 from PIL import Image
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')  # image files, lower case
@@ -15,6 +16,11 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')  
 
 class ImageReadError(OSError):
     """An image or annotation file is missing, unreadable or not what was expected."""
+
+
+def image_tensor(rgb: np.ndarray, device: Optional[torch.device] = None) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB -> (1, 3, H, W) float32 in [0, 1] on ``device`` (the networks' input)."""
+    return torch.from_numpy(np.ascontiguousarray(rgb)).to(device).permute(2, 0, 1)[None].float().div_(255)
 
 
 def file_sha256(path: str, chunk_bytes: int = 1 << 22) -> str:

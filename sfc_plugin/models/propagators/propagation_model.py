@@ -15,7 +15,7 @@ from sfc_plugin.evaluation.keypoints import (cells_to_image, heatmaps_to_keypoin
 from sfc_plugin.propagation import LabelPropagator, PropagationSettings, mask_to_soft_labels, soft_labels_to_ids
 from sfc_plugin.registry import MODELS
 from sfc_plugin.structures import VOID_ID, VideoDataError, validate_video_sample
-from sfc_plugin.utils import read_image, read_label_png, write_label_png
+from sfc_plugin.utils import image_tensor, read_image, read_label_png, write_label_png
 
 
 def network_input_size(frame_size: Tuple[int, int], min_side: Optional[int]) -> Tuple[int, int]:
@@ -148,4 +148,4 @@ class PropagationModel(BaseModel):
         if input_size is not None:
             image = cv2.resize(image, (input_size[1], input_size[0]), interpolation=cv2.INTER_LINEAR)
         device = next(self.backbone.parameters()).device
-        return torch.from_numpy(image).to(device).permute(2, 0, 1)[None].float().div_(255)
+        return image_tensor(image, device)
