@@ -13,24 +13,7 @@ from mmengine.model.weight_init import update_init_info
 from torch import nn
 
 from sfc_plugin.registry import SCOPE, WEIGHT_INITIALIZERS
-from sfc_plugin.utils.checkpoint import load_checkpoint_file, load_state_dict_strict
-
-
-def extract_state_dict(checkpoint: Mapping, source: str) -> Dict[str, torch.Tensor]:
-    """The tensors of a loaded checkpoint: its ``state_dict`` or ``model`` entry, or itself."""
-    for top_key in ('state_dict', 'model'):
-        if top_key in checkpoint:
-            state_dict = checkpoint[top_key]
-            break
-    else:
-        state_dict = checkpoint
-    if not isinstance(state_dict, Mapping):
-        raise RuntimeError(f'{source}: expected a dict of tensors, got {type(state_dict).__name__}')
-    not_tensors = [key for key, value in state_dict.items() if not isinstance(value, torch.Tensor)]
-    if not_tensors:
-        raise RuntimeError(f'{source}: expected a dict of tensors under "state_dict", "model" or '
-                           f'at the top level; these entries are not tensors: {not_tensors[:10]}')
-    return dict(state_dict)
+from sfc_plugin.utils.checkpoint import extract_state_dict, load_checkpoint_file, load_state_dict_strict
 
 
 def strip_prefix(state_dict: Mapping[str, torch.Tensor], prefix: str,

@@ -74,6 +74,23 @@ def load_checkpoint_file(path: str, allow_pickle: bool = False) -> dict:
     return dict(checkpoint)
 
 
+def extract_state_dict(checkpoint: Mapping, source: str) -> Dict[str, torch.Tensor]:
+    """The tensors of a loaded checkpoint: its ``state_dict`` or ``model`` entry, or itself."""
+    for top_key in ('state_dict', 'model'):
+        if top_key in checkpoint:
+            state_dict = checkpoint[top_key]
+            break
+    else:
+        state_dict = checkpoint
+    if not isinstance(state_dict, Mapping):
+        raise RuntimeError(f'{source}: expected a dict of tensors, got {type(state_dict).__name__}')
+    not_tensors = [key for key, value in state_dict.items() if not isinstance(value, torch.Tensor)]
+    if not_tensors:
+        raise RuntimeError(f'{source}: expected a dict of tensors under "state_dict", "model" or '
+                           f'at the top level; these entries are not tensors: {not_tensors[:10]}')
+    return dict(state_dict)
+
+
 def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
                            source: str = 'checkpoint',
                            allow_missing: Optional[List[str]] = None,
@@ -104,6 +121,5 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tens
 
 
 def load_model_weights(model: nn.Module, path: str, allow_pickle: bool = False) -> None:
-    """Load a checkpoint file (its ``state_dict`` entry or the whole file) strictly into ``model``."""
-    checkpoint = load_checkpoint_file(path, allow_pickle=allow_pickle)
-    load_state_dict_strict(model, checkpoint.get('state_dict', checkpoint), source=path)
+    """Load a checkpoint file's tensors (:func:`extract_state_dict`) strictly into ``model``."""
+    load_state_dict_strict(model, extract_state_dict(load_checkpoint_file(path, allow_pickle), path), source=path)
