@@ -397,3 +397,18 @@ def test_efficientnet_export_pads_as_tensorflow_at_every_size(tmp_path, dynamic)
         actual = session.run(None, {'image': image.numpy()})[0]
         assert actual.shape == expected.shape == (1, 40, -(-size[0] // 8), -(-size[1] // 8))
         assert np.abs(actual - expected).max() < 1e-4, size
+
+
+def test_export_meta_names_the_dynamic_dims_once(fixed_export, dynamic_export):
+    """ExportMeta.dynamic_axes (what the export traces and the TensorRT check allows) follows io_shapes, and the
+    written backbone.onnx has exactly those dims dynamic."""
+    meta, fixed = load_export_meta(dynamic_export), load_export_meta(fixed_export)
+    assert meta.dynamic_axes('backbone') == {'image': {2: 'height', 3: 'width'},
+                                             'features': {2: 'feat_height', 3: 'feat_width'}}
+    assert meta.dynamic_axes('backbone', inputs_only=True) == {'image': {2: 'height', 3: 'width'}}
+    assert meta.dynamic_axes('propagate') == {} and fixed.dynamic_axes('backbone') == {}
+    for folder, expected in ((dynamic_export, meta), (fixed_export, fixed)):
+        graph = onnx.load(os.path.join(folder, 'backbone.onnx')).graph
+        for value in list(graph.input) + list(graph.output):
+            named = {axis: dim.dim_param for axis, dim in enumerate(value.type.tensor_type.shape.dim) if dim.dim_param}
+            assert named == expected.dynamic_axes('backbone').get(value.name, {})

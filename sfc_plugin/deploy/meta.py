@@ -83,6 +83,14 @@ class ExportMeta:
                           'outputs': {'labels': [k, h, w]}},
         }
 
+    def dynamic_axes(self, model: str, inputs_only: bool = False) -> Dict[str, Dict[int, str]]:
+        """``{tensor: {axis: name}}`` of the dynamic dims of ``model`` (of its inputs only, if asked), as
+        ``torch.onnx.export`` takes them: the named dims of :meth:`io_shapes`, their one description."""
+        shapes = self.io_shapes()[model]
+        groups = [shapes['inputs']] if inputs_only else [shapes['inputs'], shapes['outputs']]
+        return {tensor: {axis: dim for axis, dim in enumerate(shape) if isinstance(dim, str)}
+                for group in groups for tensor, shape in group.items() if any(isinstance(dim, str) for dim in shape)}
+
     def model_path(self, export_dir: str, model: str) -> str:
         """Path of ``'backbone'`` or ``'propagate'`` in ``export_dir``."""
         return os.path.join(export_dir, self.files[model])

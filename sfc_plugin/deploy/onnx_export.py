@@ -335,10 +335,10 @@ def _write_export(backbone: torch.nn.Module, step: PropagationStep, meta: Export
         for name, file_name in MODEL_FILES.items():
             fd, temp_paths[name] = tempfile.mkstemp(prefix=f'.{file_name}.', suffix='.tmp', dir=out_dir)
             os.close(fd)
-        _trace_models(backbone, step, meta, temp_paths, options.dynamic)
-        allowed_dynamic = {'backbone': {'image': (2, 3)} if options.dynamic else {}, 'propagate': {}}
+        _trace_models(backbone, step, meta, temp_paths)
         for name, path in temp_paths.items():
-            report = check_tensorrt_compatibility(path, allowed_dynamic[name])
+            dynamic_inputs = meta.dynamic_axes(name, inputs_only=True)
+            report = check_tensorrt_compatibility(path, {tensor: tuple(axes) for tensor, axes in dynamic_inputs.items()})
             meta.tensorrt_check[name] = report.errors
             if not report.ok:
                 print_log(report.summary(MODEL_FILES[name]), logger='current', level=30)
@@ -357,17 +357,14 @@ def _write_export(backbone: torch.nn.Module, step: PropagationStep, meta: Export
                 os.remove(path)
 
 
-def _trace_models(backbone: torch.nn.Module, step: PropagationStep, meta: ExportMeta, paths: Dict[str, str],
-                  dynamic: bool) -> None:
+def _trace_models(backbone: torch.nn.Module, step: PropagationStep, meta: ExportMeta, paths: Dict[str, str]) -> None:
     """Trace the backbone and the propagation step to ``paths`` and finish both (shapes, constants, FP16)."""
     io_shapes = meta.io_shapes()
     image_size, feat_size, context_len = meta.export_image_size, meta.feat_size, step.context_len
-    print_log(f'Exporting the backbone ({image_size[0]}x{image_size[1]}{", dynamic" if dynamic else ""})',
+    print_log(f'Exporting the backbone ({image_size[0]}x{image_size[1]}{", dynamic" if meta.dynamic else ""})',
               logger='current')
-    dynamic_axes = ({'image': {2: 'height', 3: 'width'}, 'features': {2: 'feat_height', 3: 'feat_width'}}
-                    if dynamic else None)
     _trace_to_onnx(backbone, (torch.zeros(1, 3, *image_size),), paths['backbone'], ['image'], ['features'],
-                   meta.opset, dynamic_axes)
+                   meta.opset, meta.dynamic_axes('backbone') or None)
     _finish_model(paths['backbone'], io_shapes['backbone'], meta.precisions['backbone'] == 'fp16')
     print_log(f'Exporting the propagation step (features {feat_size[0]}x{feat_size[1]}x{meta.channels}, '
               f'context {context_len} + 1, {meta.num_labels} labels)', logger='current')
