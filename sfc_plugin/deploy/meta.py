@@ -58,6 +58,9 @@ class ExportMeta:
     files: Dict[str, str] = field(default_factory=lambda: dict(MODEL_FILES))
     verification: Dict[str, dict] = field(default_factory=dict)
     tensorrt_check: Dict[str, List[str]] = field(default_factory=dict)
+    # The model's min_input_side (None: frames at their own size). The export runs every video at
+    # export_image_size (propagate.onnx is fixed-size); the runtime says when the model would not.
+    min_input_side: Optional[int] = None
     format_version: int = FORMAT_VERSION
 
     @property

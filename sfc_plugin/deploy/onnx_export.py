@@ -7,6 +7,7 @@ channels. Both use the TorchScript exporter at opset 17 (TensorRT 10/11 and onnx
 is moved into place, onnxruntime runs both models against PyTorch; the folder then receives the models
 and, last, ``meta.json`` (see :mod:`.meta`), so an interrupted export never looks like a finished one.
 """
+import logging
 import math
 import os
 import tempfile
@@ -24,7 +25,7 @@ from mmengine.logging import print_log
 from onnx import helper, numpy_helper
 
 from sfc_plugin.apis.inference import build_model
-from sfc_plugin.propagation import PropagationStep, topk_boundary_gaps
+from sfc_plugin.propagation import PropagationStep, network_input_size, topk_boundary_gaps
 from sfc_plugin.utils import file_sha256
 from sfc_plugin.utils.io import ensure_writable_dir
 from sfc_plugin.version import __version__
@@ -314,6 +315,11 @@ def _plan_export(model: torch.nn.Module, image_size: Sequence[int], options: Exp
         raise ExportError(f'the backbone gives a {traced_size} feature map for {image_size}, expected {feat_size} '
                           f'(stride {backbone.stride})')
     fused = backbone.fine_grained is not None and backbone.semantic is not None
+    min_input_side = model.min_input_side
+    if network_input_size(image_size, min_input_side) != image_size:
+        print_log(f'the model scales frames whose shorter side is below {min_input_side} up to it; this export runs '
+                  f'every video at {image_size[0]}x{image_size[1]} (height x width), so on such footage its masks '
+                  'differ from the torch backend\'s', logger='current', level=logging.WARNING)
     return ExportMeta(
         image_size=None if options.dynamic else list(image_size), export_image_size=list(image_size),
         feat_size=list(feat_size), stride=int(backbone.stride), channels=int(backbone.out_channels),
@@ -324,7 +330,7 @@ def _plan_export(model: torch.nn.Module, image_size: Sequence[int], options: Exp
         source_config=os.path.abspath(config), checkpoint=os.path.abspath(checkpoint) if checkpoint else None,
         checkpoint_sha256=file_sha256(checkpoint) if checkpoint else None,
         sfc_plugin_version=__version__, torch_version=torch.__version__, onnx_version=onnx.__version__,
-        onnxruntime_version=onnxruntime.__version__, sha256={})
+        onnxruntime_version=onnxruntime.__version__, sha256={}, min_input_side=min_input_side)
 
 
 def _write_export(backbone: torch.nn.Module, step: PropagationStep, meta: ExportMeta, out_dir: str,
@@ -338,7 +344,8 @@ def _write_export(backbone: torch.nn.Module, step: PropagationStep, meta: Export
         _trace_models(backbone, step, meta, temp_paths)
         for name, path in temp_paths.items():
             dynamic_inputs = meta.dynamic_axes(name, inputs_only=True)
-            report = check_tensorrt_compatibility(path, {tensor: tuple(axes) for tensor, axes in dynamic_inputs.items()})
+            report = check_tensorrt_compatibility(path, {tensor: tuple(axes)
+                                                         for tensor, axes in dynamic_inputs.items()})
             meta.tensorrt_check[name] = report.errors
             if not report.ok:
                 print_log(report.summary(MODEL_FILES[name]), logger='current', level=30)

@@ -6,7 +6,7 @@ a predicted soft map is resized bilinearly back to the image size and its argmax
 values.
 """
 import math
-from typing import Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -19,6 +19,17 @@ ArrayLike = Union[Tensor, np.ndarray]
 def feature_size(image_size: Tuple[int, int], stride: int = 8) -> Tuple[int, int]:
     """Feature-map size of a stride-``stride`` network: ``(ceil(H / stride), ceil(W / stride))``."""
     return math.ceil(image_size[0] / stride), math.ceil(image_size[1] / stride)
+
+
+def network_input_size(frame_size: Tuple[int, int], min_side: Optional[int]) -> Tuple[int, int]:
+    """(H, W) the network takes for frames of ``frame_size`` (H, W): the frame's own size, or, when
+    its shorter side is below ``min_side``, the frame scaled up (aspect kept, rounded) so that the
+    shorter side is ``min_side`` (a model's ``min_input_side``: evaluation, the runtime and exports alike)."""
+    height, width = (int(v) for v in frame_size)
+    if min_side is None or min(height, width) >= min_side:
+        return height, width
+    scale = min_side / min(height, width)
+    return round(height * scale), round(width * scale)
 
 
 def mask_label_values(ids: ArrayLike) -> list:

@@ -16,7 +16,7 @@ device, and the TensorRT provider caches its engines and timings on disk.
 import abc
 import logging
 import os
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 import torch
@@ -28,8 +28,7 @@ from sfc_plugin.apis.inference import build_model
 from sfc_plugin.deploy import (EngineMismatchError, ExportFormatError, ExportMeta, TensorRTUnavailableError,
                                cuda_device, load_export_meta, onnxruntime_session, tensorrt_version)
 from sfc_plugin.deploy.tensorrt_engine import ENGINE_FILES
-from sfc_plugin.models.propagators.propagation_model import network_input_size
-from sfc_plugin.propagation import LabelPropagator, Propagator, exported_step_propagator
+from sfc_plugin.propagation import LabelPropagator, Propagator, exported_step_propagator, network_input_size
 from sfc_plugin.utils import file_sha256
 from sfc_plugin.utils.assets import DEFAULT_MODEL_CHECKPOINT, DEFAULT_MODEL_CONFIG
 
@@ -126,7 +125,7 @@ class TorchBackend(Backend):
             self.backbone = self.backbone.to(memory_format=torch.channels_last)
         self.settings = model.settings
         self.image_size = tuple(int(v) for v in image_size) if image_size is not None else None
-        self.min_input_side = getattr(model, 'min_input_side', None)
+        self.min_input_side: Optional[int] = model.min_input_side
         self.source = dict(source or {})
         self.context_len = self.settings.context_len
 
@@ -182,10 +181,21 @@ class ExportBackend(Backend):
                                     'has from the first frame on: run this model with the torch backend')
         self.max_labels = self.meta.num_labels
         self.context_len = self.meta.settings.context_len
+        self.size_warnings: Set[Tuple[int, int]] = set()  # frame sizes told to run at the export's size
 
     def input_size(self, frame_size: Tuple[int, int]) -> Tuple[int, int]:
-        # propagate.onnx is fixed-size, so a dynamic backbone too is fed the size it was exported for.
-        return tuple(self.meta.export_image_size)
+        """The export's size for every video: propagate.onnx is fixed-size, so a dynamic backbone too is fed the size
+        it was exported for. Says so (once per frame size) where the model itself would run another size."""
+        export_size = tuple(self.meta.export_image_size)
+        model_size = network_input_size(frame_size, self.meta.min_input_side)
+        if model_size != export_size and tuple(frame_size) not in self.size_warnings:
+            self.size_warnings.add(tuple(frame_size))
+            rule = f' (min_input_side {self.meta.min_input_side})' if self.meta.min_input_side else ''
+            print_log(f'{self.export_dir}: frames of {frame_size[1]}x{frame_size[0]} run at the export\'s fixed '
+                      f'{export_size[1]}x{export_size[0]}; the model{rule} runs them at '
+                      f'{model_size[1]}x{model_size[0]} with the torch backend: export with --image-size '
+                      f'{model_size[0]} {model_size[1]} for the same masks', logger='current', level=logging.WARNING)
+        return export_size
 
     @abc.abstractmethod
     def run_step(self, query: Tensor, context_feats: Tensor, context_labels: Tensor) -> Tensor:

@@ -12,21 +12,11 @@ from torch import Tensor
 
 from sfc_plugin.evaluation.keypoints import (cells_to_image, heatmaps_to_keypoints, keypoints_to_heatmaps,
                                              resize_keypoints)
-from sfc_plugin.propagation import LabelPropagator, PropagationSettings, mask_to_soft_labels, soft_labels_to_ids
+from sfc_plugin.propagation import (LabelPropagator, PropagationSettings, mask_to_soft_labels, network_input_size,
+                                    soft_labels_to_ids)
 from sfc_plugin.registry import MODELS
 from sfc_plugin.structures import VOID_ID, VideoDataError, validate_video_sample
 from sfc_plugin.utils import image_tensor, read_image, read_label_png, write_label_png
-
-
-def network_input_size(frame_size: Tuple[int, int], min_side: Optional[int]) -> Tuple[int, int]:
-    """(H, W) the network takes for frames of ``frame_size`` (H, W): the frame's own size, or, when
-    its shorter side is below ``min_side``, the frame scaled up (aspect kept, rounded) so that the
-    shorter side is ``min_side``."""
-    height, width = (int(v) for v in frame_size)
-    if min_side is None or min(height, width) >= min_side:
-        return height, width
-    scale = min_side / min(height, width)
-    return round(height * scale), round(width * scale)
 
 
 @MODELS.register_module()
