@@ -93,6 +93,7 @@ def test_scope_is_the_package_name():
     assert 'sfc' not in sys.modules or sys.modules['sfc'] is not sfc_plugin  # no alias module
 
 
+@pytest.mark.slow
 def test_built_from_another_codebase_with_custom_imports(tmp_path):
     """A config of another codebase (default_scope 'mmengine') reaches the plugin through custom_imports
     and scoped types, in a fresh interpreter that has not imported sfc_plugin."""

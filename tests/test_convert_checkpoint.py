@@ -177,6 +177,7 @@ def load_cli():
     return module
 
 
+@pytest.mark.slow
 def test_cli_builds_a_fused_checkpoint_that_sfc_backbone_loads(tmp_path, capsys):
     fc_path, moco_path = str(tmp_path / 'pretrained_fc.pth'), str(tmp_path / 'moco.pth.tar')
     fc_backbone, moco_backbone = random_backbone(18), random_backbone(50)

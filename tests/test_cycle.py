@@ -328,6 +328,7 @@ def test_moco_with_cycle_trains_on_cycle_pairs(tmp_path, real_image_dir):
     assert all(param.grad is None for param in model.key_backbone.parameters())
 
 
+@pytest.mark.slow
 def test_search_layers_tool(tmp_path):
     write_category_folders(tmp_path / 'pairs')
     out = tmp_path / 'layers.json'

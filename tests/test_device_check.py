@@ -34,6 +34,7 @@ def load_tool():
     return module
 
 
+@pytest.mark.slow
 def test_quick_check_on_the_cpu_writes_every_key(tmp_path):
     out = tmp_path / 'report.json'
     result = subprocess.run([sys.executable, TOOL, '--device', 'cpu', '--quick', '--out', str(out)], cwd=tmp_path,

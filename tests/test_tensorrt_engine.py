@@ -58,6 +58,7 @@ def fp16_export(exports, tmp_path_factory) -> str:
     return folder
 
 
+@pytest.mark.slow
 @without_tensorrt
 def test_tensorrt_command_without_tensorrt_says_so(exports, capsys):
     assert main(['tensorrt', exports['fixed']]) == 1

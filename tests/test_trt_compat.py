@@ -42,6 +42,7 @@ def exports(tmp_path_factory) -> dict:
     return folders
 
 
+@pytest.mark.slow
 def test_exported_models_pass(exports):
     for name, folder in exports.items():
         for model in ('backbone', 'propagate'):

@@ -20,6 +20,7 @@ def tiny_davis(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_grid_points_equal_models_built_with_those_settings(tiny_davis, tmp_path):
     checkpoint = make_checkpoint(TINY_CONFIG, str(tmp_path / 'tiny.pth'))
     model, cfg = build_model(TINY_CONFIG, checkpoint)
@@ -57,6 +58,7 @@ class ReferenceLite0Stride8(torch.nn.Module):
         return x
 
 
+@pytest.mark.slow
 def test_semantic_branch_scores_what_the_reference_features_score(tiny_davis):
     """At sizes where the reference pads as TensorFlow (every stride-2 input even: 48 x 64), the
     semantic branch at the default's cut gives the same J&F as the reference network's features."""

@@ -111,6 +111,7 @@ def test_masks_and_colours_follow_depth_order_pixel_by_pixel():
         assert np.count_nonzero(labels == 1) == np.count_nonzero(full[1] & ~full[2])
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_files_and_another_seed_differs(tiny_benchmark, tmp_path):
     out_dir, _ = tiny_benchmark
     again = str(tmp_path / 'again')

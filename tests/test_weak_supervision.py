@@ -156,6 +156,7 @@ def test_consistency_check_drops_a_keypoint_whose_cycle_does_not_close():
     assert kept.tolist() == [True, True, True, False, True] and errors[3] == np.inf  # every third image must agree
 
 
+@pytest.mark.slow
 def test_resume_gives_the_output_of_one_run(warp_root, model, written, tmp_path):
     out = str(tmp_path / 'pairs')
     settings = WeakPairSettings(pairs_per_image=2)
@@ -197,6 +198,7 @@ def _tool():
     return module
 
 
+@pytest.mark.slow
 def test_tool_help_errors_and_a_run(tmp_path, warp_root, capsys):
     tool = _tool()
     with pytest.raises(SystemExit) as exit_info:
