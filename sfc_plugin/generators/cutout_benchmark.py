@@ -33,7 +33,8 @@ import numpy as np
 from mmengine.logging import print_log
 
 from sfc_plugin.utils.io import default_palette, write_label_png
-from .offline_data import opencv_doc_file, read_video_frames
+from sfc_plugin.utils.video import read_video_frames, video_size
+from .offline_data import opencv_doc_file
 from .vos_benchmark import camera_view, prepare_output_folder, write_jpeg, write_text
 
 SPLITS = ('tune', 'report')
@@ -89,16 +90,6 @@ def read_stamp(path: str) -> Optional[np.ndarray]:
     if image is None or image.ndim != 3 or image.shape[2] != 4:
         return None
     return cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
-
-
-def clip_size(path: str) -> Tuple[int, int]:
-    capture = cv2.VideoCapture(path)
-    try:
-        if not capture.isOpened():
-            raise OSError(f'{path}: OpenCV cannot open the video')
-        return int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
-    finally:
-        capture.release()
 
 
 # --- Planning -------------------------------------------------------------------------------------
@@ -267,7 +258,7 @@ def make_cutout_benchmark(out_dir: str, stamps_dir: str, opencv_data_dir: str, s
     if num_frames > shortest:
         raise ValueError(f'{num_frames} frames: the {split} footage allows at most {shortest}')
     stamps = list_stamps(stamps_dir, split)
-    clip_sizes = {clip: clip_size(opencv_doc_file(opencv_data_dir, clip)) for clip in CLIP_SPLITS}
+    clip_sizes = {clip: video_size(opencv_doc_file(opencv_data_dir, clip)) for clip in CLIP_SPLITS}
     outputs = prepare_output_folder(out_dir, overwrite)
 
     palette = default_palette()

