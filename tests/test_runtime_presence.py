@@ -51,3 +51,22 @@ def test_background_id_255_object_and_frame_order():
         presence.add(2, ids)
     with pytest.raises(ValueError, match='vanish_frames must be >= 1'):
         ObjectPresence([0, 1], vanish_frames=0)
+
+
+def test_state_restores_the_counts_exactly():
+    """A finished run keeps ObjectPresence.state(); restoring it (through JSON) gives the same report and goes on
+    counting as if every frame had been added."""
+    import json
+    pattern = {1: [3, 0, 0, 0, 2, 1, 0, 0, 0, 0], 2: [0, 0, 0, 4, 4, 4, 4, 0, 4, 4], 3: [0] * 10}
+    frames = masks_from_presence(pattern, 10)
+    whole = ObjectPresence([0, 1, 2, 3], vanish_frames=2)
+    first = ObjectPresence([0, 1, 2, 3], vanish_frames=2)
+    for t, ids in enumerate(frames):
+        whole.add(t, ids)
+        if t < 6:
+            first.add(t, ids)
+    restored = ObjectPresence([0, 1, 2, 3], vanish_frames=2)
+    restored.restore(json.loads(json.dumps(first.state())))
+    for t in range(6, 10):
+        restored.add(t, frames[t])
+    assert restored.report() == whole.report() and restored.warnings() == whole.warnings()

@@ -118,8 +118,11 @@ class VideoRun:
         if self.resume and (self.done or self.state.exists()):
             if self.state.resume() and self.overlay is None:
                 self.num_frames, self.complete = self.done, True
-                for index in range(self.done):
-                    self.presence.add(index, self._written_mask(index))
+                if self.state.presence is not None:
+                    self.presence.restore(self.state.presence)
+                else:  # finished by a version that did not keep the counts
+                    for index in range(self.done):
+                        self.presence.add(index, self._written_mask(index))
                 return True
             return False
         self.state.start()
@@ -160,7 +163,7 @@ class VideoRun:
                 self.overlay_video.commit()
         if self.complete:
             _check_keyframes(self.annotations, self.num_frames, self.video)
-            self.state.finish()
+            self.state.finish(self.presence.state())
         seconds = self.propagator.seconds
         self.stages = {'decode': (reader.seconds, self.num_frames), 'backbone': (seconds['backbone'], self.written),
                        'propagate': (seconds['propagate'], self.written),

@@ -54,6 +54,26 @@ class ObjectPresence:
                 else:
                     runs.append([frame, frame])
 
+    def state(self) -> dict:
+        """Everything counted so far, as JSON: a finished run keeps it, so resuming it need not read its masks."""
+        return {'frames': self.next_frame,
+                'objects': {str(obj): {'first_frame': self.first_frame.get(obj), 'last_frame': self.last_frame.get(obj),
+                                       'frames_present': self.frames_present[obj],
+                                       'min_pixels': self.min_pixels.get(obj), 'empty_runs': self.empty_runs[obj]}
+                            for obj in self.objects}}
+
+    def restore(self, state: dict) -> None:
+        """Continue from :meth:`state` of the same objects (after ``state['frames']`` frames)."""
+        self.next_frame = state['frames']
+        for obj in self.objects:
+            counted = state['objects'][str(obj)]
+            for name, values in (('first_frame', self.first_frame), ('last_frame', self.last_frame),
+                                 ('min_pixels', self.min_pixels)):
+                if counted[name] is not None:
+                    values[obj] = counted[name]
+            self.frames_present[obj] = counted['frames_present']
+            self.empty_runs[obj] = [list(run) for run in counted['empty_runs']]
+
     def vanished(self, obj: int) -> List[List[int]]:
         """``[first, last]`` of every run of at least ``vanish_frames`` frames without a pixel of ``obj``."""
         return [list(run) for run in self.empty_runs[obj] if run[1] - run[0] + 1 >= self.vanish_frames]

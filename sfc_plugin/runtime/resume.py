@@ -84,6 +84,7 @@ class RunState:
         self.dir = os.path.join(out_dir, STATE_DIR)
         self.path = os.path.join(self.dir, STATE_FILE)
         self.signature = _normalised(signature)
+        self.presence: Optional[dict] = None  # the ObjectPresence state a finished run kept (set by resume)
 
     def exists(self) -> bool:
         return os.path.isfile(self.path)
@@ -107,22 +108,26 @@ class RunState:
                               'mix two runs (run without --resume to start again)')
         finished = bool(state.get('finished'))
         if finished:
+            self.presence = state.get('presence')
             return True
         self._write(finished=False)
         return False
 
-    def finish(self) -> None:
-        """The run is complete: say so, then drop the saved labels. In this order, a run killed while the
-        labels are being deleted is still known to be complete (its resume needs none of them)."""
-        self._write(finished=True)
+    def finish(self, presence: Optional[dict] = None) -> None:
+        """The run is complete: say so (with ``presence``, its :class:`.presence.ObjectPresence` state), then drop
+        the saved labels. In this order, a run killed while the labels are being deleted is still known to be
+        complete (its resume needs none of them)."""
+        self._write(finished=True, presence=presence)
         for name in os.listdir(self.dir):
             if name.endswith('.npy'):
                 os.remove(os.path.join(self.dir, name))
 
-    def _write(self, finished: bool) -> None:
+    def _write(self, finished: bool, presence: Optional[dict] = None) -> None:
         os.makedirs(self.dir, exist_ok=True)
-        write_json(self.path, {'format_version': STATE_FORMAT_VERSION, 'finished': finished,
-                               'signature': self.signature})
+        state = {'format_version': STATE_FORMAT_VERSION, 'finished': finished, 'signature': self.signature}
+        if presence is not None:
+            state['presence'] = presence
+        write_json(self.path, state)
 
     def _labels_path(self, name: str) -> str:
         return os.path.join(self.dir, f'{name}.npy')
