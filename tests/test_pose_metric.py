@@ -6,7 +6,7 @@ import pytest
 
 from sfc_plugin.evaluation.functional import pck_normalized_distances
 from sfc_plugin.evaluation.metrics import JHMDBPCKMetric
-from sfc_plugin.evaluation.keypoints import (cells_to_image, heatmaps_to_keypoints, keypoints_to_heatmaps,
+from sfc_plugin.propagation.keypoints import (cells_to_image, heatmaps_to_keypoints, keypoints_to_heatmaps,
                                               resize_keypoints)
 from sfc_plugin.registry import METRICS
 

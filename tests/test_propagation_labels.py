@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from sfc_plugin.propagation import feature_size, mask_label_values, mask_to_soft_labels, soft_labels_to_ids
+from sfc_plugin.propagation import feature_size, label_values_of, mask_to_soft_labels, soft_labels_to_ids
 
 
 def bilinear_by_loops(image: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
@@ -70,7 +70,7 @@ def test_blocky_masks_round_trip(pattern):
     else:
         block_ids = np.where((cells[0] + cells[1]) % 2, 3, 0)
     ids = np.kron(block_ids, np.ones((8, 8), np.int64))  # (48, 72)
-    values = mask_label_values(ids)
+    values = label_values_of([ids])
     soft = mask_to_soft_labels(torch.from_numpy(ids), values, feature_size(ids.shape))
     assert np.array_equal(soft_labels_to_ids(soft, ids.shape, values).numpy(), ids)
 

@@ -36,7 +36,7 @@ import onnxruntime
 import torch
 
 from sfc_plugin.deploy import ExportOptions, export_onnx
-from sfc_plugin.propagation import mask_to_soft_labels, resolve_select_dtype
+from sfc_plugin.propagation import MaskCodec, resolve_select_dtype
 from sfc_plugin.runtime.backends import ModelNotFoundError, default_model, load_backend
 from sfc_plugin.runtime.pipeline import propagate_video
 from sfc_plugin.runtime.propagator import prepare_image
@@ -144,11 +144,10 @@ def measure(spec: dict, video: str, mask: str, frames: List[np.ndarray], work_di
     of each is kept: the machine may be shared)."""
     backend = load_backend(**spec)
     ids, _ = read_label_png(mask)
-    label_values = sorted(set(np.unique(ids).tolist()) | {0})
     size = frames[0].shape[:2]
     images = [prepare_image(frame, backend.input_size(size)) for frame in frames]
     feat_size = tuple(backend.features(images[0].to(backend.device)[None]).shape[-2:])  # also a warm-up
-    first_labels = mask_to_soft_labels(torch.from_numpy(ids), label_values, feat_size).to(backend.device)
+    first_labels = MaskCodec.for_user_masks([ids]).encode(ids, feat_size).to(backend.device)
     core_run(backend, images[:3], first_labels)  # warm-up
     cores, ends = [], []
     for _ in range(repeats):

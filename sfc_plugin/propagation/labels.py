@@ -32,11 +32,6 @@ def network_input_size(frame_size: Tuple[int, int], min_side: Optional[int]) -> 
     return round(height * scale), round(width * scale)
 
 
-def mask_label_values(ids: ArrayLike) -> list:
-    """Sorted label values present in a mask."""
-    return [int(v) for v in torch.unique(torch.as_tensor(ids))]
-
-
 def mask_to_soft_labels(ids: ArrayLike, label_values: Sequence[int], feat_size: Tuple[int, int]) -> Tensor:
     """(H, W) integer mask -> (K, h, w) float32 soft labels, channel k for ``label_values[k]``.
 

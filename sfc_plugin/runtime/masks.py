@@ -7,7 +7,8 @@ Three kinds of mask file, all masks of a video of one kind:
 - an RGB(A) colour mask: black is the background, every other flat colour one object (ids 1, 2, ... in
   the order the colours first appear: frame 0's sorted, then new ones of later keyframes); alpha is ignored.
 
-Id 0 is the background; every id present in any mask is a class (so an object may first appear in a keyframe).
+Id 0 is the background; every id present in any mask is a class (so an object may first appear in a keyframe),
+255 included: a user's mask has no void id (``MaskCodec.for_user_masks``; a 0/255 binary mask tracks object 255).
 The output masks keep these ids and the palette.
 """
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from sfc_plugin.propagation import MaskCodec
 from sfc_plugin.utils.io import GRAYSCALE_MODES, ImageReadError, default_palette, read_label_image
 
 MAX_COLOURS = 255  # ids 1..255 for the objects of an RGB mask
@@ -31,14 +33,18 @@ class Annotations:
     Attributes:
         masks: {frame index: (H, W) uint8 ids}; frame 0 is always there.
         paths: {frame index: mask file}.
-        label_values: sorted ids of all masks, background 0 included; channel k of the soft labels is
-            ``label_values[k]``.
+        codec: the masks' codec (``MaskCodec.for_user_masks``) for the video loop.
         palette: (256, 3) uint8 colours of the output PNGs.
     """
     masks: Dict[int, np.ndarray]
     paths: Dict[int, str]
-    label_values: List[int]
+    codec: MaskCodec
     palette: np.ndarray
+
+    @property
+    def label_values(self) -> List[int]:
+        """Sorted ids of all masks, background 0 included; channel k of the soft labels is ``label_values[k]``."""
+        return self.codec.label_values
 
     def check_frame_size(self, frame_size: Tuple[int, int], video: str) -> None:
         """MaskError naming the mask if its size differs from the frames' (H, W)."""
@@ -110,8 +116,8 @@ def load_annotations(paths: Dict[int, str]) -> Annotations:
     if not masks[0].any():
         raise MaskError(f'{paths[0]}: the first-frame mask has no object (every pixel is background 0); '
                         'mark the objects to track with ids or colours other than 0 / black')
-    values = sorted(set().union(*(np.unique(ids).tolist() for ids in masks.values())) | {0})
-    return Annotations(masks, dict(paths), values, palette)
+    codec = MaskCodec.for_user_masks([masks[frame] for frame in sorted(masks)])
+    return Annotations(masks, dict(paths), codec, palette)
 
 
 def parse_keyframe(text: str) -> Tuple[int, str]:

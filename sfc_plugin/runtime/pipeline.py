@@ -130,7 +130,7 @@ class VideoRun:
 
     def propagate(self, max_frames: Optional[int], progress: bool) -> None:
         """Read, propagate and write the frames (up to ``max_frames``)."""
-        self.propagator = VideoPropagator(self.backend, self.annotations.label_values)
+        self.propagator = VideoPropagator(self.backend, self.annotations.codec)
         size, network_size = self.frames.size, self.network_size
         print_log(f'{self.video}: {size[1]}x{size[0]} frames, network input {network_size[1]}x{network_size[0]}, '
                   f'{len(self.annotations.label_values)} labels, {self.backend.name} on {self.backend.device}'
@@ -188,7 +188,7 @@ class VideoRun:
             self.writer.put((index, rgb, None, None))  # for the overlay and the object counts
             return
         mask = self.annotations.masks.get(index)
-        host = self.propagator.step(image, self.frames.size, mask)
+        host = self.propagator.step(image, mask)
         self._hand_on()
         self.pending = (index, rgb, host, mask is not None)
         self.written += 1

@@ -6,14 +6,14 @@ memory in the background, so that the next frame's work is queued before this on
 """
 import time
 from collections import Counter
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import cv2
 import numpy as np
 import torch
 from torch import Tensor
 
-from sfc_plugin.propagation import mask_to_soft_labels, soft_labels_to_ids
+from sfc_plugin.propagation import MaskCodec, VideoLabelLoop
 from .backends import Backend
 
 
@@ -81,29 +81,28 @@ class StageClock:
 
 
 class VideoPropagator:
-    """One video through a backend, one frame at a time (Cutie-like ``step``).
+    """One video through a backend, one frame at a time (Cutie-like ``step``), by the one video loop
+    (:class:`~sfc_plugin.propagation.VideoLabelLoop`).
 
     The first frame must come with a mask; a later frame given a mask is a keyframe: its mask replaces the
     prediction and becomes the long memory. Masks are at the frame's size; the network sees the frame at
-    ``backend.input_size(frame_size)``; soft predictions are resized bilinearly to the frame's size and their
-    argmax mapped to the label values.
+    ``backend.input_size(frame_size)``; the codec turns masks into soft labels and predictions back into ids.
 
     Args:
         backend: see :mod:`.backends`.
-        label_values: the object ids of the video, background 0 included (channel k is ``label_values[k]``).
+        codec: the video's masks codec (``MaskCodec.for_user_masks``: its label values and frame size).
 
     Attributes:
         seconds: time per stage ('backbone', 'propagate', 'postprocess'), summed over frames (device time on a
             GPU).
     """
 
-    def __init__(self, backend: Backend, label_values: Sequence[int]) -> None:
-        if backend.max_labels is not None and len(label_values) > backend.max_labels:
-            raise ValueError(f'{len(label_values)} label values {list(label_values)}, but the model takes at most '
-                             f'{backend.max_labels} label channels')
+    def __init__(self, backend: Backend, codec: MaskCodec) -> None:
+        if backend.max_labels is not None and len(codec.label_values) > backend.max_labels:
+            raise ValueError(f'{len(codec.label_values)} label values {codec.label_values}, but the model takes at '
+                             f'most {backend.max_labels} label channels')
         self.backend = backend
-        self.label_values = [int(v) for v in label_values]
-        self.propagator = backend.new_propagator()
+        self.loop = VideoLabelLoop(backend.new_propagator(), codec)
         self.clock = StageClock(backend.device)
 
     @property
@@ -116,19 +115,13 @@ class VideoPropagator:
         self.clock.add('backbone', start)
         return feat
 
-    def mask_labels(self, mask: np.ndarray, feat_size: Tuple[int, int]) -> Tensor:
-        """(H, W) ids -> (k, h, w) soft labels on the backend's device."""
-        return mask_to_soft_labels(torch.from_numpy(np.asarray(mask)), self.label_values,
-                                   feat_size).to(self.backend.device)
-
     @torch.no_grad()
-    def step(self, image: Tensor, frame_size: Tuple[int, int], mask: Optional[np.ndarray] = None) -> HostFrame:
+    def step(self, image: Tensor, mask: Optional[np.ndarray] = None) -> HostFrame:
         """Segment the next frame (queued on the device; nothing waits for it).
 
         Args:
-            image: (3, h', w') float32 RGB in [0, 1] at ``backend.input_size(frame_size)`` (see
+            image: (3, h', w') float32 RGB in [0, 1] at the backend's input size for the frame (see
                 :func:`prepare_image`), on any device.
-            frame_size: (H, W) of the original frame.
             mask: (H, W) integer ids for an annotated frame (required for the first frame).
         Returns:
             The (H, W) uint8 ids (the mask itself for an annotated frame) and, for a predicted frame, the
@@ -136,14 +129,11 @@ class VideoPropagator:
         """
         feat = self._features(image)
         start = self.clock.mark()
-        if mask is not None:
-            self.propagator.step(feat, self.mask_labels(mask, tuple(feat.shape[-2:])))
-            self.clock.add('propagate', start)
-            return HostFrame(torch.from_numpy(np.asarray(mask, np.uint8)), None)
-        soft = self.propagator.step(feat)
+        soft = self.loop.propagate(feat, mask)
         start = self.clock.add('propagate', start)
-        ids = soft_labels_to_ids(soft, tuple(frame_size), self.label_values).to(torch.uint8)
-        frame = HostFrame(ids, soft)
+        if soft is None:
+            return HostFrame(torch.from_numpy(np.asarray(mask, np.uint8)), None)
+        frame = HostFrame(self.loop.decode(soft).to(torch.uint8), soft)
         self.clock.add('postprocess', start)
         return frame
 
@@ -154,18 +144,12 @@ class VideoPropagator:
 
         Args:
             image: as in :meth:`step`.
-            long_memory: make it the long memory (``step(feat, labels)`` of the propagator), else append it to
-                the short-term window (``append(feat, labels)``; the long memory is unchanged).
+            long_memory: make it the long memory (as a keyframe), else append it to the short-term window (the
+                long memory unchanged).
             mask: (H, W) ids of an annotated frame, or
             labels: (k, h, w) soft labels the earlier run predicted for it.
         """
         feat = self._features(image)
         start = self.clock.mark()
-        if mask is not None:
-            labels = self.mask_labels(mask, tuple(feat.shape[-2:]))
-        labels = labels.to(self.backend.device)
-        if long_memory:
-            self.propagator.step(feat, labels)
-        else:
-            self.propagator.append(feat, labels)
+        self.loop.restore(feat, long_memory, mask, labels)
         self.clock.add('propagate', start)

@@ -10,12 +10,10 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from torch import Tensor
 
-from sfc_plugin.evaluation.keypoints import (cells_to_image, heatmaps_to_keypoints, keypoints_to_heatmaps,
-                                             resize_keypoints)
-from sfc_plugin.propagation import (LabelPropagator, PropagationSettings, mask_to_soft_labels, network_input_size,
-                                    soft_labels_to_ids)
+from sfc_plugin.propagation import (KeypointCodec, LabelPropagator, MaskCodec, PropagationSettings, VideoLabelLoop,
+                                    network_input_size)
 from sfc_plugin.registry import MODELS
-from sfc_plugin.structures import VOID_ID, VideoDataError, validate_video_sample
+from sfc_plugin.structures import VideoDataError, validate_video_sample
 from sfc_plugin.utils import image_tensor, read_image, read_label_png, write_label_png
 
 
@@ -79,43 +77,24 @@ class PropagationModel(BaseModel):
         if input_size is None and scaled_size != (height, width):
             input_size = scaled_size
         network_size = tuple(input_size) if input_size is not None else (height, width)
-        propagator = LabelPropagator(self.settings)
-        start = time.perf_counter()
-
         palette = None
         if task == 'pose':
-            gt_keypoints = np.asarray(sample['keypoints'], np.float32)  # (T, J, 2) original pixels
-            predictions = np.zeros_like(gt_keypoints)
+            keypoints = np.asarray(sample['keypoints'], np.float32)  # (T, J, 2) original pixels
+            first_annotation = keypoints[0]
+            codec = KeypointCodec((height, width), network_size, self.backbone.stride, self.keypoint_sigma,
+                                  self.keypoint_topk)
+            predictions = np.zeros_like(keypoints)
         else:
-            first_ids, palette = read_label_png(sample['first_anno_path'], require_indexed=task == 'vos')
-            label_values = [int(v) for v in np.unique(first_ids) if v != VOID_ID]
-            if 0 not in label_values:
-                label_values = [0] + label_values
+            first_annotation, palette = read_label_png(sample['first_anno_path'], require_indexed=task == 'vos')
+            codec = MaskCodec.for_benchmark(first_annotation)
             predictions = np.zeros((len(frame_paths), height, width), np.uint8)
+        loop = VideoLabelLoop(LabelPropagator(self.settings), codec)
+        start = time.perf_counter()
 
         for index, path in enumerate(frame_paths):
-            image = self._load_frame(path, (height, width), input_size)
-            feat = self.backbone(image)[0]  # (C, h, w)
-            feat_size = tuple(feat.shape[-2:])
-            if index == 0:
-                if task == 'pose':
-                    first_labels = keypoints_to_heatmaps(
-                        resize_keypoints(gt_keypoints[0], (height, width), network_size),
-                        feat_size, stride=self.backbone.stride, sigma=self.keypoint_sigma)
-                    predictions[0] = gt_keypoints[0]
-                else:
-                    first_labels = mask_to_soft_labels(
-                        np.where(first_ids == VOID_ID, 0, first_ids), label_values, feat_size)
-                    predictions[0] = first_ids
-                propagator.step(feat, torch.as_tensor(first_labels, dtype=feat.dtype, device=feat.device))
-            else:
-                soft = propagator.step(feat)
-                if task == 'pose':
-                    cells = heatmaps_to_keypoints(soft.cpu().numpy(), topk=self.keypoint_topk)
-                    predictions[index] = cells_to_image(
-                        cells, self.backbone.stride, network_size, (height, width))
-                else:
-                    predictions[index] = soft_labels_to_ids(soft, (height, width), label_values).cpu().numpy()
+            feat = self.backbone(self._load_frame(path, (height, width), input_size))[0]  # (C, h, w)
+            prediction = loop.step(feat, first_annotation if index == 0 else None)
+            predictions[index] = prediction.cpu().numpy() if isinstance(prediction, torch.Tensor) else prediction
             if self.out_dir is not None and task != 'pose':
                 stem = osp.splitext(osp.basename(path))[0]
                 write_label_png(osp.join(self.out_dir, sample['video'], f'{stem}.png'),
