@@ -14,6 +14,7 @@ from sfc_plugin.generators.offline_data import skimage_photo
 from sfc_plugin.evaluation.pair_matching import stereo_pck
 from sfc_plugin.models.backbones.efficientnet_lite import (Conv2dSame, EfficientNetLite, EfficientNetLite0, lite0_weights_path,
                                                          same_padding)
+from sfc_plugin.models.weight_init import init_weights_quietly
 from sfc_plugin.registry import MODELS
 from sfc_plugin.utils import CheckpointMismatchError
 
@@ -23,6 +24,13 @@ CAT_CLASSES = {281, 282, 283, 284, 285}
 COFFEE_CLASSES = {967, 968, 504}
 
 
+def initialised(cls, **kwargs) -> EfficientNetLite:
+    """A network as every command builds it: constructed, then its ``init_cfg`` (``pretrained``) applied."""
+    net = cls(**kwargs)
+    init_weights_quietly(net)
+    return net
+
+
 @pytest.fixture(scope='module')
 def wheel_state_dict():
     return torch.load(lite0_weights_path(), map_location='cpu', weights_only=True)
@@ -30,7 +38,7 @@ def wheel_state_dict():
 
 @pytest.fixture(scope='module')
 def classifier():
-    return EfficientNetLite0(out_block=15, with_classifier=True).eval()
+    return initialised(EfficientNetLite0, out_block=15, with_classifier=True).eval()
 
 
 def imagenet_input(image: np.ndarray) -> torch.Tensor:
@@ -86,7 +94,7 @@ def test_truncation_strides_and_channels(out_block, stride, channels):
 
 
 def test_truncated_pretrained_model_equals_the_full_networks_prefix(classifier, wheel_state_dict):
-    model = EfficientNetLite0(out_block=4).eval()
+    model = initialised(EfficientNetLite0, out_block=4).eval()
     for key, value in model.state_dict().items():
         assert torch.equal(value, wheel_state_dict[key]), key
     images = torch.rand(1, 3, 48, 64) * 2 - 1
@@ -154,7 +162,7 @@ def block_outputs(model, images):
 
 @pytest.mark.parametrize('size', [(480, 854), (241, 433), (40, 56)])
 def test_every_block_matches_a_tensorflow_same_recomputation(wheel_state_dict, size):
-    model = EfficientNetLite0(out_block=15).eval()
+    model = initialised(EfficientNetLite0, out_block=15).eval()
     images = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(0)) * 2 - 1
     with torch.no_grad():
         ours = block_outputs(model, images)
@@ -188,7 +196,7 @@ def test_blocks_equal_the_reference_implementation(size, last_block):
     for index, block in enumerate(reference._blocks):
         block.register_forward_hook(
             lambda module, inputs, output, index=index: reference_outputs.__setitem__(index, output))
-    model = EfficientNetLite0(out_block=last_block).eval()
+    model = initialised(EfficientNetLite0, out_block=last_block).eval()
     images = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(1)) * 2 - 1
     with torch.no_grad():
         reference.extract_features(images)
@@ -198,10 +206,10 @@ def test_blocks_equal_the_reference_implementation(size, last_block):
 
 
 def test_pretrained_path_and_strict_init_cfg_load_the_same_weights(tmp_path, wheel_state_dict):
-    reference = EfficientNetLite0(out_block=10).state_dict()
+    reference = initialised(EfficientNetLite0, out_block=10).state_dict()
     path = tmp_path / 'lite0.pth'
     torch.save(wheel_state_dict, path)
-    from_path = EfficientNetLite0(out_block=10, pretrained=str(path)).state_dict()
+    from_path = initialised(EfficientNetLite0, out_block=10, pretrained=str(path)).state_dict()
     with DefaultScope.overwrite_default_scope('sfc_plugin'):
         model = MODELS.build(dict(type='EfficientNetLite0', out_block=10, pretrained=False,
                                   init_cfg=dict(type='StrictPretrained', checkpoint=str(path))))
@@ -216,18 +224,18 @@ def test_mismatched_checkpoints_are_refused(tmp_path, wheel_state_dict):
     del missing['_blocks.3._depthwise_conv.weight']
     torch.save(missing, tmp_path / 'missing.pth')
     with pytest.raises(CheckpointMismatchError, match='_blocks.3._depthwise_conv.weight'):
-        EfficientNetLite0(out_block=4, pretrained=str(tmp_path / 'missing.pth'))
+        initialised(EfficientNetLite0, out_block=4, pretrained=str(tmp_path / 'missing.pth'))
     # keys of layers the truncated model lacks are ignored only for those layers
     renamed = dict(wheel_state_dict)
     renamed['_blocks.2._se_reduce.weight'] = torch.zeros(4, 144, 1, 1)
     torch.save(renamed, tmp_path / 'extra.pth')
     with pytest.raises(CheckpointMismatchError, match='_se_reduce'):
-        EfficientNetLite0(out_block=4, pretrained=str(tmp_path / 'extra.pth'))
+        initialised(EfficientNetLite0, out_block=4, pretrained=str(tmp_path / 'extra.pth'))
     wrong_shape = dict(wheel_state_dict)
     wrong_shape['_conv_stem.weight'] = torch.zeros(32, 3, 5, 5)
     torch.save(wrong_shape, tmp_path / 'shape.pth')
     with pytest.raises(CheckpointMismatchError, match='_conv_stem.weight'):
-        EfficientNetLite0(out_block=4, pretrained=str(tmp_path / 'shape.pth'))
+        initialised(EfficientNetLite0, out_block=4, pretrained=str(tmp_path / 'shape.pth'))
 
 
 def test_as_the_semantic_branch_of_sfc_backbone():
@@ -338,7 +346,7 @@ def test_pretrained_features_match_a_real_stereo_pair_better_than_random():
 
     def pck(pretrained):
         torch.manual_seed(0)
-        net = EfficientNetLite0(out_block=4, pretrained=pretrained).eval()
+        net = initialised(EfficientNetLite0, out_block=4, pretrained=pretrained).eval()
         return stereo_pck(lambda images: net((images - 0.5) / 0.5), left, right, disparity, (8, 16))
 
     pretrained, random_init = pck(True), pck(False)
@@ -360,7 +368,7 @@ def test_lite1_and_lite2_equal_the_reference_implementation(arch, size, stride8_
         block.register_forward_hook(
             lambda module, inputs, output, index=index: reference_outputs.__setitem__(index, output))
     last_block = EfficientNetLite.stage_end_block(arch, 6)
-    model = EfficientNetLite(out_block=last_block, arch=arch, with_classifier=True).eval()
+    model = initialised(EfficientNetLite, out_block=last_block, arch=arch, with_classifier=True).eval()
     assert len(model._blocks) == len(reference._blocks) == 21
     images = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(2)) * 2 - 1
     with torch.no_grad():
@@ -370,7 +378,7 @@ def test_lite1_and_lite2_equal_the_reference_implementation(arch, size, stride8_
     for index in range(last_block + 1):
         assert torch.allclose(ours[index], reference_outputs[index], atol=1e-4), index
     # the stride-8 cut: end of stage 3
-    cut = EfficientNetLite(out_block=EfficientNetLite.stage_end_block(arch, 2), arch=arch)
+    cut = initialised(EfficientNetLite, out_block=EfficientNetLite.stage_end_block(arch, 2), arch=arch)
     assert (cut.out_block, cut.stride, cut.out_channels) == (stride8_block, 8, stride8_channels)
 
 

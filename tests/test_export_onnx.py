@@ -20,6 +20,7 @@ from sfc_plugin.deploy import onnx_export
 from sfc_plugin.deploy.cli import main
 from sfc_plugin.deploy import onnxruntime_session
 from sfc_plugin.deploy.onnx_export import compact_uniform_constants
+from sfc_plugin.apis.inference import build_model
 from sfc_plugin.propagation import (PropagationSettings, PropagationStep, mask_to_soft_labels,
                                     reference_propagate_step)
 from sfc_plugin.registry import MODELS
@@ -396,7 +397,7 @@ def test_efficientnet_export_pads_as_tensorflow_at_every_size(tmp_path, dynamic)
     size = (240, 432) if dynamic else (241, 433)
     onnx_export.export_onnx(str(config), None, str(tmp_path / 'out'),
                             onnx_export.ExportOptions(image_size=size, dynamic=dynamic, num_labels=2))
-    model = MODELS.build(Config.fromfile(str(config)).model).eval()
+    model, _ = build_model(str(config))  # built and initialised as the export builds it
     session = onnxruntime_session(str(tmp_path / 'out' / 'backbone.onnx'))
     for size in ([(480, 854), (241, 433), (240, 432)] if dynamic else [size]):
         image = real_frames(size, 1)

