@@ -25,7 +25,7 @@ def test_checkpoint_is_small_safe_and_complete():
 def test_default_model_features_match_better_than_random_init():
     from skimage import data
 
-    from sfc_plugin.evaluation.pair_matching import stereo_pck
+    from sfc_plugin.correspondence.stereo import stereo_pck
     left, right, disparity = data.stereo_motorcycle()
     left, right, disparity = left[::2, ::2], right[::2, ::2], disparity[::2, ::2] / 2  # half size: fast
     default, _ = build_model(DEFAULT_MODEL_CONFIG)

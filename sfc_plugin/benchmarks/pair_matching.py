@@ -1,11 +1,11 @@
 """Nearest-neighbour matching PCK of each config's features on a real stereo pair with exact
 correspondences (scikit-image's ``stereo_motorcycle``: ground-truth disparity), the report of
-``tools/benchmark_pair_matching.py``; the metric itself is :func:`sfc_plugin.evaluation.pair_matching.stereo_pck`."""
+``tools/benchmark_pair_matching.py``; the metric itself is :func:`sfc_plugin.correspondence.stereo.stereo_pck`."""
 from typing import Optional, Sequence
 
 import torch
 
-from sfc_plugin.evaluation.pair_matching import stereo_pck
+from sfc_plugin.correspondence.stereo import stereo_pck
 from .common import cpu_info
 
 PAIR = 'skimage.data.stereo_motorcycle (500x741, ground-truth disparity)'
