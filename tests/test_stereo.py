@@ -1,12 +1,18 @@
 """Stereo matching PCK (``sfc_plugin.correspondence.stereo``) against a loop implementation, on exactly
-shifted pixels, and its input checks."""
+shifted pixels, and its input checks; the stereo mode of ``tools/benchmark_pairs.py``."""
+import importlib.util
+import json
 import math
+import os
+import sys
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import REPO_ROOT
+from sfc_plugin.apis.inference import build_model
 from sfc_plugin.correspondence.stereo import stereo_keypoints, stereo_pck
 
 
@@ -96,3 +102,37 @@ def test_stereo_keypoints_are_the_grid_points_whose_match_is_known_and_inside():
     assert left.tolist() == [[3, 1], [5, 1], [1, 3], [5, 3]]
     assert right.tolist() == [[2, 1], [4, 1], [0, 3], [4, 3]]
 
+
+def load_benchmark_pairs_tool():
+    spec = importlib.util.spec_from_file_location('benchmark_pairs_tool',
+                                                  os.path.join(REPO_ROOT, 'tools', 'benchmark_pairs.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_tool_stereo_mode_reports_stereo_pck_per_config(tmp_path, monkeypatch, capsys):
+    from skimage import data
+    rng = np.random.default_rng(2)
+    scene = rng.integers(0, 256, (48, 96, 3), dtype=np.uint8)
+    pair = scene[:, 4:68], scene[:, 8:72], np.full((48, 64), 4.0)  # left (x, y) = right (x - 4, y)
+    monkeypatch.setattr(data, 'stereo_motorcycle', lambda: pair)
+    config = os.path.join(REPO_ROOT, 'configs', 'vos_benchmark', 'r18-random_vosbench.py')
+    monkeypatch.setattr(sys, 'argv', ['benchmark_pairs.py', '--stereo', config, '--thresholds', '2', '8',
+                                      '--json', str(tmp_path / 'stereo.json')])
+    assert load_benchmark_pairs_tool().main() == 0
+    report = json.loads((tmp_path / 'stereo.json').read_text())
+    assert json.loads(capsys.readouterr().out) == report
+    torch.manual_seed(0)
+    model, _ = build_model(config)
+    expected = stereo_pck(model.backbone, *pair, thresholds=(2, 8))
+    assert report['results'] == {config: {'PCK@2px': round(expected[2], 4), 'PCK@8px': round(expected[8], 4)}}
+
+
+@pytest.mark.parametrize('argv, message', [(['--stereo', 'x.py', '--matchers', 'ot_rhm'], '--matchers'),
+                                           (['x.py', '--thresholds', '4'], '--thresholds')])
+def test_benchmark_tool_rejects_options_of_the_other_mode(argv, message, monkeypatch, capsys):
+    monkeypatch.setattr(sys, 'argv', ['benchmark_pairs.py'] + argv)
+    with pytest.raises(SystemExit):
+        load_benchmark_pairs_tool().main()
+    assert message in capsys.readouterr().err
