@@ -1,4 +1,5 @@
 """The shipped default model: its checkpoint, its features, and a short run of its training recipe."""
+import ast
 import os
 
 import pytest
@@ -12,6 +13,7 @@ from sfc_plugin.models import ResNet
 from sfc_plugin.runtime.backends import DEFAULT_MODEL_CHECKPOINT, DEFAULT_MODEL_CONFIG
 
 OFFLINE_CONFIG = os.path.join(REPO_ROOT, 'configs', 'fc', 'fc_r18_1xb16-800it_offline-cpu.py')
+SECOND_STAGE_CONFIG = os.path.join(REPO_ROOT, 'configs', 'fc', 'fc_r18_1xb16-300it_offline-v4-cpu.py')
 
 
 def test_checkpoint_is_small_safe_and_complete():
@@ -25,7 +27,7 @@ def test_checkpoint_is_small_safe_and_complete():
 def test_default_model_features_match_better_than_random_init():
     from skimage import data
 
-    from sfc_plugin.evaluation.pair_matching import stereo_pck
+    from sfc_plugin.correspondence.stereo import stereo_pck
     left, right, disparity = data.stereo_motorcycle()
     left, right, disparity = left[::2, ::2], right[::2, ::2], disparity[::2, ::2] / 2  # half size: fast
     default, _ = build_model(DEFAULT_MODEL_CONFIG)
@@ -68,13 +70,13 @@ def test_runtime_benchmark_measures_the_default_model(tmp_path, monkeypatch):
 
 
 def test_second_stage_warm_layers_learn_at_a_tenth_of_the_rate():
-    """The shipped second stage (v4, whose rates come from v3): the online stem..layer3 (what the fused
-    model keeps) at lr 1e-4, the fresh layer4 and heads at 1e-3; nothing of the target network is optimised."""
+    """The shipped second stage (v4): the online stem..layer3 (what the fused model keeps) at lr 1e-4, the
+    fresh layer4 and heads at 1e-3; nothing of the target network is optimised."""
     from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
 
     from sfc_plugin import registry
-    cfg = Config.fromfile(os.path.join(REPO_ROOT, 'configs', 'fc', 'fc_r18_1xb16-300it_offline-v4-cpu.py'))
+    cfg = Config.fromfile(SECOND_STAGE_CONFIG)
     model = registry.MODELS.build(cfg.model.to_dict())
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     lr_of = {id(param): group['lr'] for group in optim_wrapper.optimizer.param_groups for param in group['params']}
@@ -88,3 +90,12 @@ def test_second_stage_warm_layers_learn_at_a_tenth_of_the_rate():
         assert lr_of[id(param)] == pytest.approx(1e-4 if name.startswith(warm) else 1e-3), name
     assert trained == len(list(model.backbone.parameters())) + len(list(model.projector.parameters())) + len(
         list(model.predictor.parameters()))
+
+
+@pytest.mark.parametrize('path', [OFFLINE_CONFIG, SECOND_STAGE_CONFIG])
+def test_recipe_stages_inherit_only_base_files(path):
+    """Each shipped stage reads in one pass: no chain through experiment configs."""
+    assignment, = [node for node in ast.parse(open(path).read()).body
+                   if isinstance(node, ast.Assign) and node.targets[0].id == '_base_']
+    bases = [os.path.normpath(os.path.join(os.path.dirname(path), base)) for base in ast.literal_eval(assignment.value)]
+    assert bases and all(base.startswith(os.path.join(REPO_ROOT, 'configs', '_base_') + os.sep) for base in bases)

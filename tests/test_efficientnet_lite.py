@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from mmengine.registry import DefaultScope
 
+from sfc_plugin.correspondence.stereo import stereo_pck
 from sfc_plugin.generators.offline_data import skimage_photo
-from sfc_plugin.evaluation.pair_matching import stereo_pck
 from sfc_plugin.models.backbones.efficientnet_lite import (Conv2dSame, EfficientNetLite, EfficientNetLite0, lite0_weights_path,
                                                          same_padding)
 from sfc_plugin.models.weight_init import init_weights_quietly
@@ -260,84 +260,6 @@ def test_invalid_arguments():
         EfficientNetLite0(out_block=16, pretrained=False)
     with pytest.raises(ValueError, match='with_classifier'):
         EfficientNetLite0(out_block=10, with_classifier=True, pretrained=False)
-
-
-# --- stereo_pck ---------------------------------------------------------------------------------
-
-def stereo_pck_loops(features_left, features_right, height, width, disparity, thresholds, step):
-    """stereo_pck for stride-1 or stride-2 feature maps, written with explicit loops."""
-    channels, map_height, map_width = features_left.shape
-    stride_y, stride_x = height / map_height, width / map_width
-    hits = {threshold: 0 for threshold in thresholds}
-    count = 0
-    for y in range(step // 2, height, step):
-        for x in range(step // 2, width, step):
-            d = disparity[y, x]
-            if not np.isfinite(d) or d < 0 or x - d < 0:
-                continue
-            count += 1
-            # bilinear sample at the pixel centre, clamped at the border
-            fx = min(max((x + 0.5) / stride_x - 0.5, 0), map_width - 1)
-            fy = min(max((y + 0.5) / stride_y - 0.5, 0), map_height - 1)
-            x0, y0 = int(math.floor(fx)), int(math.floor(fy))
-            x1, y1 = min(x0 + 1, map_width - 1), min(y0 + 1, map_height - 1)
-            ax, ay = fx - x0, fy - y0
-            query = [(1 - ay) * ((1 - ax) * features_left[c, y0, x0] + ax * features_left[c, y0, x1])
-                     + ay * ((1 - ax) * features_left[c, y1, x0] + ax * features_left[c, y1, x1])
-                     for c in range(channels)]
-            best, best_cell = -2.0, None
-            for i in range(map_height):
-                for j in range(map_width):
-                    key = [features_right[c, i, j] for c in range(channels)]
-                    cosine = (sum(q * k for q, k in zip(query, key))
-                              / math.sqrt(sum(q * q for q in query) * sum(k * k for k in key)))
-                    if cosine > best:
-                        best, best_cell = cosine, (i, j)
-            px = (best_cell[1] + 0.5) * stride_x - 0.5
-            py = (best_cell[0] + 0.5) * stride_y - 0.5
-            error = math.hypot(px - (x - d), py - y)
-            for threshold in thresholds:
-                hits[threshold] += error <= threshold
-    return {threshold: hits[threshold] / count for threshold in thresholds}
-
-
-@pytest.mark.parametrize('stride', [1, 2])
-def test_stereo_pck_matches_a_loop_implementation(stride):
-    rng = np.random.default_rng(0)
-    height, width = 12, 16
-    left = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-    right = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-    disparity = rng.uniform(0, 6, (height, width))
-    disparity[0, :5] = np.inf  # unknown
-    projection = torch.from_numpy(rng.normal(size=(5, 3, 1, 1))).float()
-
-    def backbone_fn(images):
-        return F.avg_pool2d(F.conv2d(images - 0.5, projection), stride)
-
-    result = stereo_pck(backbone_fn, left, right, disparity, thresholds=(1, 3, 6), grid_step=2)
-    as_features = [backbone_fn(torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255)[0].numpy()
-                   for image in (left, right)]
-    expected = stereo_pck_loops(*as_features, height, width, disparity, (1, 3, 6), step=2)
-    assert result == pytest.approx(expected)
-
-
-def test_stereo_pck_is_one_for_exact_shifted_pixels():
-    rng = np.random.default_rng(1)
-    scene = rng.integers(0, 256, (20, 40, 3), dtype=np.uint8)
-    left, right = scene[:, 2:32], scene[:, 5:35]  # left (x, y) = right (x - 3, y)
-    disparity = np.full(left.shape[:2], 3.0)
-    result = stereo_pck(lambda images: images, left, right, disparity, thresholds=(0.5,), grid_step=4)
-    assert result == {0.5: 1.0}
-    shifted_wrongly = np.full(left.shape[:2], 5.0)
-    assert stereo_pck(lambda images: images, left, right, shifted_wrongly, (0.5,), 4) == {0.5: 0.0}
-
-
-def test_stereo_pck_rejects_bad_input():
-    image = np.zeros((8, 8, 3), np.uint8)
-    with pytest.raises(ValueError, match='disparity'):
-        stereo_pck(lambda images: images, image, image, np.zeros((8, 9)))
-    with pytest.raises(ValueError, match='no grid point'):
-        stereo_pck(lambda images: images, image, image, np.full((8, 8), np.inf))
 
 
 def test_pretrained_features_match_a_real_stereo_pair_better_than_random():

@@ -5,8 +5,8 @@ scripts; nothing else in the package imports them.
 - :mod:`.runtime`: ``sfc-propagate`` end to end per backend, next to its core (``tools/benchmark_runtime.py``);
 - :mod:`.device_check`: the whole GPU path in one report (``tools/device_check.py``);
 - :mod:`.backbones`: ms per frame of each config's feature network (``tools/benchmark_backbones.py``);
-- :mod:`.pair_matching`: nearest-neighbour PCK on a real stereo pair (``tools/benchmark_pair_matching.py``);
-- :mod:`.pairs`: PCK of pair configs x matchers (``tools/benchmark_pairs.py``);
+- :mod:`.pairs`: PCK of pair configs x matchers, and nearest-neighbour PCK of any configs' features on a real
+  stereo pair (``tools/benchmark_pairs.py``, ``--stereo``);
 - :mod:`.train`: training throughput (``tools/benchmark_train.py``);
 - :mod:`.common`: what every report shares (the CPU it ran on, a fresh process per measurement).
 

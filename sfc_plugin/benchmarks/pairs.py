@@ -1,11 +1,15 @@
-"""PCK of a grid of pair-matching settings on one pair dataset, each image's features computed once per model.
+"""PCK of pair matching: a grid of settings on one pair dataset, or any configs' features on a stereo pair.
 
-What ``tools/benchmark_pairs.py`` runs, for benchmarking and for choosing settings on a tune split:
-the configs' dataset and ``PairMatchingModel.match_pair`` (the code ``tools/test.py`` runs) for every
-combination of config x hyperpixel layers x input size (one model each, its feature cache kept) x
-matcher x flip mode, scored with the same PCK as ``PairPCKMetric``. Rows hold per-pair PCK (%) overall,
-per named group, per category and the mean over categories (the score that weighs a category with few
-pairs like one with many, used to choose settings).
+What ``tools/benchmark_pairs.py`` runs. :func:`benchmark_pairs`, for benchmarking and for choosing
+settings on a tune split: the configs' dataset and ``PairMatchingModel.match_pair`` (the code
+``tools/test.py`` runs) for every combination of config x hyperpixel layers x input size (one model each,
+its feature cache kept) x matcher x flip mode, scored with the same PCK as ``PairPCKMetric``. Rows hold
+per-pair PCK (%) overall, per named group, per category and the mean over categories (the score that
+weighs a category with few pairs like one with many, used to choose settings).
+
+:func:`benchmark_stereo_pck` (``--stereo``): the nearest-neighbour PCK in pixels of any configs' feature
+networks (e.g. the VOS evaluation configs) on scikit-image's ``stereo_motorcycle`` pair, whose keypoints
+come from its ground-truth disparity (:func:`sfc_plugin.correspondence.stereo.stereo_pck`).
 """
 import itertools
 import time
@@ -15,14 +19,17 @@ import numpy as np
 import torch
 from mmengine.registry import DefaultScope
 
-from sfc_plugin.apis.inference import load_config
+from sfc_plugin.apis.inference import build_model, load_config
 from sfc_plugin.correspondence.model import PairMatchingModel
 from sfc_plugin.correspondence.pck import pck_hits, summarize_pck
+from sfc_plugin.correspondence.stereo import stereo_pck
 from sfc_plugin.models.weight_init import init_weights_quietly
 from sfc_plugin.registry import DATASETS, MODELS, SCOPE
 from sfc_plugin.utils import load_model_weights
+from .common import cpu_info
 
 ALPHAS = (0.05, 0.1, 0.15)
+STEREO_PAIR = 'skimage.data.stereo_motorcycle (500x741, ground-truth disparity)'
 
 
 def _percent(values: Sequence[float]) -> Dict[str, float]:
@@ -127,3 +134,17 @@ def benchmark_pairs(configs: Sequence[str], matchers: Sequence[str], checkpoints
             rows.append(row)
     return rows
 
+
+def benchmark_stereo_pck(configs: Sequence[str], thresholds: Sequence[float] = (4, 8, 16),
+                         cfg_options: Optional[dict] = None) -> dict:
+    """The stereo report: the pair, the CPU, and per config the PCK at each pixel threshold (the configs'
+    models are initialised by their init_cfg, as ``tools/test.py`` does without a checkpoint; seed 0 for each)."""
+    from skimage import data
+    left, right, disparity = data.stereo_motorcycle()
+    results = {}
+    for config in configs:
+        torch.manual_seed(0)  # the same random initialisation for configs without weights
+        model, _ = build_model(config, cfg_options=cfg_options)
+        pck = stereo_pck(model.backbone, left, right, disparity, thresholds)
+        results[config] = {f'PCK@{t:g}px': round(value, 4) for t, value in pck.items()}
+    return dict(pair=STEREO_PAIR, cpu=cpu_info(), results=results)

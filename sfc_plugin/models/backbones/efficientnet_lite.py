@@ -159,7 +159,7 @@ class EfficientNetLite(BaseModule):
 
     Blocks after ``out_block`` (and the head without ``with_classifier``) are not built.
 
-    Which depth matches best, measured with ``sfc_plugin.evaluation.pair_matching.stereo_pck`` on
+    Which depth matches best, measured with ``sfc_plugin.correspondence.stereo.stereo_pck`` on
     scikit-image's ``stereo_motorcycle`` pair (ground-truth disparity, nearest neighbour over the
     whole right image, as the semantic branch of ``SFCBackbone``, PCK@4 / 8 / 16 px):
     ``out_block=4`` 0.38 / 0.64 / 0.71 (random init 0.07 / 0.12 / 0.17); ``out_block=10``
