@@ -422,3 +422,27 @@ def test_export_meta_names_the_dynamic_dims_once(fixed_export, dynamic_export):
         for value in list(graph.input) + list(graph.output):
             named = {axis: dim.dim_param for axis, dim in enumerate(value.type.tensor_type.shape.dim) if dim.dim_param}
             assert named == expected.dynamic_axes('backbone').get(value.name, {})
+
+
+def test_a_model_without_first_frame_padding_is_refused_by_the_export_and_by_the_runtime(tmp_path, fixed_export,
+                                                                                         tiny_checkpoint):
+    """One rule (``PropagationSettings.check_fixed_context``): the export refuses the model before writing anything,
+    and an export folder whose meta.json says pad_with_first=false (edited by hand) is refused when loaded."""
+    from sfc_plugin.runtime.backends import OnnxRuntimeBackend
+    out = str(tmp_path / 'unpadded')
+    with pytest.raises(ValueError, match='pad_with_first is false.*torch backend'):
+        onnx_export.export_onnx(TINY_CONFIG, tiny_checkpoint, out, onnx_export.ExportOptions(image_size=(64, 96)),
+                                cfg_options={'model.propagator.pad_with_first': False})
+    assert not os.path.exists(out) or os.listdir(out) == []
+    folder = str(tmp_path / 'copy')
+    os.makedirs(folder)
+    for name in os.listdir(fixed_export):
+        with open(os.path.join(fixed_export, name), 'rb') as src, open(os.path.join(folder, name), 'wb') as dst:
+            dst.write(src.read())
+    with open(os.path.join(folder, 'meta.json')) as f:
+        meta = json.load(f)
+    meta['propagation']['pad_with_first'] = False
+    with open(os.path.join(folder, 'meta.json'), 'w') as f:
+        json.dump(meta, f)
+    with pytest.raises(ExportFormatError, match=r'meta.json: pad_with_first is false'):
+        OnnxRuntimeBackend(folder)

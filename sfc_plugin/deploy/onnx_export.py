@@ -302,6 +302,7 @@ def _plan_export(model: torch.nn.Module, image_size: Sequence[int], options: Exp
                  checkpoint: Optional[str]) -> ExportMeta:
     """The meta.json of an export of ``model`` at ``image_size`` (its checks done, its hashes still empty)."""
     backbone, settings = model.backbone, model.settings
+    settings.check_fixed_context(config)
     feat_size = check_image_size(image_size, backbone.stride, settings.topk)
     image_size = tuple(int(v) for v in image_size)
     if options.dynamic and backbone.semantic is not None and backbone.fine_grained is not None \

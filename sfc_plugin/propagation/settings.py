@@ -123,6 +123,15 @@ class PropagationSettings:
         """The settings that decide the labels, as JSON values (exports, summaries, resume signatures)."""
         return {name: getattr(self, name) for name in self.PROTOCOL}
 
+    def check_fixed_context(self, source: str) -> None:
+        """ValueError naming ``source`` unless every frame's context holds exactly ``context_len`` short-term entries,
+        as a fixed-size exported step takes them: only the padded window (``pad_with_first``) has them from the
+        first frame on. The one rule for exporting a model and for running an export."""
+        if not self.pad_with_first:
+            raise ValueError(f'{source}: pad_with_first is false; an exported propagation step takes exactly '
+                             f'context_len ({self.context_len}) short-term entries, which only the padded window has '
+                             'from the first frame on: run this model with the torch backend')
+
     def replace(self, **changes: Any) -> 'PropagationSettings':
         """A copy with ``changes``."""
         return dataclasses.replace(self, **changes)

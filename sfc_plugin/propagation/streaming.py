@@ -264,11 +264,8 @@ def exported_step_propagator(run_step: StepFunction, settings: PropagationSettin
                              num_labels: int, feat_size: Tuple[int, int], device: torch.device) -> StreamingPropagator:
     """The streaming propagator of an exported step (:class:`DenseContext`).
 
-    The fixed-size step always takes ``context_len`` short-term entries, which only the padded window has from
-    the first frame on, so ``settings.pad_with_first`` must be True.
+    The fixed-size step always takes ``context_len`` short-term entries (``settings.check_fixed_context``).
     """
-    if not settings.pad_with_first:
-        raise ValueError('an exported propagation step takes exactly context_len short-term entries; a model '
-                         'with pad_with_first=False has fewer in its first frames: run it with the torch backend')
+    settings.check_fixed_context('the exported step')
     store = DenseContext(run_step, settings.context_len, channels, num_labels, feat_size, device)
     return StreamingPropagator(store, settings.context_len, settings.pad_with_first)

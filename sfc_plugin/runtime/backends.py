@@ -175,10 +175,10 @@ class ExportBackend(Backend):
     def __init__(self, export_dir: str) -> None:
         self.export_dir = export_dir
         self.meta: ExportMeta = load_export_meta(export_dir)
-        if not self.meta.settings.pad_with_first:
-            raise ExportFormatError(f'{os.path.join(export_dir, "meta.json")}: pad_with_first is false; the exported '
-                                    'step takes exactly context_len short-term entries, which only the padded window '
-                                    'has from the first frame on: run this model with the torch backend')
+        try:
+            self.meta.settings.check_fixed_context(os.path.join(export_dir, 'meta.json'))
+        except ValueError as error:
+            raise ExportFormatError(str(error)) from error
         self.max_labels = self.meta.num_labels
         self.context_len = self.meta.settings.context_len
         self.size_warnings: Set[Tuple[int, int]] = set()  # frame sizes told to run at the export's size
