@@ -4,8 +4,8 @@ Every component the plugin builds from a config is registered here under the sco
 the package's name (the OpenMMLab convention, as mmpretrain's scope is ``mmpretrain``): when mmengine
 switches to a scope it imports ``<scope>.registry``, which is this module. Configs select the scope
 with ``default_scope='sfc_plugin'`` or, from another codebase, write ``type='sfc_plugin.Name'`` after
-``custom_imports=dict(imports=['sfc_plugin'])``. Configs saved before the scope was renamed say
-``sfc``; ``upgrade_legacy_scope`` maps them to the current scope (``LEGACY_SCOPES``).
+``custom_imports=dict(imports=['sfc_plugin'])``. Configs saved by earlier versions (the scope ``sfc``,
+renamed keys) are read through ``upgrade_legacy_config`` (``LEGACY_SCOPES``, ``LEGACY_KEYS``).
 """
 import logging
 from typing import Any
@@ -32,8 +32,10 @@ from mmengine.registry import WEIGHT_INITIALIZERS as MMENGINE_WEIGHT_INITIALIZER
 from mmengine.registry import Registry
 
 SCOPE = 'sfc_plugin'
-# Former scope names: configs saved under them are read with upgrade_legacy_scope.
+# Former scope names: configs saved under them are read with upgrade_legacy_config.
 LEGACY_SCOPES = ('sfc',)
+# (model type, former argument) -> its name now
+LEGACY_KEYS = {('PropagationModel', 'propagator'): 'propagation'}
 
 # Backbones, heads, losses, self-supervised and propagation models, data preprocessors.
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope=SCOPE, locations=['sfc_plugin.models'])
@@ -93,15 +95,32 @@ def _rename_legacy_types(node: Any, renamed: list) -> None:
             _rename_legacy_types(value, renamed)
 
 
-def upgrade_legacy_scope(cfg):
-    """Read a config saved under a former scope name (``LEGACY_SCOPES``) as one of ``SCOPE``, in place.
+def _rename_legacy_keys(node: Any, renamed: list) -> None:
+    if isinstance(node, dict):
+        model_type = str(node.get('type', '')).rpartition('.')[2]
+        for (owner, old), new in LEGACY_KEYS.items():
+            if model_type == owner and old in node:
+                node[new] = {**node.get(new, {}), **node.pop(old)}  # --cfg-options under either name merge
+                renamed.append(f'{owner}.{old}')
+        for value in node.values():
+            _rename_legacy_keys(value, renamed)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            _rename_legacy_keys(value, renamed)
 
-    The scope was ``sfc`` before it became the package's name. A config written then (a work dir's
-    dumped config, a config kept beside a checkpoint) says ``default_scope='sfc'`` and
-    ``type='sfc.video_collate'``, ``type='sfc.StrictPretrained'``, ... , which mmengine can no longer
-    resolve: ``default_scope`` becomes ``'sfc_plugin'`` and every ``type='sfc.Name'``, at any depth,
-    ``type='sfc_plugin.Name'``; nothing else changes. The plugin's commands call it once, in
-    ``sfc_plugin.apis.inference.load_config``, after ``--cfg-options`` are merged. Returns ``cfg`` (an
+
+def upgrade_legacy_config(cfg):
+    """Read a config saved by an earlier version as one of this version, in place.
+
+    - The scope was ``sfc`` before it became the package's name (``LEGACY_SCOPES``). A config written then (a
+      work dir's dumped config, a config kept beside a checkpoint) says ``default_scope='sfc'`` and
+      ``type='sfc.video_collate'``, ``type='sfc.StrictPretrained'``, ..., which mmengine can no longer resolve:
+      ``default_scope`` becomes ``'sfc_plugin'`` and every ``type='sfc.Name'``, at any depth,
+      ``type='sfc_plugin.Name'``.
+    - Renamed arguments (``LEGACY_KEYS``): ``PropagationModel(propagator=...)`` is now ``propagation=``.
+
+    Nothing else changes. The plugin's commands call it once, in ``sfc_plugin.apis.inference.load_config``, after
+    ``--cfg-options`` are merged (an override under the old key merges into the new one). Returns ``cfg`` (an
     mmengine ``Config``).
     """
     renamed = []
@@ -110,7 +129,15 @@ def upgrade_legacy_scope(cfg):
         cfg.default_scope = SCOPE
     for key in list(cfg.keys()):
         _rename_legacy_types(cfg[key], renamed)
-    if renamed:
-        print_log(f"config written under a former scope name ({', '.join(sorted(set(renamed)))}): read as "
-                  f"scope '{SCOPE}'", logger='current', level=logging.WARNING)
+    scopes = sorted(set(renamed))
+    keys = []
+    for key in list(cfg.keys()):
+        _rename_legacy_keys(cfg[key], keys)
+    if scopes:
+        print_log(f"config written under a former scope name ({', '.join(scopes)}): read as scope '{SCOPE}'",
+                  logger='current', level=logging.WARNING)
+    if keys:
+        print_log(f"config with renamed arguments ({', '.join(sorted(set(keys)))}): read as "
+                  f"{', '.join(sorted({f'{owner}.{new}' for (owner, _), new in LEGACY_KEYS.items()}))}",
+                  logger='current', level=logging.WARNING)
     return cfg

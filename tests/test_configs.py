@@ -14,7 +14,7 @@ from mmengine.registry import DefaultScope
 
 from conftest import REPO_ROOT
 from sfc_plugin import registry
-from sfc_plugin.registry import SCOPE, upgrade_legacy_scope
+from sfc_plugin.registry import SCOPE, upgrade_legacy_config
 
 CONFIGS = sorted(os.path.relpath(path, REPO_ROOT)
                  for path in glob.glob(os.path.join(REPO_ROOT, 'configs', '**', '*.py'), recursive=True)
@@ -105,7 +105,7 @@ def test_built_from_another_codebase_with_custom_imports(tmp_path):
             type='sfc_plugin.PropagationModel',
             backbone=dict(type='sfc_plugin.SFCBackbone',
                           fine_grained=dict(type='sfc_plugin.ResNet', depth=18, strides=(1, 2, 1), num_stages=3)),
-            propagator=dict(topk=5, context_len=4, radius=6, temperature=0.05))
+            propagation=dict(topk=5, context_len=4, radius=6, temperature=0.05))
         """))
     code = textwrap.dedent(f"""\
         import sys
@@ -137,9 +137,9 @@ def test_configs_saved_under_the_former_scope_still_load(tmp_path):
     old = Config.fromfile(str(saved))
     assert old.default_scope == 'sfc' and old.model.backbone.fine_grained.init_cfg.type == 'sfc.StrictPretrained'
     assert old.custom_imports.imports == ['sfc_plugin']  # the package name was always the import
-    assert upgrade_legacy_scope(old) is old
+    assert upgrade_legacy_config(old) is old
     assert old.to_dict() == current.to_dict()
-    assert upgrade_legacy_scope(Config(dict(model=dict(type='sfcnet.X'), a='sfc.x'))).to_dict() == dict(
+    assert upgrade_legacy_config(Config(dict(model=dict(type='sfcnet.X'), a='sfc.x'))).to_dict() == dict(
         model=dict(type='sfcnet.X'), a='sfc.x')  # only the scope prefix of a `type`, nothing else
 
 
@@ -176,7 +176,10 @@ def test_a_model_saved_under_the_former_scope_builds_in_the_commands(tmp_path):
                               prefix='backbone.fine_grained.'))),
             propagator=dict(topk=5, context_len=4, radius=6, temperature=0.05))
         """))
-    model, cfg = build_model(str(saved))
+    model, cfg = build_model(str(saved), cfg_options={'model.propagator.topk': 7})
     assert cfg.default_scope == SCOPE and type(model).__name__ == 'PropagationModel'
+    # the former argument `propagator` is read as `propagation`, an override under the old name merged in
+    assert 'propagator' not in cfg.model and cfg.model.propagation.context_len == 4
+    assert (model.settings.topk, model.settings.context_len, model.settings.radius) == (7, 4, 6)
     for key, value in branch.state_dict().items():
         assert torch.equal(model.backbone.fine_grained.state_dict()[key], value), key

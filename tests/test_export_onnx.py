@@ -383,7 +383,7 @@ model = dict(
     type='PropagationModel',
     backbone=dict(type='SFCBackbone', semantic=dict(type='EfficientNetLite0', out_block=4, pretrained=True),
                   semantic_mean=(0.5, 0.5, 0.5), semantic_std=(0.5, 0.5, 0.5)),
-    propagator=dict(topk=5, context_len=2, radius=6, temperature=0.05))
+    propagation=dict(topk=5, context_len=2, radius=6, temperature=0.05))
 """
 
 
@@ -432,7 +432,7 @@ def test_a_model_without_first_frame_padding_is_refused_by_the_export_and_by_the
     out = str(tmp_path / 'unpadded')
     with pytest.raises(ValueError, match='pad_with_first is false.*torch backend'):
         onnx_export.export_onnx(TINY_CONFIG, tiny_checkpoint, out, onnx_export.ExportOptions(image_size=(64, 96)),
-                                cfg_options={'model.propagator.pad_with_first': False})
+                                cfg_options={'model.propagation.pad_with_first': False})
     assert not os.path.exists(out) or os.listdir(out) == []
     folder = str(tmp_path / 'copy')
     os.makedirs(folder)

@@ -134,7 +134,7 @@ def test_every_pair_config_parses():
     assert expected <= set(configs), expected - set(configs)
     for name in configs:
         cfg = Config.fromfile(os.path.join(folder, name))
-        assert cfg.model.type == 'PairMatchingModel' and 'propagator' not in cfg.model, name
+        assert cfg.model.type == 'PairMatchingModel' and 'propagation' not in cfg.model, name
         dataset = name.rsplit('_', 1)[1][:-3].split('-')[0]
         if dataset in ('spair71k', 'pfpascal', 'pfwillow'):  # SCOT's OT-RHM plan exponent per dataset
             assert cfg.model.matcher.ot_exp2 == (1.0 if dataset == 'spair71k' else 0.5), name

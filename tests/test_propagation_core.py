@@ -282,8 +282,8 @@ def test_bad_input_is_rejected():
         PropagationSettings(topk=10, num_candidates=5)
     with pytest.raises(ValueError, match='context_len must be >= 1'):
         PropagationSettings(context_len=0)
-    with pytest.raises(ValueError, match=r"model.propagator: unknown propagation settings \['context'\]"):
-        PropagationSettings.from_config(dict(topk=5, context=4), 'model.propagator')
+    with pytest.raises(ValueError, match=r"model.propagation: unknown propagation settings \['context'\]"):
+        PropagationSettings.from_config(dict(topk=5, context=4), 'model.propagation')
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')

@@ -21,7 +21,7 @@ model = dict(
     type='PropagationModel',
     backbone=dict(type='SFCBackbone',
                   fine_grained=dict(type='ResNet', depth=18, strides=(1, 2, 1), num_stages=3)),
-    propagator=dict(topk=5, context_len=4, radius=6, temperature=0.05),
+    propagation=dict(topk=5, context_len=4, radius=6, temperature=0.05),
 )
 """
 

@@ -30,9 +30,9 @@ def test_grid_points_equal_models_built_with_those_settings(tiny_davis, tmp_path
     by_point = {(row['fine_grained_weight'], row['settings'].get('topk', 5)): row for row in rows}
 
     for weight, topk in ((1.75, 5), (1.75, 3), (0.0, 3)):
-        options = {'model.propagator.topk': topk}
+        options = {'model.propagation.topk': topk}
         if topk == 3:
-            options['model.propagator.temperature'] = 0.1
+            options['model.propagation.temperature'] = 0.1
         direct, _ = build_model(TINY_CONFIG, checkpoint, cfg_options=options)
         if weight == 0.0:  # the semantic branch alone
             direct.backbone.fine_grained = None
@@ -66,7 +66,7 @@ def test_semantic_branch_scores_what_the_reference_features_score(tiny_davis):
     from sfc_plugin.models.backbones.efficientnet_lite import lite0_weights_path
     model, cfg = build_model(os.path.join(REPO_ROOT, 'configs', 'vos_benchmark', 'effl0_vosbench.py'),
                              cfg_options={'model.backbone.semantic.out_block': 4,
-                                          'model.propagator.topk': 5, 'model.propagator.context_len': 3})
+                                          'model.propagation.topk': 5, 'model.propagation.context_len': 3})
     ours = evaluate_davis_layout(model, cfg, tiny_davis)
     reference = reference_package.EfficientNet.from_pretrained('efficientnet-lite0', weights_path=lite0_weights_path())
     model.backbone.semantic = ReferenceLite0Stride8(reference.eval())

@@ -7,5 +7,5 @@ _base_ = [
 ]
 model = dict(
     backbone=dict(_delete_=True, type='SFCBackbone', fine_grained={{_base_.model.backbone.fine_grained}}),
-    propagator=dict(topk=10, radius=12, temperature=0.05),
+    propagation=dict(topk=10, radius=12, temperature=0.05),
 )

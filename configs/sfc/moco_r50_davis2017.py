@@ -8,5 +8,5 @@ _base_ = [
 ]
 model = dict(
     backbone=dict(_delete_=True, type='SFCBackbone', semantic={{_base_.model.backbone.semantic}}),
-    propagator=dict(topk=10, radius=12, temperature=0.05),
+    propagation=dict(topk=10, radius=12, temperature=0.05),
 )

@@ -13,6 +13,6 @@ _base_ = [
 ]
 model = dict(
     backbone=dict(semantic=dict(depth=18)),
-    propagator=dict(topk=5, context_len=4, radius=6, temperature=0.05),
+    propagation=dict(topk=5, context_len=4, radius=6, temperature=0.05),
 )
 test_dataloader = dict(num_workers=0)

@@ -6,5 +6,5 @@ _base_ = [
 ]
 model = dict(
     backbone=dict(fine_grained_weight=1.0),
-    propagator=dict(topk=20, context_len=8, radius=5),
+    propagation=dict(topk=20, context_len=8, radius=5),
 )

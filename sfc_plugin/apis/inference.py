@@ -8,7 +8,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 from sfc_plugin.models.weight_init import init_weights_quietly
-from sfc_plugin.registry import MODELS, SCOPE, upgrade_legacy_scope
+from sfc_plugin.registry import MODELS, SCOPE, upgrade_legacy_config
 from sfc_plugin.utils import load_model_weights
 
 
@@ -17,14 +17,14 @@ def load_config(config: str, cfg_options: Optional[dict] = None) -> Config:
 
     tools/train.py, tools/test.py, sfc-export, sfc-propagate and sfc-match read configs here: one that was
     saved under the former scope ``sfc`` (a work dir's dumped config) is read as one of ``sfc_plugin``
-    (``upgrade_legacy_scope``).
+    (``upgrade_legacy_config``).
     """
     if not os.path.isfile(config):
         raise FileNotFoundError(f'{config}: no such config file')
     cfg = Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
-    return upgrade_legacy_scope(cfg)
+    return upgrade_legacy_config(cfg)
 
 
 def init_model(cfg: Config, model_cfg: dict, checkpoint: Optional[str] = None,
@@ -48,7 +48,7 @@ def build_model(config: str, checkpoint: Optional[str] = None, cfg_options: Opti
     """
     cfg = load_config(config, cfg_options)
     model_cfg = cfg.get('model')
-    if model_cfg is None or 'backbone' not in model_cfg or 'propagator' not in model_cfg:
-        raise ValueError(f'{config}: model must be an evaluation model with a backbone and propagator '
+    if model_cfg is None or 'backbone' not in model_cfg or 'propagation' not in model_cfg:
+        raise ValueError(f'{config}: model must be an evaluation model with a backbone and propagation '
                          f'settings (e.g. PropagationModel), got {model_cfg.get("type") if model_cfg else None}')
     return init_model(cfg, model_cfg, checkpoint, allow_pickle), cfg

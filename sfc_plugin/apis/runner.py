@@ -39,7 +39,7 @@ def test_arg_parser() -> argparse.ArgumentParser:
                         help='load a checkpoint that is a full pickle (runs code: trusted files only)')
     parser.add_argument('--out-dir', help='write predictions: indexed PNGs DIR/<video>/<frame>.png (videos) or '
                                           'DIR/<pair_id>.json (image pairs)')
-    _add_launch_options(parser, 'model.propagator.topk=10', 'job launcher (videos are spread over the processes)')
+    _add_launch_options(parser, 'model.propagation.topk=10', 'job launcher (videos are spread over the processes)')
     return parser
 
 

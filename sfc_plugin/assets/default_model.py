@@ -19,6 +19,6 @@ model = dict(
         fine_grained_weight=0.75,
         semantic_mean=(0.5, 0.5, 0.5),
         semantic_std=(0.5, 0.5, 0.5)),
-    propagator=dict(topk=10, context_len=20, radius=12, temperature=0.05),
+    propagation=dict(topk=10, context_len=20, radius=12, temperature=0.05),
     min_input_side=480,
 )

@@ -49,7 +49,7 @@ def arg_parser() -> argparse.ArgumentParser:
     onnx.add_argument('--unsafe-pickle', action='store_true',
                       help='load a checkpoint that is a full pickle (runs code: trusted files only)')
     onnx.add_argument('--cfg-options', nargs='+', action=DictAction,
-                      help='override config settings, e.g. model.propagator.context_len=10')
+                      help='override config settings, e.g. model.propagation.context_len=10')
 
     trt = commands.add_parser('tensorrt', help='TensorRT engines for an export folder (needs TensorRT and a GPU)')
     trt.add_argument('export_dir', help='folder written by sfc-export onnx')

@@ -278,7 +278,7 @@ def export_onnx(config: str, checkpoint: Optional[str], out_dir: str, options: E
         config, checkpoint: the evaluation config and its weights (None: the config's ``init_cfg``).
         out_dir: export folder (created if needed; an existing export there is replaced).
         options: sizes, labels, precisions and verification (:class:`ExportOptions`).
-        cfg_options: overrides merged into the config (e.g. ``model.propagator.context_len``).
+        cfg_options: overrides merged into the config (e.g. ``model.propagation.context_len``).
         allow_pickle: load a checkpoint that is a full pickle (trusted files only).
     Returns:
         The :class:`ExportMeta` written as ``meta.json``.

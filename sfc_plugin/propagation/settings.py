@@ -105,8 +105,8 @@ class PropagationSettings:
         resolve_select_dtype(self.select_dtype, 'cpu')  # reject unknown names early
 
     @classmethod
-    def from_config(cls, values: Mapping[str, Any], source: str = 'propagator') -> 'PropagationSettings':
-        """Settings from a config dict (a model's ``propagator``) or a stored :meth:`protocol`; ValueError
+    def from_config(cls, values: Mapping[str, Any], source: str = 'propagation') -> 'PropagationSettings':
+        """Settings from a config dict (a model's ``propagation``) or a stored :meth:`protocol`; ValueError
         naming ``source`` and the unknown keys."""
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(values) - set(names))

@@ -79,7 +79,7 @@ def arg_parser() -> argparse.ArgumentParser:
     model.add_argument('--size', nargs=2, type=int, metavar=('H', 'W'),
                        help='torch: resize frames to this size (default: each video at its own size)')
     model.add_argument('--cfg-options', nargs='+', action=DictAction,
-                       help='override config settings, e.g. model.propagator.context_len=10')
+                       help='override config settings, e.g. model.propagation.context_len=10')
     model.add_argument('--unsafe-pickle', action='store_true',
                        help='load a checkpoint that is a full pickle (runs code: trusted files only)')
     return parser

@@ -11,5 +11,5 @@ model = dict(
         semantic=dict(type='ResNet', depth=50, strides=(1, 2, 1), num_stages=3),
         fine_grained=dict(type='ResNet', depth=18, strides=(1, 2, 1), num_stages=3),
         fine_grained_weight=1.75),
-    propagator=dict(topk=15, context_len=20, radius=15, temperature=0.1),
+    propagation=dict(topk=15, context_len=20, radius=15, temperature=0.1),
 )

@@ -24,8 +24,9 @@ class PropagationModel(BaseModel):
     Args:
         backbone: config of the feature network; it takes RGB in [0, 1] and returns
             L2-normalised stride-8 features (``SFCBackbone``, fused or single-branch).
-        propagator: the propagation settings (topk, context_len, radius, temperature...), built once into
-            :attr:`settings` (:class:`PropagationSettings`).
+        propagation: the propagation settings (topk, context_len, radius, temperature...), built once into
+            :attr:`settings` (:class:`PropagationSettings`); configs of earlier versions call it ``propagator``
+            (read through ``upgrade_legacy_config``).
         out_dir: if set, each predicted frame is written as an indexed PNG to
             ``out_dir/<video>/<frame>.png`` with the first annotation's palette.
         keypoint_sigma: std of the Gaussian drawn per JHMDB joint, in feature cells.
@@ -38,7 +39,7 @@ class PropagationModel(BaseModel):
 
     def __init__(self,
                  backbone: dict,
-                 propagator: dict,
+                 propagation: dict,
                  out_dir: Optional[str] = None,
                  keypoint_sigma: float = 0.5,
                  keypoint_topk: int = 3,
@@ -46,7 +47,7 @@ class PropagationModel(BaseModel):
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
-        self.settings = PropagationSettings.from_config(propagator)
+        self.settings = PropagationSettings.from_config(propagation, 'model.propagation')
         self.out_dir = out_dir
         self.keypoint_sigma = keypoint_sigma
         self.keypoint_topk = keypoint_topk

@@ -1,3 +1,0 @@
-from .propagation_model import PropagationModel
-
-__all__ = ['PropagationModel']
