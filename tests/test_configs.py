@@ -145,7 +145,7 @@ def test_configs_saved_under_the_former_scope_still_load(tmp_path):
 
 def test_tools_read_configs_of_the_former_scope_through_the_one_upgrade(tmp_path):
     """tools/train.py and tools/test.py map the former scope after --cfg-options are merged."""
-    from sfc_plugin.apis.runner import build_test_config, test_arg_parser
+    from sfc_plugin.apis.train_test import build_test_config, test_arg_parser
     saved = tmp_path / 'saved_config.py'
     saved.write_text("default_scope = 'sfc'\nmodel = dict(type='sfc.PropagationModel')\n")
     cfg = build_test_config(test_arg_parser().parse_args(

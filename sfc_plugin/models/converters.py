@@ -30,11 +30,11 @@ from typing import Callable, Dict, Mapping, Optional, Sequence
 import torch
 from mmengine.logging import print_log
 
-from sfc_plugin.utils.checkpoint import extract_state_dict, load_checkpoint_file, load_state_dict_strict
+from sfc_plugin.utils.checkpoint import (extract_state_dict, fill_num_batches_tracked, load_checkpoint_file,
+                                         load_state_dict_strict, strip_prefix)
 from sfc_plugin.utils.io import atomic_path
 from sfc_plugin.version import __version__
 from .backbones.resnet import ResNet
-from .weight_init import fill_num_batches_tracked, strip_prefix
 
 StateDict = Dict[str, torch.Tensor]
 

@@ -1,47 +1,20 @@
-"""``StrictPretrained``: an ``init_cfg`` initialiser that loads a checkpoint and refuses any mismatch.
+"""Weight initialisation: ``StrictPretrained``, an ``init_cfg`` initialiser that loads a checkpoint and refuses any
+mismatch; the He initialisation of the backbones; ``init_weights()`` without a line per parameter.
 
 mmengine's ``Pretrained`` loads with ``strict=False``: a checkpoint with the wrong prefix or the
 wrong architecture leaves the network randomly initialised with only a warning. This one raises
 ``CheckpointMismatchError`` listing the missing, unexpected and mis-shaped keys instead.
 """
 import logging
-from typing import Dict, Mapping, Optional, Sequence, Union
+from typing import Mapping, Optional, Sequence, Union
 
-import torch
 from mmengine.logging import MMLogger, print_log
 from mmengine.model.weight_init import update_init_info
 from torch import nn
 
 from sfc_plugin.registry import SCOPE, WEIGHT_INITIALIZERS
-from sfc_plugin.utils.checkpoint import extract_state_dict, load_checkpoint_file, load_state_dict_strict
-
-
-def strip_prefix(state_dict: Mapping[str, torch.Tensor], prefix: str,
-                 source: str) -> Dict[str, torch.Tensor]:
-    """Keep the keys that start with ``prefix``, without it; raise if there are none."""
-    stripped = {key[len(prefix):]: value for key, value in state_dict.items() if key.startswith(prefix)}
-    if not stripped:
-        sample = ', '.join(list(state_dict)[:8])
-        raise RuntimeError(f'{source}: no key starts with the prefix {prefix!r} '
-                           f'(the checkpoint has {len(state_dict)} keys, e.g. {sample})')
-    return stripped
-
-
-def fill_num_batches_tracked(state_dict: Dict[str, torch.Tensor]) -> int:
-    """Add ``num_batches_tracked = 0`` beside every BN ``running_mean`` that lacks it, in place.
-
-    Checkpoints saved before PyTorch 0.4.1 (e.g. torchvision's original resnet50-19c8e357.pth)
-    have no such counter; it only matters for BN layers with ``momentum=None``, which no network
-    here uses. Returns how many counters were added.
-    """
-    added = 0
-    for key in list(state_dict):
-        if key.endswith('running_mean'):
-            counter = key[:-len('running_mean')] + 'num_batches_tracked'
-            if counter not in state_dict:
-                state_dict[counter] = torch.tensor(0, dtype=torch.long)
-                added += 1
-    return added
+from sfc_plugin.utils.checkpoint import (extract_state_dict, fill_num_batches_tracked, load_checkpoint_file,
+                                         load_state_dict_strict, strip_prefix)
 
 
 @WEIGHT_INITIALIZERS.register_module()

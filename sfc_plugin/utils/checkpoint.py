@@ -1,4 +1,5 @@
-"""Safe checkpoint loading: ``weights_only=True`` by default and no silently ignored keys."""
+"""Checkpoints: safe loading (``weights_only=True`` by default, no silently ignored keys), where a checkpoint keeps
+its tensors, and state-dict key surgery (prefixes, BatchNorm counters)."""
 import os
 from typing import Dict, List, Mapping, Optional
 
@@ -123,3 +124,31 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tens
 def load_model_weights(model: nn.Module, path: str, allow_pickle: bool = False) -> None:
     """Load a checkpoint file's tensors (:func:`extract_state_dict`) strictly into ``model``."""
     load_state_dict_strict(model, extract_state_dict(load_checkpoint_file(path, allow_pickle), path), source=path)
+
+
+def strip_prefix(state_dict: Mapping[str, torch.Tensor], prefix: str,
+                 source: str) -> Dict[str, torch.Tensor]:
+    """Keep the keys that start with ``prefix``, without it; raise if there are none."""
+    stripped = {key[len(prefix):]: value for key, value in state_dict.items() if key.startswith(prefix)}
+    if not stripped:
+        sample = ', '.join(list(state_dict)[:8])
+        raise RuntimeError(f'{source}: no key starts with the prefix {prefix!r} '
+                           f'(the checkpoint has {len(state_dict)} keys, e.g. {sample})')
+    return stripped
+
+
+def fill_num_batches_tracked(state_dict: Dict[str, torch.Tensor]) -> int:
+    """Add ``num_batches_tracked = 0`` beside every BN ``running_mean`` that lacks it, in place.
+
+    Checkpoints saved before PyTorch 0.4.1 (e.g. torchvision's original resnet50-19c8e357.pth)
+    have no such counter; it only matters for BN layers with ``momentum=None``, which no network
+    here uses. Returns how many counters were added.
+    """
+    added = 0
+    for key in list(state_dict):
+        if key.endswith('running_mean'):
+            counter = key[:-len('running_mean')] + 'num_batches_tracked'
+            if counter not in state_dict:
+                state_dict[counter] = torch.tensor(0, dtype=torch.long)
+                added += 1
+    return added

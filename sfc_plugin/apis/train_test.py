@@ -1,4 +1,5 @@
-"""The logic behind tools/train.py and tools/test.py: arguments -> mmengine Config -> Runner."""
+"""tools/train.py and tools/test.py: their argument parsers, the mmengine Config they build from a config file and
+the command line, and the Runner they run."""
 import argparse
 import os
 import os.path as osp
