@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sfc_plugin.propagation import (LabelPropagator, PropagationSettings, PropagationStep, ReferencePropagator,
+from sfc_plugin.propagation import (PropagationSettings, PropagationStep, ReferencePropagator, TiledPropagator,
                                     TileGeometry, default_tile_size, propagate_step, reference_propagate_step)
 
 # integer radius: keys exactly on it exist; several tiles (the default for a map this small is one)
@@ -71,7 +71,7 @@ def random_labels(num_classes, height, width, seed):
 def run_video(video, annotations, core_options):
     """Step a core and the reference through a video; annotations: {frame: labels}."""
     settings = PropagationSettings(**core_options)  # the reference ignores how the core computes
-    core, reference = LabelPropagator(settings), ReferencePropagator(settings)
+    core, reference = TiledPropagator(settings), ReferencePropagator(settings)
     pairs = [(core.step(feat, annotations.get(t)), reference.step(feat, annotations.get(t)))
              for t, feat in enumerate(video)]
     return core, pairs
@@ -215,7 +215,7 @@ def test_keys_exactly_on_the_radius_are_excluded(select_dtype):
 
 
 def test_held_memory_does_not_grow_with_the_video():
-    core = LabelPropagator(PropagationSettings(**SMALL, select_dtype=torch.float16))
+    core = TiledPropagator(PropagationSettings(**SMALL, select_dtype=torch.float16))
     g = torch.Generator().manual_seed(14)
     core.step(unit(torch.randn(8, 6, 7, generator=g)), random_labels(2, 6, 7, seed=15))
     sizes = {}
@@ -267,7 +267,7 @@ def test_geometry_covers_exactly_the_disk():
 
 
 def test_bad_input_is_rejected():
-    core = LabelPropagator(PropagationSettings(**SMALL))
+    core = TiledPropagator(PropagationSettings(**SMALL))
     feat = unit(torch.randn(8, 6, 7))
     with pytest.raises(ValueError, match='first frame'):
         core.step(feat)
@@ -293,7 +293,7 @@ def test_cuda_matches_cpu(select_dtype):
     labels = random_labels(3, 10, 13, seed=18)
     results = []
     for device in ('cpu', 'cuda'):
-        core = LabelPropagator(PropagationSettings(**SMALL, select_dtype=select_dtype))
+        core = TiledPropagator(PropagationSettings(**SMALL, select_dtype=select_dtype))
         results.append([core.step(f.to(device), labels.to(device) if t == 0 else None).cpu()
                         for t, f in enumerate(video)])
     assert_agree(list(zip(*results)))
@@ -309,7 +309,7 @@ def test_batched_tiles_match_reference_and_row_path(mode):
     geometry = core.store.geometry
     assert geometry.pad_rows and geometry.ring_pad == geometry.tiles_x + 1
     assert_agree(pairs)
-    rows = LabelPropagator(PropagationSettings(**options, batch_tiles=False))
+    rows = TiledPropagator(PropagationSettings(**options, batch_tiles=False))
     for t, feat in enumerate(video):
         assert torch.allclose(rows.step(feat, annotations.get(t)), pairs[t][0], atol=1e-6)
 
@@ -327,7 +327,7 @@ def test_batched_step_and_its_checks():
         propagate_step(video[3], video[0], labels[0], torch.stack(video[1:3]), torch.stack(labels[1:]), 2, settings,
                        TileGeometry(10, 13, 3.0))
     with pytest.raises(ValueError, match='exact fp32 path'):
-        LabelPropagator(PropagationSettings(**SMALL, select_dtype=torch.float16, batch_tiles=True)).step(video[0],
+        TiledPropagator(PropagationSettings(**SMALL, select_dtype=torch.float16, batch_tiles=True)).step(video[0],
                                                                                                         labels[0])
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sfc_plugin.propagation import LabelPropagator, PropagationSettings, PropagationStep, exported_step_propagator
+from sfc_plugin.propagation import ExportedStepPropagator, PropagationSettings, PropagationStep, TiledPropagator
 from sfc_plugin.propagation.window import ContextWindow
 from sfc_plugin.runtime.resume import resume_plan
 
@@ -71,7 +71,7 @@ def test_window_entries_follow_the_padded_sequence(context_len, pad_with_first):
 
 
 def run_label_propagator(frames, annotations, context_len, **options):
-    core = LabelPropagator(PropagationSettings(**SETTINGS, context_len=context_len, select_dtype=None, **options))
+    core = TiledPropagator(PropagationSettings(**SETTINGS, context_len=context_len, select_dtype=None, **options))
     return [core.step(f, annotations.get(t)) for t, f in enumerate(frames)]
 
 
@@ -83,7 +83,7 @@ def test_dense_context_matches_the_label_propagator(hard_labels):
     annotations = {t: soft_labels(k, seed=t) for t in (0, 2, 7)}
     expected = run_label_propagator(frames, annotations, m, hard_labels=hard_labels)
     settings = PropagationSettings(**SETTINGS, context_len=m, hard_labels=hard_labels)
-    dense = exported_step_propagator(PropagationStep(H, W, settings), settings, C, exported_k, (H, W),
+    dense = ExportedStepPropagator(PropagationStep(H, W, settings), settings, C, exported_k, (H, W),
                                      torch.device('cpu'))
     for t, frame in enumerate(frames):
         got = dense.step(frame, annotations.get(t))
@@ -96,8 +96,8 @@ def test_dense_context_rejects_what_the_export_cannot_take():
     settings = PropagationSettings(**SETTINGS, context_len=2)
     step = PropagationStep(H, W, settings)
     with pytest.raises(ValueError, match='pad_with_first'):
-        exported_step_propagator(step, settings.replace(pad_with_first=False), C, 3, (H, W), torch.device('cpu'))
-    dense = exported_step_propagator(step, settings, C, 3, (H, W), torch.device('cpu'))
+        ExportedStepPropagator(step, settings.replace(pad_with_first=False), C, 3, (H, W), torch.device('cpu'))
+    dense = ExportedStepPropagator(step, settings, C, 3, (H, W), torch.device('cpu'))
     frame = video(1)[0]
     with pytest.raises(ValueError, match='first frame'):
         dense.step(frame)
@@ -121,9 +121,9 @@ def test_resume_plan_rebuilds_the_context_exactly(backend, pad_with_first):
     def propagator():
         if backend == 'dense':
             settings = PropagationSettings(**SETTINGS, context_len=m)
-            return exported_step_propagator(PropagationStep(H, W, settings), settings, C, k, (H, W),
+            return ExportedStepPropagator(PropagationStep(H, W, settings), settings, C, k, (H, W),
                                             torch.device('cpu'))
-        return LabelPropagator(PropagationSettings(**SETTINGS, context_len=m, select_dtype=None,
+        return TiledPropagator(PropagationSettings(**SETTINGS, context_len=m, select_dtype=None,
                                                    pad_with_first=pad_with_first))
 
     first_run = propagator()

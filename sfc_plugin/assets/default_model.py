@@ -11,7 +11,7 @@ model = dict(
     type='PropagationModel',
     backbone=dict(
         type='SFCBackbone',
-        semantic=dict(type='EfficientNetLite0', out_block=4, pretrained=True),
+        semantic=dict(type='EfficientNetLite', arch='lite0', out_block=4, pretrained=True),
         fine_grained=dict(
             type='ResNet', depth=18, strides=(1, 2, 1), num_stages=3,
             init_cfg=dict(type='sfc_plugin.StrictPretrained', checkpoint='{{fileDirname}}/default_model.pth',

@@ -11,7 +11,7 @@ model = dict(
     type='PairMatchingModel',
     backbone=dict(
         type='SFCBackbone',
-        semantic=dict(type='EfficientNetLite0', out_block=12, pretrained=True),
+        semantic=dict(type='EfficientNetLite', arch='lite0', out_block=12, pretrained=True),
         fine_grained=None,
         semantic_mean=(0.5, 0.5, 0.5),
         semantic_std=(0.5, 0.5, 0.5)),

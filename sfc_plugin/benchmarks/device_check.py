@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sfc_plugin.propagation import LabelPropagator, PropagationSettings, ReferencePropagator, resolve_select_dtype
+from sfc_plugin.propagation import PropagationSettings, ReferencePropagator, TiledPropagator, resolve_select_dtype
 from sfc_plugin.utils import image_tensor, write_label_png
 from sfc_plugin.utils.memory import peak_rss_mb
 from .common import cpu_info, in_fresh_process
@@ -123,7 +123,7 @@ def core_parity(device: torch.device, sizes: CheckSizes) -> dict:
     # On a CPU the batched path stands in for the device's: it is the exact fp32 path (also on AMX CPUs,
     # whose default selects in fp16 first).
     device_settings = settings.replace(batch_tiles=True, select_dtype=None) if device.type == 'cpu' else settings
-    cores = {'device': LabelPropagator(device_settings), 'cpu': LabelPropagator(settings),
+    cores = {'device': TiledPropagator(device_settings), 'cpu': TiledPropagator(settings),
              'reference': ReferencePropagator(settings)}
     outputs = {name: [] for name in cores}
     for t, feat in enumerate(video):
@@ -145,7 +145,7 @@ def core_parity(device: torch.device, sizes: CheckSizes) -> dict:
 
 def _time_core(device: torch.device, video: List[torch.Tensor], sizes: CheckSizes, batch_tiles: bool,
                tf32: bool) -> dict:
-    core = LabelPropagator(PropagationSettings(context_len=sizes.context_len, select_dtype=None,
+    core = TiledPropagator(PropagationSettings(context_len=sizes.context_len, select_dtype=None,
                                                batch_tiles=batch_tiles))
     previous = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = tf32
@@ -170,7 +170,7 @@ def _time_core(device: torch.device, video: List[torch.Tensor], sizes: CheckSize
 def _syncs_in_step(device: torch.device, sizes: CheckSizes) -> List[str]:
     """What made a batched step on the CUDA ``device`` wait for it (empty: nothing)."""
     video = [f.to(device) for f in smooth_features(3, 16, sizes.core_feat)]
-    core = LabelPropagator(PropagationSettings(context_len=sizes.context_len, batch_tiles=True))
+    core = TiledPropagator(PropagationSettings(context_len=sizes.context_len, batch_tiles=True))
     core.step(video[0], soft_labels(3, sizes.core_feat).to(device))
     core.step(video[1])
     _sync(device)

@@ -1,6 +1,6 @@
 """Benchmark of the propagation core against the dense reference on identical random inputs.
 
-Time: median wall time per frame of the streaming :class:`~sfc_plugin.propagation.LabelPropagator` in
+Time: median wall time per frame of the streaming :class:`~sfc_plugin.propagation.TiledPropagator` in
 steady state (frames after the first ``context + 1``, when the short-term window holds ``context``
 distinct predicted frames), and of :func:`~sfc_plugin.propagation.reference_propagate_step` on a full
 context of distinct frames. Peak memory: every measurement runs in a fresh process (multiprocessing
@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.logging import MMLogger
 
-from sfc_plugin.propagation import (LabelPropagator, PropagationSettings, TileGeometry, propagate_step,
+from sfc_plugin.propagation import (PropagationSettings, TiledPropagator, TileGeometry, propagate_step,
                                     reference_propagate_step, resolve_select_dtype)
 from sfc_plugin.utils.memory import peak_rss_mb
 from .common import cpu_info, in_fresh_process
@@ -117,9 +117,9 @@ def _setup(config: BenchmarkConfig) -> float:
 
 
 def measure_core(config: BenchmarkConfig) -> dict:
-    """Stream ``config.frames`` frames through a LabelPropagator (run in a fresh process)."""
+    """Stream ``config.frames`` frames through a TiledPropagator (run in a fresh process)."""
     startup_mb = _setup(config)
-    propagator = LabelPropagator(config.settings)
+    propagator = TiledPropagator(config.settings)
     context_len = config.settings.context_len
     propagator.step(random_frame(config, 0), random_soft_labels(config, 0))
     seconds, cpu_seconds = [], []
@@ -236,7 +236,7 @@ def run_benchmark(config: BenchmarkConfig, reference_frames: int = 2, query_chun
             resolution=[{key: run[key] for key in keys} for run in by_scale]),
         config=asdict(config),
         method=dict(
-            time='median wall time per frame; core: streaming LabelPropagator in steady state (after the '
+            time='median wall time per frame; core: streaming TiledPropagator in steady state (after the '
                  'first context + 1 frames); reference: dense step on a full context of distinct frames. '
                  'cpu_*: median process CPU time per frame (time.process_time; all threads), less '
                  'sensitive than wall time to other processes on the machine',

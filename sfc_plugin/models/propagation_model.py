@@ -10,7 +10,7 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from torch import Tensor
 
-from sfc_plugin.propagation import (KeypointCodec, LabelPropagator, MaskCodec, PropagationSettings, VideoLabelLoop,
+from sfc_plugin.propagation import (KeypointCodec, MaskCodec, PropagationSettings, TiledPropagator, VideoLabelLoop,
                                     network_input_size)
 from sfc_plugin.registry import MODELS
 from sfc_plugin.structures import VideoDataError, validate_video_sample
@@ -89,7 +89,7 @@ class PropagationModel(BaseModel):
             first_annotation, palette = read_label_png(sample['first_anno_path'], require_indexed=task == 'vos')
             codec = MaskCodec.for_benchmark(first_annotation)
             predictions = np.zeros((len(frame_paths), height, width), np.uint8)
-        loop = VideoLabelLoop(LabelPropagator(self.settings), codec)
+        loop = VideoLabelLoop(TiledPropagator(self.settings), codec)
         start = time.perf_counter()
 
         for index, path in enumerate(frame_paths):

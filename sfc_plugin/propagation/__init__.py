@@ -7,16 +7,16 @@ from .memory import ContextMemory
 from .reference import ReferencePropagator, reference_propagate_step, topk_boundary_gaps
 from .settings import PropagationSettings, SelectDType, resolve_select_dtype
 from .step import PropagationStep, propagate_step
-from .streaming import (ContextStore, DenseContext, LabelPropagator, Propagator, StreamingPropagator, TiledContext,
-                        exported_step_propagator)
+from .streaming import (ContextStore, DenseContext, ExportedStepPropagator, Propagator, StreamingPropagator,
+                        TiledContext, TiledPropagator)
 from .video import VideoLabelLoop
 from .window import ContextWindow
 
 __all__ = [
     'ContextMemory', 'ContextStore', 'ContextWindow', 'default_tile_size', 'DenseContext', 'disk_reach',
-    'exported_step_propagator', 'feature_size', 'KeypointCodec', 'label_values_of', 'LabelCodec', 'LabelPropagator',
+    'ExportedStepPropagator', 'feature_size', 'KeypointCodec', 'label_values_of', 'LabelCodec',
     'mask_to_soft_labels', 'MaskCodec', 'network_input_size', 'propagate_step', 'PropagationSettings',
     'PropagationStep', 'Propagator', 'reference_propagate_step', 'ReferencePropagator', 'resolve_select_dtype',
-    'SelectDType', 'soft_labels_to_ids', 'StreamingPropagator', 'TiledContext', 'TileGeometry',
+    'SelectDType', 'soft_labels_to_ids', 'StreamingPropagator', 'TiledContext', 'TiledPropagator', 'TileGeometry',
     'topk_boundary_gaps', 'VideoLabelLoop', 'within_radius'
 ]

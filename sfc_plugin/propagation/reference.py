@@ -83,7 +83,7 @@ def topk_boundary_gaps(query: Tensor, context_feats: Tensor, cells: Tensor, sett
 
 class ReferencePropagator:
     """The reference protocol, streamed: a padded sequence of real entries, the last m of which
-    (plus the annotated frame) predict the next frame. Settings as :class:`.streaming.LabelPropagator`."""
+    (plus the annotated frame) predict the next frame. Settings as :class:`.streaming.TiledPropagator`."""
 
     def __init__(self, settings: Optional[PropagationSettings] = None, query_chunk: int = 1024) -> None:
         self.settings = settings if settings is not None else PropagationSettings()

@@ -10,7 +10,7 @@ known (a prediction restored by a resumed run) can be appended without predictin
 :class:`.window.ContextWindow`. It runs over one of two context stores (:class:`ContextStore`):
 
 - :class:`TiledContext`: the core's tiled ring memory (:mod:`.memory`), predicted with :func:`.step.predict_tiles`
-  (``LabelPropagator``, used by evaluation and the runtime's torch backend);
+  (``TiledPropagator``, used by evaluation and the runtime's torch backend);
 - :class:`DenseContext`: the reference layout that ``propagate.onnx`` / ``propagate.engine`` take
   (``context_feats`` (m + 1, C, h, w), ``context_labels`` (m + 1, K, h, w), index 0 the long memory), predicted by
   the exported step (the runtime's onnxruntime and TensorRT backends).
@@ -183,7 +183,7 @@ class TiledContext:
         return 0 if self.memory is None else self.memory.nbytes() + self.geometry.nbytes()
 
 
-class LabelPropagator(StreamingPropagator):
+class TiledPropagator(StreamingPropagator):
     """Streaming label propagation with the core's tiled memory (see the module docstring).
 
     Args:
@@ -260,12 +260,22 @@ class DenseContext:
             raise ValueError(f'{name} must be a {expected} tensor (the exported sizes), got {_shape(tensor)}')
 
 
-def exported_step_propagator(run_step: StepFunction, settings: PropagationSettings, channels: int,
-                             num_labels: int, feat_size: Tuple[int, int], device: torch.device) -> StreamingPropagator:
-    """The streaming propagator of an exported step (:class:`DenseContext`).
+class ExportedStepPropagator(StreamingPropagator):
+    """Streaming label propagation around an exported step (``propagate.onnx`` / ``propagate.engine``), with the
+    dense context it takes (:class:`DenseContext`).
 
     The fixed-size step always takes ``context_len`` short-term entries (``settings.check_fixed_context``).
+
+    Args:
+        run_step: runs the exported step on the buffers (see ``StepFunction``).
+        settings: the export's propagation settings.
+        channels, num_labels, feat_size: C, K and (h, w) of the export.
+        device: where the buffers live.
     """
-    settings.check_fixed_context('the exported step')
-    store = DenseContext(run_step, settings.context_len, channels, num_labels, feat_size, device)
-    return StreamingPropagator(store, settings.context_len, settings.pad_with_first)
+
+    def __init__(self, run_step: StepFunction, settings: PropagationSettings, channels: int, num_labels: int,
+                 feat_size: Tuple[int, int], device: torch.device) -> None:
+        settings.check_fixed_context('the exported step')
+        self.settings = settings
+        super().__init__(DenseContext(run_step, settings.context_len, channels, num_labels, feat_size, device),
+                         settings.context_len, settings.pad_with_first)

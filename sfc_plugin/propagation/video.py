@@ -2,8 +2,8 @@
 annotation -> soft labels (the task's codec) -> the streaming propagator; a predicted frame's features ->
 propagated soft labels -> the task's prediction (the codec again).
 
-The propagator is any :class:`.streaming.Propagator`: the core's tiled ``LabelPropagator`` (evaluation, the
-torch backend) or the exported step's dense context (``exported_step_propagator``: onnxruntime, TensorRT).
+The propagator is any :class:`.streaming.Propagator`: the core's ``TiledPropagator`` (evaluation, the torch
+backend) or ``ExportedStepPropagator``, the exported step over its dense context (onnxruntime, TensorRT).
 """
 from typing import Any, Optional
 

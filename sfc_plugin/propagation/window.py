@@ -7,7 +7,7 @@ once), then every later frame in order, with its annotation if it has one, else 
 long memory, slots 1..m hold the distinct short-term frames. Copies of the long-memory frame at the front
 of the window are counted, not stored; when the window is full, the oldest entry leaves, copies first.
 
-Users: :class:`~sfc_plugin.propagation.LabelPropagator` (copies stay virtual in its tiled memory) and the
+Users: :class:`~sfc_plugin.propagation.TiledPropagator` (copies stay virtual in its tiled memory) and the
 runtime's dense context of ``propagate.onnx`` / ``propagate.engine`` (copies materialised in the free slots).
 """
 from collections import deque

@@ -4,8 +4,8 @@ folder's engines).
 
 A backend gives image features and a fresh streaming propagator per video
 (:class:`~sfc_plugin.propagation.Propagator`): the torch backend's runs the core's tiled memory
-(``LabelPropagator``), the others' the exported step of the same core over its dense context
-(:func:`~sfc_plugin.propagation.exported_step_propagator`); one state machine drives both. Tensors stay on
+(``TiledPropagator``), the others' the exported step of the same core over its dense context
+(:class:`~sfc_plugin.propagation.ExportedStepPropagator`); one state machine drives both. Tensors stay on
 the backend's device between frames.
 
 onnxruntime on a GPU keeps the propagation step's FP32 top-k exact: the CUDA provider runs with
@@ -28,7 +28,7 @@ from sfc_plugin.apis.inference import build_model
 from sfc_plugin.deploy import (EngineMismatchError, ExportFormatError, ExportMeta, TensorRTUnavailableError,
                                cuda_device, load_export_meta, onnxruntime_session, tensorrt_version)
 from sfc_plugin.deploy.tensorrt_engine import ENGINE_FILES
-from sfc_plugin.propagation import LabelPropagator, Propagator, exported_step_propagator, network_input_size
+from sfc_plugin.propagation import ExportedStepPropagator, Propagator, TiledPropagator, network_input_size
 from sfc_plugin.utils import file_sha256
 from sfc_plugin.utils.assets import DEFAULT_MODEL_CHECKPOINT, DEFAULT_MODEL_CONFIG
 
@@ -95,7 +95,7 @@ def default_model() -> Tuple[str, None]:
 
 
 class TorchBackend(Backend):
-    """The PyTorch model (a ``PropagationModel``) and :class:`LabelPropagator`, on the CPU or a CUDA device.
+    """The PyTorch model (a ``PropagationModel``) and :class:`TiledPropagator`, on the CPU or a CUDA device.
 
     Args:
         model: the evaluation model (its ``backbone`` and propagation ``settings``).
@@ -154,8 +154,8 @@ class TorchBackend(Backend):
             features = self.backbone(image.contiguous(memory_format=torch.channels_last))[0]
         return F.normalize(features.float(), dim=0)
 
-    def new_propagator(self) -> LabelPropagator:
-        return LabelPropagator(self.settings)
+    def new_propagator(self) -> TiledPropagator:
+        return TiledPropagator(self.settings)
 
     def describe(self) -> dict:
         return {'backend': self.name, 'device': str(self.device), 'execution_provider': None,
@@ -203,7 +203,7 @@ class ExportBackend(Backend):
 
     def new_propagator(self) -> Propagator:
         m = self.meta
-        return exported_step_propagator(self.run_step, m.settings, m.channels, m.num_labels, tuple(m.feat_size),
+        return ExportedStepPropagator(self.run_step, m.settings, m.channels, m.num_labels, tuple(m.feat_size),
                                         self.device)
 
     def describe(self) -> dict:

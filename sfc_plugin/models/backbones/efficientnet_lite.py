@@ -304,7 +304,8 @@ class EfficientNetLite(BaseModule):
 
 @MODELS.register_module()
 class EfficientNetLite0(EfficientNetLite):
-    """``EfficientNetLite(arch='lite0')``, the name configs used before Lite1/2 were added."""
+    """``EfficientNetLite(arch='lite0')`` under its former name: configs and work dirs written before Lite1/2 were
+    added still build; new configs say ``type='EfficientNetLite', arch='lite0'``."""
 
     def __init__(self,
                  out_block: int = 4,
