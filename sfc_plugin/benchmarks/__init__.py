@@ -1,4 +1,4 @@
-"""Benchmarks (layer L6, the top): the modules that measure speed, memory and accuracy for the ``tools/``
+"""Benchmarks (the top layer, README, Layout): the modules that measure speed, memory and accuracy for the ``tools/``
 scripts; nothing else in the package imports them.
 
 - :mod:`.propagation`: the propagation core against its dense reference (``tools/benchmark_propagation.py``);
@@ -11,6 +11,6 @@ scripts; nothing else in the package imports them.
 - :mod:`.common`: what every report shares (the CPU it ran on, a fresh process per measurement).
 
 The metrics they report live in :mod:`sfc_plugin.evaluation` and :mod:`sfc_plugin.correspondence`, the data
-they run on comes from :mod:`sfc_plugin.generators`. Layer L6: may import any other part of ``sfc_plugin``.
+they run on comes from :mod:`sfc_plugin.generators`; they may import any other part of ``sfc_plugin``.
 The submodules are not imported here (some need onnxruntime or scikit-image); import the one you run.
 """

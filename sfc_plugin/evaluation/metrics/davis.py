@@ -9,8 +9,7 @@ from sfc_plugin.evaluation.functional import davis_statistics, davis_video_score
 from sfc_plugin.registry import METRICS
 from sfc_plugin.structures import VOID_ID
 from sfc_plugin.utils import read_label_png
-
-from .table import format_table
+from sfc_plugin.utils.table import format_table
 
 DAVIS_KEYS = ('J&F-Mean', 'J-Mean', 'J-Recall', 'J-Decay', 'F-Mean', 'F-Recall', 'F-Decay')
 

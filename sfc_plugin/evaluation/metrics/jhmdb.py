@@ -8,8 +8,7 @@ from mmengine.logging import print_log
 from sfc_plugin.evaluation.functional import pck_normalized_distances, pck_per_joint
 from sfc_plugin.registry import METRICS
 from sfc_plugin.structures import JHMDB_JOINTS
-
-from .table import format_table
+from sfc_plugin.utils.table import format_table
 
 
 @METRICS.register_module()

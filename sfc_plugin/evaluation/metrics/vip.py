@@ -10,8 +10,7 @@ from sfc_plugin.evaluation.functional import confusion_histogram, iou_from_histo
 from sfc_plugin.registry import METRICS
 from sfc_plugin.structures import VIP_CLASSES
 from sfc_plugin.utils import read_label_png
-
-from .table import format_table
+from sfc_plugin.utils.table import format_table
 
 
 @METRICS.register_module()

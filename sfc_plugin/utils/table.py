@@ -1,4 +1,4 @@
-"""Plain-text tables of per-video / per-class results, for the log."""
+"""Plain-text tables of per-video, per-class or per-category results, for the log (every metric's)."""
 import io
 from typing import Sequence
 
