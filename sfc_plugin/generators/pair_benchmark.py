@@ -27,14 +27,12 @@ pasted. Everything is drawn from ``numpy.random.default_rng([seed, pair_index])`
 ``meta.json``.
 """
 import os
-import shutil
-import tempfile
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
-from sfc_plugin.utils import write_json
+from sfc_plugin.utils import atomic_folder, write_json
 
 PHOTOS = ('astronaut', 'chelsea', 'coffee', 'rocket', 'immunohistochemistry', 'retina', 'clock')
 OPENCV_DOC_FILES = ('graf1.png', 'graf3.png', 'H1to3p.xml', 'aloeL.jpg', 'aloeR.jpg', 'aloeGT.png')
@@ -348,10 +346,7 @@ def write_benchmark(out: str, pairs: List[dict], meta: Dict[str, object], overwr
     out = os.path.abspath(out)
     if os.path.exists(out) and not overwrite:
         raise FileExistsError(f'{out}: already exists (pass --overwrite to replace it)')
-    parent = os.path.dirname(out)
-    os.makedirs(parent, exist_ok=True)
-    work = tempfile.mkdtemp(prefix=f'.{os.path.basename(out)}.', dir=parent)
-    try:
+    with atomic_folder(out) as work:
         lines = []
         for index, pair in enumerate(pairs, 1):
             category = pair['category']
@@ -376,10 +371,4 @@ def write_benchmark(out: str, pairs: List[dict], meta: Dict[str, object], overwr
             file.write('\n'.join(lines) + '\n')
         write_json(os.path.join(work, 'meta.json'),
                    dict(meta, pairs=len(pairs), categories=sorted({pair['category'] for pair in pairs})))
-        if os.path.exists(out):
-            shutil.rmtree(out)
-        os.replace(work, out)
-    finally:
-        if os.path.exists(work):
-            shutil.rmtree(work)
     return out

@@ -43,17 +43,14 @@ Every image of every pair is a fresh draw from ``numpy.random.default_rng([seed,
 ``write_class_folders`` writes single composites of the ``trn`` stamps as class folders
 (``<category>/<image>.jpg``) for training that needs only image-level labels.
 """
-import contextlib
 import os
-import shutil
-import tempfile
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 from PIL import Image
 
-from sfc_plugin.utils import atomic_path, read_json, write_json
+from sfc_plugin.utils import atomic_folder, atomic_path, read_json, write_json
 
 __all__ = ['ANNOTATION_FILE', 'AnnotationError', 'load_annotations', 'annotation_problems', 'read_stamp',
            'background_photos', 'composite', 'plan_pairs', 'render_pair', 'write_semantic_pairs',
@@ -517,23 +514,6 @@ def _checked_annotations(annotations: Optional[dict], stamps_dir: str) -> dict:
     return annotations
 
 
-@contextlib.contextmanager
-def _replacing_folder(out: str) -> Iterator[str]:
-    """A temporary folder beside ``out`` to fill; it replaces ``out`` when the block succeeds and is
-    removed when it fails."""
-    parent = os.path.dirname(out)
-    os.makedirs(parent, exist_ok=True)
-    work = tempfile.mkdtemp(prefix=f'.{os.path.basename(out)}.', dir=parent)
-    try:
-        yield work
-        if os.path.exists(out):
-            shutil.rmtree(out)
-        os.replace(work, out)
-    finally:
-        if os.path.exists(work):
-            shutil.rmtree(work)
-
-
 def _new_folder(out: str, overwrite: bool) -> str:
     """``out`` as an absolute path; FileExistsError when it exists and ``overwrite`` is not set."""
     out = os.path.abspath(out)
@@ -566,7 +546,7 @@ def write_semantic_pairs(out: str, stamps_dir: str, seed: int = 0, opencv_data: 
                 if planned[f'{role}_stamp'] not in stamps:
                     stamps[planned[f'{role}_stamp']] = read_stamp(stamps_dir, planned[f'{role}_stamp'])
     counts = {}
-    with _replacing_folder(out) as work:
+    with atomic_folder(out) as work:
         for split, plan in plans.items():
             lines, keypoints, mirrored = [], 0, 0
             os.makedirs(os.path.join(work, 'PairAnnotation', split))
@@ -683,7 +663,7 @@ def write_class_folders(out: str, stamps_dir: str, opencv_data: Optional[str] = 
     photos = trn_background_photos(opencv_data) if backgrounds == 'photos' else {}
     groups = _unlabelled_groups(annotations)
     images = {}
-    with _replacing_folder(out) as work:
+    with atomic_folder(out) as work:
         number = 0
         for category, instances in groups.items():
             os.makedirs(os.path.join(work, category))

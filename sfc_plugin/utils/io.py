@@ -2,6 +2,7 @@
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from typing import Any, Iterator, List, Optional, Sequence, Tuple, Type
@@ -71,6 +72,23 @@ def atomic_path(path: str) -> Iterator[str]:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+@contextmanager
+def atomic_folder(path: str) -> Iterator[str]:
+    """Yield a temporary folder beside ``path`` to fill; it replaces ``path`` (and whatever was there) only if the
+    block succeeds, and is removed when it fails."""
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=f'.{os.path.basename(path)}.', dir=parent)
+    try:
+        yield work
+        if os.path.exists(path):
+            shutil.rmtree(path)
+        os.replace(work, path)
+    finally:
+        if os.path.exists(work):
+            shutil.rmtree(work)
 
 
 def write_json(path: str, value: Any, indent: Optional[int] = 1) -> None:
