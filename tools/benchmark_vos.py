@@ -36,10 +36,11 @@ def main(argv=None) -> int:
     parser.add_argument('--json', help='write the result record to this file')
     args = parser.parse_args(argv)
     checkpoints = None if args.checkpoints is None else [None if path == 'none' else path for path in args.checkpoints]
-    threads = torch.get_num_threads()
+    # the commit, machine and date of the launch: what is measured, even if the tree changes during a long run
+    launch = make_record(args.title, args.description, COLUMNS, [], threads=torch.get_num_threads())
 
     def record_of(rows):
-        return make_record(args.title, args.description, COLUMNS, rows, threads=threads)
+        return dict(launch, rows=rows)
 
     def save(rows):
         if args.json:
