@@ -4,9 +4,9 @@
     python tools/device_check.py --device cpu --quick --out report.json # the same code, small, on the CPU
 
 It runs from a bare checkout (the repository root goes on sys.path) and needs only the Python packages
-below besides torch. On a machine without them (the lent GPU machine has no network and none of the
-OpenMMLab packages) it refuses at once, naming the missing wheels and how to carry them, rather than
-half-way through. Each section that fails is recorded in the report with its error; the others still run.
+below besides torch. On a machine without them (an offline GPU machine may have torch with CUDA and
+none of the OpenMMLab packages) it refuses at once, naming the missing wheels and how to install them
+offline, rather than half-way through. Each section that fails is recorded in the report with its error; the others still run.
 """
 import argparse
 import contextlib
@@ -24,12 +24,12 @@ WHEELS = {
     'onnx': 'onnx', 'onnxruntime': 'onnxruntime', 'cv2': 'opencv-python-headless', 'skimage': 'scikit-image',
     'PIL': 'pillow', 'rich': 'rich', 'scipy': 'scipy', 'yaml': 'pyyaml',
 }
-CARRY_HOWTO = (
-    'Carry them as wheels (the device tool\'s README): here, in the repository root, `echo /.whl/ >> '
-    '.git/info/exclude; python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 '
-    '--implementation cp --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 --platform any '
-    '-d .whl {wheels}`; then name .whl in the run\'s carry and start its command with `python3 -m pip install -q '
-    '--no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site || exit;`')
+INSTALL_HOWTO = (
+    'Install them offline from wheels (docs/benchmarks.md, GPU section): on a connected machine, in the '
+    'repository root, `echo /.whl/ >> .git/info/exclude; python3 -m pip download --no-deps --only-binary=:all: '
+    '--python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 '
+    '--platform any -d .whl {wheels}`; copy .whl/ over and run `python3 -m pip install -q --no-index --no-deps '
+    '--no-compile --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site` before this tool.')
 
 
 def missing_wheels(modules=None) -> list:
@@ -49,7 +49,7 @@ def main() -> int:
     missing = missing_wheels()
     if missing:
         print(f'tools/device_check.py: error: these Python packages are missing here: {", ".join(missing)}. '
-              + CARRY_HOWTO.format(wheels=' '.join(missing)), file=sys.stderr)
+              + INSTALL_HOWTO.format(wheels=' '.join(missing)), file=sys.stderr)
         return 2
     sys.path.insert(0, REPO_ROOT)
     from sfc_plugin.benchmarks.device_check import run_check

@@ -1,0 +1,92 @@
+"""J&F of label-propagation configs on DAVIS-layout datasets, as one result record.
+
+What ``tools/benchmark_vos.py`` runs: each config is evaluated exactly as ``tools/test.py CONFIG
+[CHECKPOINT]`` evaluates it (the same entry point, :func:`sfc_plugin.apis.test`: mmengine's Runner, the
+config's dataset, model, runtime seed and ``DAVISMetric``), one after the other in this process. A row
+holds the config, its dataset (data root and split), J&F-Mean, J-Mean and F-Mean (%), and the seconds the
+evaluation took.
+"""
+import argparse
+import os
+import os.path as osp
+import shutil
+import tempfile
+import time
+from typing import Callable, List, Optional, Sequence
+
+from mmengine.config import DictAction
+
+from sfc_plugin.apis import test as run_test
+from sfc_plugin.apis.inference import load_config
+
+COLUMNS = (('config', 'config'), ('checkpoint', 'checkpoint'), ('dataset', 'dataset'), ('J&F', 'J&F'),
+           ('J', 'J'), ('F', 'F'), ('seconds', 'seconds'))
+
+
+def config_name(config: str) -> str:
+    """``configs/vos_benchmark/effl0_cutout.py`` -> ``effl0_cutout``."""
+    return osp.splitext(osp.basename(config))[0]
+
+
+def dataset_name(config: str, cfg_options: Optional[Sequence[str]] = None) -> str:
+    """The config's test data root and split, e.g. ``data/cutout_report (val)``."""
+    cfg = load_config(config, parse_cfg_options(cfg_options))
+    dataset = cfg.test_dataloader.dataset
+    split = dataset.get('split')
+    return f'{dataset.get("data_root")}' + (f' ({split})' if split else '')
+
+
+def parse_cfg_options(options: Optional[Sequence[str]]) -> Optional[dict]:
+    """``['a.b=1', 'c=x']`` -> the dict ``--cfg-options`` of ``tools/test.py`` makes of them."""
+    if not options:
+        return None
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser.parse_args(['--cfg-options', *options]).cfg_options
+
+
+def evaluate_config(config: str, checkpoint: Optional[str] = None, work_dir: Optional[str] = None,
+                    cfg_options: Optional[Sequence[str]] = None) -> dict:
+    """One row: ``tools/test.py config [checkpoint] --work-dir ... [--cfg-options ...]`` run in this
+    process, timed; ``cfg_options`` as written on that command line (``key=value`` strings)."""
+    temporary = work_dir is None
+    work_dir = tempfile.mkdtemp(prefix='sfc_vos_') if temporary else work_dir
+    argv = [config] + ([checkpoint] if checkpoint else []) + ['--work-dir', work_dir] + (['--cfg-options', *cfg_options] if cfg_options else [])
+    try:
+        start = time.perf_counter()
+        metrics = run_test(argv)
+        seconds = time.perf_counter() - start
+    finally:
+        if temporary:
+            shutil.rmtree(work_dir, ignore_errors=True)
+    missing = [key for key in ('J&F-Mean', 'J-Mean', 'F-Mean') if key not in metrics]
+    if missing:
+        raise ValueError(f'{config}: its evaluator reported no {", ".join(missing)} (got {sorted(metrics)}); '
+                         'benchmark_vos needs a DAVIS-layout config scored by DAVISMetric')
+    return {'config': config_name(config), 'checkpoint': osp.basename(checkpoint) if checkpoint else None,
+            'dataset': dataset_name(config, cfg_options), 'J&F': round(float(metrics['J&F-Mean']), 4),
+            'J': round(float(metrics['J-Mean']), 4), 'F': round(float(metrics['F-Mean']), 4),
+            'seconds': round(seconds, 1)}
+
+
+def benchmark_vos(configs: Sequence[str], checkpoints: Optional[Sequence[Optional[str]]] = None,
+                  work_dir: Optional[str] = None, cfg_options: Optional[Sequence[str]] = None,
+                  on_row: Optional[Callable[[List[dict]], None]] = None) -> List[dict]:
+    """One row per config, in order; ``checkpoints`` has one entry per config (None: the config's own
+    initialisation) or is None for none at all. ``on_row(rows)`` is called after each config, so that a
+    long run can save what it has measured so far."""
+    if checkpoints is None:
+        checkpoints = [None] * len(configs)
+    if len(checkpoints) != len(configs):
+        raise ValueError(f'{len(checkpoints)} checkpoints for {len(configs)} configs: give one per config '
+                         "('none' for a config that initialises its own weights)")
+    for config in configs:
+        if not osp.isfile(config):
+            raise FileNotFoundError(f'{config}: no such config')
+    rows = []
+    for index, (config, checkpoint) in enumerate(zip(configs, checkpoints)):
+        row_dir = None if work_dir is None else os.path.join(work_dir, f'{index:02d}_{config_name(config)}')
+        rows.append(evaluate_config(config, checkpoint, row_dir, cfg_options))
+        if on_row is not None:
+            on_row(rows)
+    return rows
