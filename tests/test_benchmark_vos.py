@@ -16,7 +16,7 @@ model = dict(
     type='PropagationModel',
     backbone=dict(type='SFCBackbone',
                   fine_grained=dict(type='ResNet', depth=18, strides=(1, 2, 1), num_stages=3)),
-    propagator=dict(topk=5, context_len=4, radius=6, temperature=0.05),
+    propagation=dict(topk=5, context_len=4, radius=6, temperature=0.05),
 )
 """
 
@@ -46,7 +46,7 @@ def test_record_holds_what_tools_test_gives(tmp_path):
     config = tiny_config(tmp_path, davis_root)
     out = str(tmp_path / 'record.json')
     assert benchmark_vos_cli([config, '--json', out, '--title', 'Tiny', '--description', 'two videos',
-                              '--cfg-options', 'model.propagator.topk=3']) == 0
+                              '--cfg-options', 'model.propagation.topk=3']) == 0
     with open(out) as file:
         record = json.load(file)
     assert record['title'] == 'Tiny' and record['description'] == 'two videos'
@@ -54,7 +54,7 @@ def test_record_holds_what_tools_test_gives(tmp_path):
     [row] = record['rows']
     assert row['config'] == 'tiny_davis' and row['checkpoint'] is None
     assert row['dataset'] == f'{davis_root} (val)'
-    expected = run_test([config, '--work-dir', str(tmp_path / 'work'), '--cfg-options', 'model.propagator.topk=3'])
+    expected = run_test([config, '--work-dir', str(tmp_path / 'work'), '--cfg-options', 'model.propagation.topk=3'])
     assert row['J&F'] == pytest.approx(expected['J&F-Mean'], abs=1e-3)
     assert row['J'] == pytest.approx(expected['J-Mean'], abs=1e-3)
     assert row['F'] == pytest.approx(expected['F-Mean'], abs=1e-3)

@@ -381,7 +381,7 @@ def test_full_sfc_config_export(tmp_path):
 EFFICIENTNET_CONFIG = """
 model = dict(
     type='PropagationModel',
-    backbone=dict(type='SFCBackbone', semantic=dict(type='EfficientNetLite0', out_block=4, pretrained=True),
+    backbone=dict(type='SFCBackbone', semantic=dict(type='EfficientNetLite', arch='lite0', out_block=4, pretrained=True),
                   semantic_mean=(0.5, 0.5, 0.5), semantic_std=(0.5, 0.5, 0.5)),
     propagation=dict(topk=5, context_len=2, radius=6, temperature=0.05))
 """

@@ -4,9 +4,9 @@ The layers, lowest first (README, Layout); subpackages of one layer do not impor
 
 0. ``version``, ``utils``: no dependency inside the package.
 1. ``registry`` (mmengine's child registries), ``structures`` (the video sample shared by data, model, metrics).
-2. ``propagation``: the label-propagation core, plain torch.
+2. ``propagation``: the label-propagation core, the per-task label codecs and the one video loop.
 3. ``datasets``, ``evaluation``, ``engine``, ``generators``: data in, metrics out, training hooks, data makers.
-4. ``models``: backbones, losses, the FC and evaluation models (they use the core and the JHMDB codec).
+4. ``models``: backbones, losses, the FC and evaluation models (the evaluation model runs the video loop).
 5. ``apis``: what the tools run (config -> model, train, test, tuning).
 6. ``correspondence``, ``deploy``: image pairs (``sfc-match``), ONNX / TensorRT export.
 7. ``runtime``: ``sfc-propagate`` over torch, onnxruntime and TensorRT.
@@ -14,6 +14,7 @@ The layers, lowest first (README, Layout); subpackages of one layer do not impor
 """
 import ast
 import os
+import re
 from typing import Iterator, List, Tuple
 
 PACKAGE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'sfc_plugin')
@@ -100,3 +101,18 @@ def test_the_check_sees_relative_nested_and_sibling_imports(tmp_path):
     assert [problem.split(': ')[0] for problem in layer_violations(str(path), module)] == ['step.py:1', 'step.py:6']
     path.write_text('from sfc_plugin.evaluation.functional import VOID_ID\n')  # a sibling of layer 3
     assert layer_violations(str(path), 'sfc_plugin.datasets.video_datasets') != []
+
+
+def readme_layers() -> List[Tuple[int, str]]:
+    """(layer, subpackage) of each row of README.md's Layout table, e.g. ``| 2 | `sfc_plugin/propagation/` | ...``."""
+    readme = os.path.join(os.path.dirname(PACKAGE_DIR), 'README.md')
+    rows = re.findall(r'^\| (\d+) \| `sfc_plugin/(\w+)(?:/|\.py)`', open(readme).read(), flags=re.MULTILINE)
+    return [(int(layer), name) for layer, name in rows]
+
+
+def test_the_readme_states_the_same_layers():
+    stated = readme_layers()
+    assert stated, "README.md's Layout table has no rows"
+    assert sorted(stated) == sorted((LAYER_OF[name], name) for name in LAYER_OF), \
+        'README.md Layout and LAYERS disagree'
+
