@@ -1,5 +1,5 @@
 # The default FC model of sfc_plugin, first stage (the second, which ships, continues from it:
-# fc_r18_1xb16-300it_offline-v4-cpu.py), trained on this project's CPU machine on real images that
+# fc_r18_1xb16-300it_offline-v4-cpu.py), trained on 2 CPU cores on real images that
 # install offline (scikit-image photos + bikes.mp4 frames 0-124; the VOS benchmark uses other shots):
 #   python tools/make_fc_training_data.py --out data/fc_offline
 #   python tools/train.py configs/fc/fc_r18_1xb16-800it_offline-cpu.py --work-dir work_dirs/fc_offline

@@ -7,6 +7,7 @@ scripts; nothing else in the package imports them.
 - :mod:`.backbones`: ms per frame of each config's feature network (``tools/benchmark_backbones.py``);
 - :mod:`.pairs`: PCK of pair configs x matchers, and nearest-neighbour PCK of any configs' features on a real
   stereo pair (``tools/benchmark_pairs.py``, ``--stereo``);
+- :mod:`.vos`: J&F of label-propagation configs as a result record (``tools/benchmark_vos.py``);
 - :mod:`.train`: training throughput (``tools/benchmark_train.py``);
 - :mod:`.common`: what every report shares (the CPU it ran on, a fresh process per measurement).
 

@@ -42,7 +42,7 @@ def default_tile_size(reach: int, height: Optional[int] = None, width: Optional[
 
     Tile sides that divide the reach make the shifted blocks hug the disk: at radius 15 (reach 14)
     the 7 x 14 tiles need 5 x 3 blocks, i.e. 35 x 42 keys per query for the 709 inside the radius,
-    the least waste among the tiles of 64 to 256 cells measured on this project's CPU; 98 query
+    the least waste among the tiles of 64 to 256 cells measured on an AVX2 CPU; 98 query
     rows also keep the products efficient (AMX works on 16-row tiles). On a map smaller than that block
     (the demo clip's 18 x 22 features) the blocks mostly score padding, and one tile scores each key once
     (4.4x less time per frame there).
