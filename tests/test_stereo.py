@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from conftest import REPO_ROOT
 from sfc_plugin.apis.inference import build_model
+from sfc_plugin.benchmarks.results import render_markdown
 from sfc_plugin.correspondence.stereo import stereo_keypoints, stereo_pck
 
 
@@ -121,12 +122,14 @@ def test_benchmark_tool_stereo_mode_reports_stereo_pck_per_config(tmp_path, monk
     monkeypatch.setattr(sys, 'argv', ['benchmark_pairs.py', '--stereo', config, '--thresholds', '2', '8',
                                       '--json', str(tmp_path / 'stereo.json')])
     assert load_benchmark_pairs_tool().main() == 0
-    report = json.loads((tmp_path / 'stereo.json').read_text())
-    assert json.loads(capsys.readouterr().out) == report
+    record = json.loads((tmp_path / 'stereo.json').read_text())
+    assert render_markdown(record) in capsys.readouterr().out
     torch.manual_seed(0)
     model, _ = build_model(config)
     expected = stereo_pck(model.backbone, *pair, thresholds=(2, 8))
-    assert report['results'] == {config: {'PCK@2px': round(expected[2], 4), 'PCK@8px': round(expected[8], 4)}}
+    assert record['rows'] == [{'config': config, 'PCK@2px': round(100 * expected[2], 2),
+                               'PCK@8px': round(100 * expected[8], 2)}]
+    assert [key for key, _ in record['columns']] == ['config', 'PCK@2px', 'PCK@8px']
 
 
 @pytest.mark.parametrize('argv, message', [(['--stereo', 'x.py', '--matchers', 'ot_rhm'], '--matchers'),

@@ -24,13 +24,12 @@ The configs are any with a backbone (their models initialised by their init_cfg,
 without a checkpoint); the JSON object holds the pair, the CPU and PCK per config.
 """
 import argparse
-import json
 import sys
 
 import torch
 from mmengine.config import DictAction
 
-from sfc_plugin.benchmarks.pairs import ALPHAS, benchmark_pairs, benchmark_stereo_pck
+from sfc_plugin.benchmarks.pairs import ALPHAS, STEREO_PAIR, benchmark_pairs, benchmark_stereo_pck
 from sfc_plugin.benchmarks.results import make_record, render_markdown
 from sfc_plugin.correspondence.model import FLIP_MODES, METHODS
 from sfc_plugin.generators.pair_benchmark import PHOTOS, REAL_PAIRS
@@ -49,7 +48,7 @@ def main() -> int:
     parser.add_argument('configs', nargs='+', help='pair configs (configs/pair/*.py); with --stereo, any configs '
                                                    'with a backbone (e.g. configs/vos_benchmark/*.py)')
     parser.add_argument('--stereo', action='store_true',
-                        help='measure the configs\' features on the stereo pair instead (JSON report)')
+                        help='measure the configs\' features on the stereo pair instead (nearest neighbour, PCK in pixels)')
     parser.add_argument('--thresholds', type=float, nargs='+', default=[4, 8, 16],
                         help='--stereo: PCK thresholds in pixels')
     parser.add_argument('--checkpoints', nargs='+', default=None,
@@ -72,17 +71,21 @@ def main() -> int:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='overrides for every config')
     args = parser.parse_args()
     pair_only = ('checkpoints', 'matchers', 'flips', 'flip_margins', 'layer_sets', 'max_sides', 'data_root', 'split',
-                 'sort', 'title', 'description')
+                 'sort')
     misplaced = [name for name in (pair_only if args.stereo else ('thresholds',))
                  if getattr(args, name) != parser.get_default(name)]
     if misplaced:
         parser.error(f'--{misplaced[0].replace("_", "-")} does not apply {"with" if args.stereo else "without"} --stereo')
     torch.set_num_threads(1)
     if args.stereo:
-        report = benchmark_stereo_pck(args.configs, args.thresholds, args.cfg_options)
-        print(json.dumps(report, indent=2))
+        rows = benchmark_stereo_pck(args.configs, args.thresholds, args.cfg_options)
+        columns = [('config', 'config')] + [(f'PCK@{t:g}px', f'PCK@{t:g}px') for t in args.thresholds]
+        record = make_record(args.title, args.description or f'{STEREO_PAIR}: nearest neighbour over the whole '
+                             'right image; PCK (%): left grid points matched within each distance in pixels.', columns, rows,
+                             threads=1)
+        print(render_markdown(record))
         if args.json:
-            write_json(args.json, report)
+            write_json(args.json, record)
         return 0
     checkpoints = None if args.checkpoints is None else [None if path == 'none' else path for path in args.checkpoints]
     rows = benchmark_pairs(args.configs, args.matchers, checkpoints, args.data_root, args.split, args.layer_sets, args.max_sides,

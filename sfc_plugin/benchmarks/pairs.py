@@ -26,7 +26,6 @@ from sfc_plugin.correspondence.stereo import stereo_pck
 from sfc_plugin.models.weight_init import init_weights_quietly
 from sfc_plugin.registry import DATASETS, MODELS, SCOPE
 from sfc_plugin.utils import load_model_weights
-from .common import cpu_info
 
 ALPHAS = (0.05, 0.1, 0.15)
 STEREO_PAIR = 'skimage.data.stereo_motorcycle (500x741, ground-truth disparity)'
@@ -136,15 +135,15 @@ def benchmark_pairs(configs: Sequence[str], matchers: Sequence[str], checkpoints
 
 
 def benchmark_stereo_pck(configs: Sequence[str], thresholds: Sequence[float] = (4, 8, 16),
-                         cfg_options: Optional[dict] = None) -> dict:
-    """The stereo report: the pair, the CPU, and per config the PCK at each pixel threshold (the configs'
-    models are initialised by their init_cfg, as ``tools/test.py`` does without a checkpoint; seed 0 for each)."""
+                         cfg_options: Optional[dict] = None) -> List[dict]:
+    """One row per config on :data:`STEREO_PAIR`: ``{'config', 'PCK@4px', ...}`` (%; the configs' models
+    are initialised by their init_cfg, as ``tools/test.py`` does without a checkpoint; seed 0 for each)."""
     from skimage import data
     left, right, disparity = data.stereo_motorcycle()
-    results = {}
+    rows = []
     for config in configs:
         torch.manual_seed(0)  # the same random initialisation for configs without weights
         model, _ = build_model(config, cfg_options=cfg_options)
         pck = stereo_pck(model.backbone, left, right, disparity, thresholds)
-        results[config] = {f'PCK@{t:g}px': round(value, 4) for t, value in pck.items()}
-    return dict(pair=STEREO_PAIR, cpu=cpu_info(), results=results)
+        rows.append(dict(config=config, **{f'PCK@{t:g}px': round(100 * value, 2) for t, value in pck.items()}))
+    return rows
