@@ -32,10 +32,10 @@ import cv2
 import numpy as np
 from mmengine.logging import print_log
 
-from sfc_plugin.utils.io import default_palette, write_label_png
+from sfc_plugin.utils.io import default_palette
 from sfc_plugin.utils.video import read_video_frames, video_size
 from .offline_data import opencv_doc_file
-from .vos_benchmark import camera_view, prepare_output_folder, write_jpeg, write_text
+from .vos_benchmark import camera_view, prepare_output_folder, write_text, write_video
 
 SPLITS = ('tune', 'report')
 # The frame range of each clip in each split; ranges never overlap. OpenCV decodes only the first
@@ -273,9 +273,7 @@ def make_cutout_benchmark(out_dir: str, stamps_dir: str, opencv_data_dir: str, s
         else:
             raise RuntimeError(f'video {index}: no draw showed every object in frame 0; use larger frames')
         plan['attempt'] = attempt
-        for t, (image, labels) in enumerate(zip(frames, label_maps)):
-            write_jpeg(os.path.join(outputs[0], plan['name'], f'{t:05d}.jpg'), image)
-            write_label_png(os.path.join(outputs[1], plan['name'], f'{t:05d}.png'), labels, palette)
+        write_video(outputs, plan['name'], frames, label_maps, palette)
         videos.append(plan)
         print_log(f'cut-out benchmark: wrote {plan["name"]} ({num_frames} frames, {len(plan["objects"])} '
                   f'objects: {", ".join(obj["stamp"] for obj in plan["objects"])}) to {out_dir}',

