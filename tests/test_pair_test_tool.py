@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT, free_port
+from conftest import REPO_ROOT, run_torchrun
 from pair_fixtures import make_pfpascal, make_spair, spair_record
 
 # A random ResNet-18 cut after layer3 (stride 8): fast, and matching still works on identical images.
@@ -106,11 +106,8 @@ def test_two_process_test_spreads_pairs(tmp_path):
     make_spair(root, [spair_record(f'img_{i}', f'img_{j}', 'dog', kps, [[5.0 * i, 9.0], [20.0, 7.0 * j]],
                                    [0, 0, 63, 47], [0, 0, 40, 40]) for i, j in ((0, 1), (1, 2), (2, 0))])
     out_dir = str(tmp_path / 'pred')
-    result = subprocess.run(
-        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', str(free_port()),
-         'tools/test.py', _config(tmp_path, 'spair71k_test.py', root), '--launcher', 'pytorch', '--out-dir', out_dir,
-         '--work-dir', str(tmp_path / 'work')],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    result = run_torchrun(['tools/test.py', _config(tmp_path, 'spair71k_test.py', root), '--launcher', 'pytorch',
+                           '--out-dir', out_dir, '--work-dir', str(tmp_path / 'work')], cwd=REPO_ROOT, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(os.listdir(out_dir)) == 3
     printed = float(re.search(r'PCK@0.1: ([0-9.]+)', result.stdout + result.stderr).group(1))

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import REPO_ROOT, free_port
+from conftest import REPO_ROOT, run_torchrun
 from sfc_plugin.apis import test as run_test
 from sfc_plugin.evaluation.functional import davis_statistics, davis_video_scores
 from video_fixtures import make_davis, make_jhmdb, make_vip
@@ -143,11 +143,8 @@ def test_two_process_test_spreads_videos(tmp_path):
     videos = {'alpha': (4, 64, 64, 1), 'beta': (4, 64, 64, 2), 'gamma': (4, 64, 64, 1)}
     make_davis(davis_root, videos)
     out_dir = str(tmp_path / 'pred')
-    result = subprocess.run(
-        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', str(free_port()),
-         'tools/test.py', _config(tmp_path, 'davis2017_val.py', davis_root), '--launcher', 'pytorch',
-         '--out-dir', out_dir, '--work-dir', str(tmp_path / 'work')],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    result = run_torchrun(['tools/test.py', _config(tmp_path, 'davis2017_val.py', davis_root), '--launcher', 'pytorch',
+                           '--out-dir', out_dir, '--work-dir', str(tmp_path / 'work')], cwd=REPO_ROOT, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(os.listdir(out_dir)) == sorted(videos)
     printed = float(re.search(r'J&F-Mean: ([0-9.]+)', result.stdout + result.stderr).group(1))
