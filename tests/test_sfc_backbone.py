@@ -60,6 +60,29 @@ def test_fused_affinity_equals_weighted_branch_affinities():
     assert torch.allclose(fused[:256], weight / (1 + weight ** 2) ** 0.5 * fine_unit, atol=1e-5)
 
 
+def test_channels_last_layout_gives_the_contiguous_layouts_features():
+    """The CPU's channels-last run (the default) returns a contiguous map equal to the NCHW run's to rounding,
+    whatever layout the frame comes in."""
+    model = SFCBackbone(semantic=EVAL_R18, fine_grained=EVAL_R18, fine_grained_weight=1.75).eval()
+    randomise_bn(model)
+    first_conv = next(m for m in model.fine_grained.modules() if isinstance(m, torch.nn.Conv2d))
+    layouts = []
+    first_conv.register_forward_pre_hook(
+        lambda module, inputs: layouts.append(inputs[0].is_contiguous(memory_format=torch.channels_last)))
+    images = torch.rand(1, 3, 56, 72)
+    with torch.no_grad():
+        model.channels_last = False
+        reference = model(images)
+        model.channels_last = True
+        from_nchw = model(images)
+        from_nhwc = model(images.contiguous(memory_format=torch.channels_last))
+    assert layouts == [False, True, True]
+    assert SFCBackbone(fine_grained=EVAL_R18).channels_last  # the default
+    for features in (from_nchw, from_nhwc):
+        assert features.is_contiguous()
+        assert torch.allclose(features, reference, atol=1e-6)
+
+
 def test_single_branch_is_its_normalised_feature():
     for branch in ('semantic', 'fine_grained'):
         model = SFCBackbone(**{branch: EVAL_R18}).eval()

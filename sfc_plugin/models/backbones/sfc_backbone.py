@@ -23,6 +23,10 @@ class SFCBackbone(BaseModule):
     If the branches' spatial sizes differ (e.g. a semantic branch at stride 16), the semantic map
     is resized bilinearly to the fine-grained one's size before fusing.
 
+    On the CPU the networks run on channels-last images by default (oneDNN's faster convolution layout;
+    ``tools/benchmark_backbones.py --compare-layouts`` measures both); the output is returned contiguous and
+    equals the default layout's to rounding (2e-7).
+
     Checkpoint keys are ``semantic.*`` and ``fine_grained.*`` (``backbone.semantic.*`` ... in a
     full model); ``tools/convert_checkpoint.py --prefix ... --merge ...`` writes such a file.
 
@@ -30,6 +34,7 @@ class SFCBackbone(BaseModule):
         semantic: config of the semantic network (e.g. a MoCo ResNet-50), or None.
         fine_grained: config of the fine-grained network (the FC ResNet-18), or None.
         fine_grained_weight: lambda of eq. 7 (1.75 on DAVIS, 1.0 on JHMDB and VIP).
+        channels_last: run the networks on channels-last images when on the CPU (not when traced for export).
         semantic_mean, semantic_std, fine_grained_mean, fine_grained_std: per-branch input
             normalisation on the [0, 1] scale (ImageNet's by default).
         init_cfg: mmengine initialisation config.
@@ -43,11 +48,13 @@ class SFCBackbone(BaseModule):
                  semantic_std: Sequence[float] = IMAGENET_STD,
                  fine_grained_mean: Sequence[float] = IMAGENET_MEAN,
                  fine_grained_std: Sequence[float] = IMAGENET_STD,
+                 channels_last: bool = True,
                  init_cfg: Union[dict, list, None] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if semantic is None and fine_grained is None:
             raise ValueError('SFCBackbone needs a semantic or a fine_grained network config (or both)')
         self.fine_grained_weight = float(fine_grained_weight)
+        self.channels_last = channels_last
         self.semantic = MODELS.build(semantic) if semantic is not None else None
         self.fine_grained = MODELS.build(fine_grained) if fine_grained is not None else None
         # Not persistent: checkpoints hold network weights only.
@@ -64,6 +71,8 @@ class SFCBackbone(BaseModule):
         """(B, 3, H, W) RGB in [0, 1] -> (fine-grained, semantic) maps, each L2-normalised per
         location (None for an absent branch); the semantic map at the fine-grained one's size."""
         fine = semantic = None
+        if self.channels_last and images.device.type == 'cpu' and not torch.jit.is_tracing():
+            images = images.contiguous(memory_format=torch.channels_last)
         if self.fine_grained is not None:
             fine = F.normalize(
                 self.fine_grained((images - self.fine_grained_mean) / self.fine_grained_std), dim=1)
@@ -85,4 +94,4 @@ class SFCBackbone(BaseModule):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) RGB in [0, 1] -> (B, out_channels, h, w) per-location L2-normalised."""
-        return self.fuse(*self.branch_features(images))
+        return self.fuse(*self.branch_features(images)).contiguous()
