@@ -34,6 +34,7 @@ def test_steady_state_counts_the_frames_after_the_window_is_full(backend):
     figures = steady_figures(steady)
     assert figures['frames'] == 5
     assert figures['propagate_ms_per_frame'] == pytest.approx(1e3 * steady['propagate'] / 5, abs=0.01)
-    assert figures['frames_per_second'] == pytest.approx(5 / (steady['backbone'] + steady['propagate']), rel=0.01, abs=0.01)
+    seconds = steady['backbone'] + steady['propagate']
+    assert figures['frames_per_second'] == pytest.approx(5 / seconds, rel=0.01, abs=0.01)
     assert core_run(backend, images[:4], first_labels)['steady'] is None
     assert steady_figures(None) is None
