@@ -31,8 +31,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from sfc_plugin.benchmarks.backbones import benchmark_backbones
-    print(json.dumps(benchmark_backbones(args.configs, tuple(args.size), args.repeats, args.cfg_options,
-                                                    args.compare_layouts), indent=2))
+    report = benchmark_backbones(args.configs, tuple(args.size), args.repeats, args.cfg_options, args.compare_layouts)
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == '__main__':

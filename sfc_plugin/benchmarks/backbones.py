@@ -22,9 +22,9 @@ def benchmark_backbones(configs: Sequence[str], size: Tuple[int, int] = (480, 85
     """The report: the CPU, torch's threads, the size, and per config the median and best ms per frame (after
     one warm-up run) and the feature shape, on scikit-image's ``astronaut`` resized to ``size`` (H, W).
 
-    With ``compare_layouts`` an ``SFCBackbone`` is also timed with ``channels_last`` off, the two layouts in
-    alternation (so load changes hit both alike): the contiguous layout's median, the speed-up and the largest
-    feature difference are added."""
+    With ``compare_layouts`` an ``SFCBackbone`` is timed with ``channels_last`` on (the row's figures) and off,
+    the two layouts in alternation (so load changes hit both alike): the contiguous layout's median, the
+    speed-up and the largest feature difference are added."""
     from sfc_plugin.apis.inference import build_model
     from sfc_plugin.generators.offline_data import skimage_photo
     height, width = size
@@ -35,27 +35,26 @@ def benchmark_backbones(configs: Sequence[str], size: Tuple[int, int] = (480, 85
         model, _ = build_model(config, cfg_options=cfg_options)
         backbone = model.backbone
         compare = compare_layouts and hasattr(backbone, 'channels_last')
-        layout = backbone.channels_last if compare else None
-        times, contiguous_times = [], []
+        layouts = (True, False) if compare else (None,)  # None: the config's own
+
+        def run(layout: Optional[bool]) -> torch.Tensor:
+            if layout is not None:
+                backbone.channels_last = layout
+            return backbone(image)
+
         with torch.no_grad():
-            features = backbone(image)
-            if compare:
-                backbone.channels_last = not layout
-                other = backbone(image)
+            features = {layout: run(layout) for layout in layouts}  # also the warm-up
+            times = {layout: [] for layout in layouts}
             for _ in range(repeats):
-                if compare:
-                    backbone.channels_last = layout
-                times.append(_time_ms(lambda: backbone(image)))
-                if compare:
-                    backbone.channels_last = False
-                    contiguous_times.append(_time_ms(lambda: backbone(image)))
-                    backbone.channels_last = layout
-        row = dict(median_ms=round(statistics.median(times), 1), best_ms=round(min(times), 1),
-                   features=list(features.shape[1:]))
+                for layout in layouts:
+                    times[layout].append(_time_ms(lambda: run(layout)))
+        first = layouts[0]
+        row = dict(median_ms=round(statistics.median(times[first]), 1), best_ms=round(min(times[first]), 1),
+                   features=list(features[first].shape[1:]))
         if compare:
-            contiguous_ms = statistics.median(contiguous_times)
-            row.update(channels_last=layout, contiguous_median_ms=round(contiguous_ms, 1),
-                       speedup_over_contiguous=round(contiguous_ms / statistics.median(times), 3),
-                       max_abs_difference=float((features - other).abs().max()))
+            contiguous_ms = statistics.median(times[False])
+            row.update(channels_last=True, contiguous_median_ms=round(contiguous_ms, 1),
+                       speedup_over_contiguous=round(contiguous_ms / statistics.median(times[True]), 3),
+                       max_abs_difference=float((features[True] - features[False]).abs().max()))
         results[config] = row
     return dict(cpu=cpu_info(), threads=torch.get_num_threads(), size=[height, width], results=results)

@@ -115,8 +115,7 @@ def core_run(backend, images: List[torch.Tensor], first_labels: torch.Tensor) ->
     over all frames and over the steady state (``steady``: the frames after the first ``context_len + 1``, whose
     window holds only distinct frames and no copies of frame 0; None for a shorter video)."""
     propagator = backend.new_propagator()
-    seconds = {'backbone': 0.0, 'propagate': 0.0}
-    steady = {'frames': 0, 'backbone': 0.0, 'propagate': 0.0}
+    per_frame = []  # (backbone, propagate) wall seconds
     cpu = 0.0
     for index, image in enumerate(images):
         start, cpu_start = time.perf_counter(), time.process_time()
@@ -125,16 +124,16 @@ def core_run(backend, images: List[torch.Tensor], first_labels: torch.Tensor) ->
         middle = time.perf_counter()
         propagator.step(feat, first_labels if index == 0 else None)
         _sync(backend.device)
-        end = time.perf_counter()
-        seconds['backbone'] += middle - start
-        seconds['propagate'] += end - middle
+        per_frame.append((middle - start, time.perf_counter() - middle))
         cpu += time.process_time() - cpu_start
-        if index > backend.context_len:
-            steady['frames'] += 1
-            steady['backbone'] += middle - start
-            steady['propagate'] += end - middle
-    return {'seconds': sum(seconds.values()), 'cpu_seconds': cpu, 'stages': seconds,
-            'steady': steady if steady['frames'] else None}
+
+    def stage_sums(frames: list) -> dict:
+        return {'backbone': sum(b for b, _ in frames), 'propagate': sum(p for _, p in frames)}
+
+    seconds = stage_sums(per_frame)
+    steady_frames = per_frame[backend.context_len + 1:]
+    steady = dict(frames=len(steady_frames), **stage_sums(steady_frames)) if steady_frames else None
+    return {'seconds': sum(seconds.values()), 'cpu_seconds': cpu, 'stages': seconds, 'steady': steady}
 
 
 def end_to_end_run(backend, video: str, mask: str, out: str) -> dict:
