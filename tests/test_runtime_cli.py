@@ -435,6 +435,31 @@ def test_backbone_under_autocast(checkpoint, export_dir, torch_backend):
         load_backend(export_dir=export_dir, backbone_dtype='float16')
 
 
+def test_fast_mode_runs_its_settings_and_the_users_overrides(tmp_path, monkeypatch, frame_dir, checkpoint, export_dir,
+                                                             capsys):
+    """--fast: the short window and, on a CPU with native bfloat16, the bfloat16 backbone, as the summary records;
+    --cfg-options and --backbone-dtype given with it win; an export refuses it."""
+    def run(name, *options):
+        summary = tmp_path / f'{name}.json'
+        status = main([frame_dir, DEMO_MASK, '--out', str(tmp_path / name), '--config', TINY_CONFIG, '--checkpoint',
+                       checkpoint, '--device', 'cpu', '--max-frames', '3', '--no-progress', '--summary', str(summary),
+                       '--fast', *options])
+        assert status == 0
+        return json.loads(summary.read_text())['settings']
+
+    monkeypatch.setattr(backends, 'cpu_supports', lambda flag: flag == '_is_avx512_bf16_supported')
+    settings = run('native')
+    assert settings['context_len'] == backends.FAST_CONTEXT_LEN and settings['backbone_dtype'] == 'bfloat16'
+    settings = run('overridden', '--cfg-options', 'model.propagation.context_len=4', '--backbone-dtype', 'float32')
+    assert settings['context_len'] == 4 and 'backbone_dtype' not in settings
+    monkeypatch.setattr(backends, 'cpu_supports', lambda flag: False)
+    settings = run('no_bf16')
+    assert settings['context_len'] == backends.FAST_CONTEXT_LEN and 'backbone_dtype' not in settings
+    with pytest.raises(SystemExit):
+        main([frame_dir, DEMO_MASK, '--out', str(tmp_path / 'export'), '--export', export_dir, '--fast'])
+    assert '--fast applies to the torch backend' in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_summary_reports_where_objects_vanished(tmp_path, monkeypatch, frame_dir, checkpoint):
     """An empty keyframe at frame 5 empties every object there: the summary's runs of empty frames equal those

@@ -83,6 +83,28 @@ def test_channels_last_layout_gives_the_contiguous_layouts_features():
         assert torch.allclose(features, reference, atol=1e-6)
 
 
+
+def test_bfloat16_networks_give_fp32_unit_features_close_to_the_fp32_ones():
+    """amp_dtype runs the convolutions in bfloat16 (seen by a forward hook) and fuses in fp32: unit fp32 features
+    whose cosine with the fp32 features is near 1, and distinct from them (the mode really changes precision)."""
+    model = SFCBackbone(semantic=EVAL_R18, fine_grained=EVAL_R18, fine_grained_weight=1.75).eval()
+    randomise_bn(model)
+    conv_dtypes = []
+    first_conv = next(m for m in model.semantic.modules() if isinstance(m, torch.nn.Conv2d))
+    first_conv.register_forward_hook(lambda module, inputs, output: conv_dtypes.append(output.dtype))
+    images = torch.rand(1, 3, 48, 64)
+    with torch.no_grad():
+        reference = model(images)
+        model.amp_dtype = 'bfloat16'
+        reduced = model(images)
+    assert conv_dtypes == [torch.float32, torch.bfloat16]
+    assert reduced.dtype == torch.float32 and reduced.shape == reference.shape
+    assert torch.allclose(reduced.norm(dim=1), torch.ones(1, 6, 8), atol=1e-5)
+    cosine = (reduced * reference).sum(1)
+    assert cosine.min() > 0.98 and (reduced - reference).abs().max() > 1e-4, float(cosine.min())
+    with pytest.raises(ValueError, match='amp_dtype'):
+        SFCBackbone(fine_grained=EVAL_R18, amp_dtype='int8')
+
 def test_single_branch_is_its_normalised_feature():
     for branch in ('semantic', 'fine_grained'):
         model = SFCBackbone(**{branch: EVAL_R18}).eval()

@@ -1,8 +1,8 @@
 """Benchmark of ``sfc-propagate``: end-to-end frames/s and peak memory per backend, next to the backbone and
 propagation core alone (one JSON object on stdout).
 
-For each backend available here (torch on the CPU, onnxruntime with the CPU execution provider; torch on
-CUDA, onnxruntime's CUDA/TensorRT providers and the TensorRT engines where present) and each size (the demo
+For each backend available here (torch on the CPU, with the default model's settings and in the fast mode of
+``sfc-propagate --fast``; onnxruntime with the CPU execution provider; torch on CUDA, onnxruntime's CUDA/TensorRT providers and the TensorRT engines where present) and each size (the demo
 clip, 144x176, and 480p, the demo clip's frames resized to 480x854):
 
 - ``core``: the backend's backbone and propagation step alone, on frames decoded and resized beforehand (no
@@ -39,7 +39,7 @@ import torch
 
 from sfc_plugin.deploy import ExportOptions, export_onnx
 from sfc_plugin.propagation import MaskCodec, resolve_select_dtype
-from sfc_plugin.runtime.backends import ModelNotFoundError, default_model, load_backend
+from sfc_plugin.runtime.backends import ModelNotFoundError, default_model, fast_mode, load_backend
 from sfc_plugin.runtime.pipeline import propagate_video
 from sfc_plugin.runtime.propagator import prepare_image
 from sfc_plugin.utils import atomic_path, read_label_png
@@ -92,7 +92,10 @@ def model_specs(config: str, checkpoint: Optional[str], work_dir: str, sizes: Di
     for name, size in sizes.items():
         export_dir = os.path.join(work_dir, f'export_{name}')
         export_onnx(config, checkpoint, export_dir, ExportOptions(image_size=size, num_labels=num_labels, verify=False))
+        fast_options, fast_dtype = fast_mode('cpu')
         entries = {'torch-cpu': dict(config=config, checkpoint=checkpoint, device='cpu'),
+                   'torch-cpu-fast': dict(config=config, checkpoint=checkpoint, device='cpu', cfg_options=fast_options,
+                                          backbone_dtype=fast_dtype),
                    'onnxruntime-cpu': dict(export_dir=export_dir, providers=['CPUExecutionProvider'])}
         if torch.cuda.is_available():
             entries['torch-cuda'] = dict(config=config, checkpoint=checkpoint, device='cuda')

@@ -20,7 +20,6 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from mmengine.logging import print_log
 from torch import Tensor
 
@@ -29,11 +28,12 @@ from sfc_plugin.deploy import (EngineMismatchError, ExportFormatError, ExportMet
                                cuda_device, load_export_meta, onnxruntime_session, tensorrt_version)
 from sfc_plugin.deploy.tensorrt_engine import ENGINE_FILES
 from sfc_plugin.propagation import ExportedStepPropagator, Propagator, TiledPropagator, network_input_size
+from sfc_plugin.propagation.settings import cpu_supports
 from sfc_plugin.utils import file_sha256
 from sfc_plugin.utils.assets import DEFAULT_MODEL_CHECKPOINT, DEFAULT_MODEL_CONFIG
 
 BACKENDS = ('torch', 'onnxruntime', 'tensorrt')
-BACKBONE_DTYPES = {'float32': None, 'float16': torch.float16, 'bfloat16': torch.bfloat16}
+BACKBONE_DTYPES = ('float32', 'float16', 'bfloat16')
 TRT_PROVIDER, CUDA_PROVIDER, CPU_PROVIDER = 'TensorrtExecutionProvider', 'CUDAExecutionProvider', 'CPUExecutionProvider'
 GPU_PROVIDERS = (TRT_PROVIDER, CUDA_PROVIDER)
 ORT_FOR_TENSORRT_11 = (1, 27)  # the first onnxruntime whose TensorRT provider supports TensorRT 11
@@ -103,9 +103,11 @@ class TorchBackend(Backend):
         image_size: (H, W) to resize frames to; None: each video at its own size, scaled up when its
             shorter side is below the model's ``min_input_side`` (as in evaluation).
         source: description of where the model came from (config, checkpoint).
-        backbone_dtype: 'float32' (default), or 'float16' / 'bfloat16' to run the backbone under autocast
-            with channels_last (faster on GPUs; ``tools/device_check.py`` measures its parity with fp32).
-            The features are L2-normalised again in fp32; propagation always runs in fp32.
+        backbone_dtype: 'float32' (default: the model's own ``backbone.amp_dtype``), or 'float16' / 'bfloat16'
+            to run the backbone under autocast (``SFCBackbone.amp_dtype``; on a GPU with channels_last). Faster on
+            GPUs and on CPUs with AVX-512 BF16 or AMX; ``tools/device_check.py`` measures its parity with fp32 and
+            ``tools/benchmark_vos.py --cfg-options model.backbone.amp_dtype=bfloat16`` its J&F. Propagation
+            always runs in fp32.
     """
     name = 'torch'
 
@@ -118,11 +120,12 @@ class TorchBackend(Backend):
                              f'{torch.version.cuda})')
         if backbone_dtype not in BACKBONE_DTYPES:
             raise ValueError(f'backbone_dtype must be one of {sorted(BACKBONE_DTYPES)}, got {backbone_dtype!r}')
-        self.backbone_dtype_name = backbone_dtype
-        self.backbone_dtype = BACKBONE_DTYPES[backbone_dtype]
         self.backbone = model.backbone.to(self.device).eval()
-        if self.backbone_dtype is not None:
-            self.backbone = self.backbone.to(memory_format=torch.channels_last)
+        if backbone_dtype != 'float32':
+            self.backbone.amp_dtype = backbone_dtype  # SFCBackbone's autocast
+            if self.device.type == 'cuda':
+                self.backbone = self.backbone.to(memory_format=torch.channels_last)
+        self.backbone_dtype_name = self.backbone.amp_dtype or 'float32'
         self.settings = model.settings
         self.image_size = tuple(int(v) for v in image_size) if image_size is not None else None
         self.min_input_side: Optional[int] = model.min_input_side
@@ -148,11 +151,9 @@ class TorchBackend(Backend):
 
     @torch.no_grad()
     def features(self, image: Tensor) -> Tensor:
-        if self.backbone_dtype is None:
-            return self.backbone(image)[0]
-        with torch.autocast(self.device.type, dtype=self.backbone_dtype):
-            features = self.backbone(image.contiguous(memory_format=torch.channels_last))[0]
-        return F.normalize(features.float(), dim=0)
+        if self.device.type == 'cuda' and self.backbone.amp_dtype is not None:
+            image = image.contiguous(memory_format=torch.channels_last)
+        return self.backbone(image)[0]
 
     def new_propagator(self) -> TiledPropagator:
         return TiledPropagator(self.settings)
@@ -163,7 +164,7 @@ class TorchBackend(Backend):
 
     def _summary_settings(self) -> dict:
         settings = self.settings.protocol()
-        if self.backbone_dtype is not None:  # (absent for fp32: runs of earlier versions still resume)
+        if self.backbone_dtype_name != 'float32':  # (absent for fp32: runs of earlier versions still resume)
             settings['backbone_dtype'] = self.backbone_dtype_name
         return dict(settings, image_size=self.image_size)
 
@@ -376,6 +377,29 @@ def has_tensorrt_engines(export_dir: str) -> bool:
     if not all(os.path.isfile(os.path.join(export_dir, name)) for name in ENGINE_FILES.values()):
         return False
     return torch.cuda.is_available() and tensorrt_version() is not None
+
+
+# The fast mode (``sfc-propagate --fast``): a bfloat16 backbone and a short-term window of this many frames,
+# chosen on the tune sets of the three VOS benchmarks as the fastest setting tried within 1 J&F of the default
+# on each (docs/benchmarks.md).
+FAST_CONTEXT_LEN = 10
+
+
+def fast_mode(device: Optional[str] = None) -> Tuple[Dict[str, object], str]:
+    """The fast mode's config overrides and backbone dtype on ``device`` (default: CUDA if available).
+
+    The backbone runs in bfloat16 on CPUs that compute it natively (AVX-512 BF16 or AMX), in float16 on a GPU,
+    else in float32; the short-term window holds :data:`FAST_CONTEXT_LEN` frames. Its masks differ from the
+    default's; its J&F on the report sets is in docs/benchmarks.md.
+    """
+    device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    if device.type == 'cuda':
+        dtype = 'float16'
+    elif cpu_supports('_is_avx512_bf16_supported') or cpu_supports('_is_amx_tile_supported'):
+        dtype = 'bfloat16'
+    else:
+        dtype = 'float32'
+    return {'model.propagation.context_len': FAST_CONTEXT_LEN}, dtype
 
 
 def load_backend(backend: str = 'auto', config: Optional[str] = None, checkpoint: Optional[str] = None,

