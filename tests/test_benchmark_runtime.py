@@ -38,3 +38,25 @@ def test_steady_state_counts_the_frames_after_the_window_is_full(backend):
     assert figures['frames_per_second'] == pytest.approx(5 / seconds, rel=0.01, abs=0.01)
     assert core_run(backend, images[:4], first_labels)['steady'] is None
     assert steady_figures(None) is None
+
+
+def test_record_rows_are_the_reports_steady_and_end_to_end_figures(tmp_path):
+    from sfc_plugin.benchmarks.results import render_markdown
+    from sfc_plugin.benchmarks.runtime import runtime_record
+    core = {'backbone_ms_per_frame': 300.0, 'propagate_ms_per_frame': 900.0, 'frames_per_second': 0.9,
+            'steady_state': {'frames': 30, 'backbone_ms_per_frame': 250.0, 'propagate_ms_per_frame': 750.0,
+                             'frames_per_second': 1.0}}
+    report = {'sizes': {'480p': [480, 854], 'demo': [144, 176]},
+              'results': {'480p': {'torch-cpu': {'frames': 51, 'core': core, 'end_to_end': {'frames_per_second': 0.8}},
+                                   'tensorrt': {'unavailable': 'no TensorRT'}},
+                          'demo': {'onnxruntime-cpu': {'frames': 4, 'end_to_end': {'frames_per_second': 8.0},
+                                                       'core': dict(core, steady_state=None, frames_per_second=10.0)}}}}
+    record = runtime_record(report, 'runtime', 'test rows', threads=2)
+    assert record['rows'] == [
+        {'size': '480p (854 x 480)', 'backend': 'torch-cpu', 'frames': 51, 'steady_frames': 30, 'backbone_ms': 250.0,
+         'propagate_ms': 750.0, 'core_ms': 1000.0, 'end_to_end_ms': 1250.0},
+        {'size': 'demo (176 x 144)', 'backend': 'onnxruntime-cpu', 'frames': 4, 'steady_frames': None,
+         'backbone_ms': 300.0, 'propagate_ms': 900.0, 'core_ms': 100.0, 'end_to_end_ms': 125.0}]
+    assert record['machine']['threads'] == 2
+    table = render_markdown(record)
+    assert '| 480p (854 x 480) | torch-cpu | 51 | 30 | 250.0 | 750.0 | 1000.0 | 1250.0 |' in table

