@@ -42,7 +42,7 @@ def test_steady_state_counts_the_frames_after_the_window_is_full(backend):
 
 def test_record_rows_are_the_reports_steady_and_end_to_end_figures(tmp_path):
     from sfc_plugin.benchmarks.results import render_markdown
-    from sfc_plugin.benchmarks.runtime import runtime_record
+    from sfc_plugin.benchmarks.runtime import core_ms, runtime_record
     core = {'backbone_ms_per_frame': 300.0, 'propagate_ms_per_frame': 900.0, 'frames_per_second': 0.9,
             'steady_state': {'frames': 30, 'backbone_ms_per_frame': 250.0, 'propagate_ms_per_frame': 750.0,
                              'frames_per_second': 1.0}}
@@ -56,7 +56,8 @@ def test_record_rows_are_the_reports_steady_and_end_to_end_figures(tmp_path):
         {'size': '480p (854 x 480)', 'backend': 'torch-cpu', 'frames': 51, 'steady_frames': 30, 'backbone_ms': 250.0,
          'propagate_ms': 750.0, 'core_ms': 1000.0, 'end_to_end_ms': 1250.0},
         {'size': 'demo (176 x 144)', 'backend': 'onnxruntime-cpu', 'frames': 4, 'steady_frames': None,
-         'backbone_ms': 300.0, 'propagate_ms': 900.0, 'core_ms': 100.0, 'end_to_end_ms': 125.0}]
+         'backbone_ms': 300.0, 'propagate_ms': 900.0, 'core_ms': 1200.0, 'end_to_end_ms': 125.0}]
     assert record['machine']['threads'] == 2
+    assert core_ms(report['results']['480p']['torch-cpu']) == 1000.0  # the steady state's
     table = render_markdown(record)
     assert '| 480p (854 x 480) | torch-cpu | 51 | 30 | 250.0 | 750.0 | 1000.0 | 1250.0 |' in table

@@ -86,7 +86,8 @@ def test_channels_last_layout_gives_the_contiguous_layouts_features():
 
 def test_bfloat16_networks_give_fp32_unit_features_close_to_the_fp32_ones():
     """amp_dtype runs the convolutions in bfloat16 (seen by a forward hook) and fuses in fp32: unit fp32 features
-    whose cosine with the fp32 features is near 1, and distinct from them (the mode really changes precision)."""
+    whose cosine with the fp32 features is near 1, and distinct from them (the mode really changes precision); a
+    trace for export runs in fp32."""
     model = SFCBackbone(semantic=EVAL_R18, fine_grained=EVAL_R18, fine_grained_weight=1.75).eval()
     randomise_bn(model)
     conv_dtypes = []
@@ -102,6 +103,9 @@ def test_bfloat16_networks_give_fp32_unit_features_close_to_the_fp32_ones():
     assert torch.allclose(reduced.norm(dim=1), torch.ones(1, 6, 8), atol=1e-5)
     cosine = (reduced * reference).sum(1)
     assert cosine.min() > 0.98 and (reduced - reference).abs().max() > 1e-4, float(cosine.min())
+    with torch.no_grad():
+        traced = torch.jit.trace(model, images)  # an export traces in fp32 (it has its own precision option)
+    assert torch.allclose(traced(images), reference, atol=1e-5)
     with pytest.raises(ValueError, match='amp_dtype'):
         SFCBackbone(fine_grained=EVAL_R18, amp_dtype='int8')
 

@@ -41,7 +41,8 @@ class SFCBackbone(BaseModule):
         fine_grained: config of the fine-grained network (the FC ResNet-18), or None.
         fine_grained_weight: lambda of eq. 7 (1.75 on DAVIS, 1.0 on JHMDB and VIP).
         channels_last: run the networks on channels-last images when on the CPU (not when traced for export).
-        amp_dtype: None (fp32), 'float16' or 'bfloat16': run the networks under autocast in that dtype.
+        amp_dtype: None (fp32), 'float16' or 'bfloat16': run the networks under autocast in that dtype (not when
+            traced for export, which has its own precision option).
         semantic_mean, semantic_std, fine_grained_mean, fine_grained_std: per-branch input
             normalisation on the [0, 1] scale (ImageNet's by default).
         init_cfg: mmengine initialisation config.
@@ -84,7 +85,7 @@ class SFCBackbone(BaseModule):
         fine = semantic = None
         if self.channels_last and images.device.type == 'cpu' and not torch.jit.is_tracing():
             images = images.contiguous(memory_format=torch.channels_last)
-        amp_dtype = AMP_DTYPES[self.amp_dtype]
+        amp_dtype = None if torch.jit.is_tracing() else AMP_DTYPES[self.amp_dtype]  # an export has its own precision
         with torch.autocast(images.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             if self.fine_grained is not None:
                 fine = self.fine_grained((images - self.fine_grained_mean) / self.fine_grained_std)
