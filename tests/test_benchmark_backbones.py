@@ -1,4 +1,4 @@
-"""tools/benchmark_backbones.py's layout comparison: both layouts timed, and the features compared."""
+"""tools/benchmark_backbones.py's comparisons (layouts, torch.compile): both variants timed, and the features compared."""
 import os
 
 import pytest
@@ -20,3 +20,12 @@ def test_compare_layouts_times_both_and_reports_the_feature_difference():
     assert 0 <= row['max_abs_difference'] < 1e-5
     assert 'contiguous_median_ms' not in benchmark_backbones([TINY_CONFIG], size=(64, 96), repeats=1)['results'][
         TINY_CONFIG]
+
+
+def test_compare_compiled_times_torch_compile_beside_the_eager_network():
+    report = benchmark_backbones([TINY_CONFIG], size=(64, 96), repeats=2, compare_compiled=True)
+    row = report['results'][TINY_CONFIG]
+    assert row['compile_seconds'] > 0 and row['compiled_median_ms'] > 0
+    assert row['compiled_speedup'] == pytest.approx(row['median_ms'] / row['compiled_median_ms'], rel=0.1)
+    assert 0 <= row['compiled_max_abs_difference'] < 1e-5
+    assert 'contiguous_median_ms' not in row

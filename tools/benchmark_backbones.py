@@ -5,6 +5,8 @@ one real 480p frame, every config measured in the same process so their ratios c
         configs/vos_benchmark/effl2-s8_vosbench.py --threads 1 --repeats 5
     # the default model's channels-last layout against the contiguous one
     python tools/benchmark_backbones.py configs/vos_benchmark/sfc_effl0-r18-fc_vosbench.py --compare-layouts
+    # eager against torch.compile (sfc-propagate --compile)
+    python tools/benchmark_backbones.py configs/vos_benchmark/sfc_effl0-r18-fc_vosbench.py --compare-compiled
 
 Prints one JSON object: the CPU (model, ISA level, AMX), the size, and per config the median and
 best ms per frame and the feature shape.
@@ -26,12 +28,16 @@ def main() -> None:
     parser.add_argument('--compare-layouts', action='store_true',
                         help='also time each SFCBackbone with channels_last off, in alternation, and print the '
                              'speed-up and the largest feature difference')
+    parser.add_argument('--compare-compiled', action='store_true',
+                        help='also time each network through torch.compile, in alternation, and print the compile '
+                             'time, the speed-up and the largest feature difference')
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
     from sfc_plugin.benchmarks.backbones import benchmark_backbones
-    report = benchmark_backbones(args.configs, tuple(args.size), args.repeats, args.cfg_options, args.compare_layouts)
+    report = benchmark_backbones(args.configs, tuple(args.size), args.repeats, args.cfg_options, args.compare_layouts,
+                                 args.compare_compiled)
     print(json.dumps(report, indent=2))
 
 

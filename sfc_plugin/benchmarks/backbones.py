@@ -18,13 +18,18 @@ def _time_ms(run: Callable[[], torch.Tensor]) -> float:
 
 
 def benchmark_backbones(configs: Sequence[str], size: Tuple[int, int] = (480, 854), repeats: int = 5,
-                        cfg_options: Optional[dict] = None, compare_layouts: bool = False) -> dict:
+                        cfg_options: Optional[dict] = None, compare_layouts: bool = False,
+                        compare_compiled: bool = False) -> dict:
     """The report: the CPU, torch's threads, the size, and per config the median and best ms per frame (after
     one warm-up run) and the feature shape, on scikit-image's ``astronaut`` resized to ``size`` (H, W).
 
-    With ``compare_layouts`` an ``SFCBackbone`` is timed with ``channels_last`` on (the row's figures) and off,
-    the two layouts in alternation (so load changes hit both alike): the contiguous layout's median, the
-    speed-up and the largest feature difference are added."""
+    Variants of the same network are timed in alternation with the config's own run (so load changes hit all
+    alike), each adding its median, its speed-up over the variant (own / variant for a faster path, variant / own
+    for a slower one) and the largest feature difference:
+
+    - ``compare_layouts``: an ``SFCBackbone`` with ``channels_last`` off (the contiguous layout);
+    - ``compare_compiled``: the network through ``torch.compile``, with the seconds its first call took.
+    """
     from sfc_plugin.apis.inference import build_model
     from sfc_plugin.generators.offline_data import skimage_photo
     height, width = size
@@ -34,27 +39,39 @@ def benchmark_backbones(configs: Sequence[str], size: Tuple[int, int] = (480, 85
     for config in configs:
         model, _ = build_model(config, cfg_options=cfg_options)
         backbone = model.backbone
-        compare = compare_layouts and hasattr(backbone, 'channels_last')
-        layouts = (True, False) if compare else (None,)  # None: the config's own
+        own_layout = getattr(backbone, 'channels_last', None)
 
-        def run(layout: Optional[bool]) -> torch.Tensor:
-            if layout is not None:
-                backbone.channels_last = layout
-            return backbone(image)
+        def layout_run(layout: Optional[bool], network: Callable = backbone) -> Callable[[], torch.Tensor]:
+            def run() -> torch.Tensor:
+                if layout is not None:
+                    backbone.channels_last = layout
+                return network(image)
+            return run
 
+        variants = {'own': layout_run(own_layout)}
+        if compare_layouts and own_layout is not None:
+            variants['contiguous'] = layout_run(False)
+        row = {}
         with torch.no_grad():
-            features = {layout: run(layout) for layout in layouts}  # also the warm-up
-            times = {layout: [] for layout in layouts}
+            if compare_compiled:
+                variants['compiled'] = layout_run(own_layout, torch.compile(backbone))
+                row['compile_seconds'] = round(_time_ms(variants['compiled']) / 1000, 1)
+            features = {name: run() for name, run in variants.items()}  # also the warm-up
+            times = {name: [] for name in variants}
             for _ in range(repeats):
-                for layout in layouts:
-                    times[layout].append(_time_ms(lambda: run(layout)))
-        first = layouts[0]
-        row = dict(median_ms=round(statistics.median(times[first]), 1), best_ms=round(min(times[first]), 1),
-                   features=list(features[first].shape[1:]))
-        if compare:
-            contiguous_ms = statistics.median(times[False])
-            row.update(channels_last=True, contiguous_median_ms=round(contiguous_ms, 1),
-                       speedup_over_contiguous=round(contiguous_ms / statistics.median(times[True]), 3),
-                       max_abs_difference=float((features[True] - features[False]).abs().max()))
+                for name, run in variants.items():
+                    times[name].append(_time_ms(run))
+        own_ms = statistics.median(times['own'])
+        row.update(median_ms=round(own_ms, 1), best_ms=round(min(times['own']), 1),
+                   features=list(features['own'].shape[1:]))
+        if 'contiguous' in variants:
+            contiguous_ms = statistics.median(times['contiguous'])
+            row.update(channels_last=own_layout, contiguous_median_ms=round(contiguous_ms, 1),
+                       speedup_over_contiguous=round(contiguous_ms / own_ms, 3),
+                       max_abs_difference=float((features['own'] - features['contiguous']).abs().max()))
+        if 'compiled' in variants:
+            compiled_ms = statistics.median(times['compiled'])
+            row.update(compiled_median_ms=round(compiled_ms, 1), compiled_speedup=round(own_ms / compiled_ms, 3),
+                       compiled_max_abs_difference=float((features['own'] - features['compiled']).abs().max()))
         results[config] = row
     return dict(cpu=cpu_info(), threads=torch.get_num_threads(), size=[height, width], results=results)
