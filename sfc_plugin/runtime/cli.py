@@ -83,7 +83,7 @@ def arg_parser() -> argparse.ArgumentParser:
                             '--backbone-dtype and --cfg-options override it (J&F in docs/benchmarks.md)')
     model.add_argument('--compile', action='store_true',
                        help='torch: run the backbone through torch.compile (needs a C++ compiler; compiles once per '
-                            'frame size, about 30 s, then about 1.3x faster: for long videos)')
+                            'frame size, up to about 30 s, then about 1.2x faster: for long videos)')
     model.add_argument('--size', nargs=2, type=int, metavar=('H', 'W'),
                        help='torch: resize frames to this size (default: each video at its own size)')
     model.add_argument('--cfg-options', nargs='+', action=DictAction,
