@@ -4,7 +4,8 @@ What ``tools/benchmark_vos.py`` runs: each config is evaluated exactly as ``tool
 [CHECKPOINT]`` evaluates it (the same entry point, :func:`sfc_plugin.apis.test`: mmengine's Runner, the
 config's dataset, model, runtime seed and ``DAVISMetric``), one after the other in this process. A row
 holds the config, its dataset (data root and split), J&F-Mean, J-Mean and F-Mean (%), and the seconds the
-evaluation took.
+evaluation took. With variants (named sets of ``--cfg-options`` on top of the common ones), each config
+gives one row per variant, named in a first column.
 """
 import argparse
 import os
@@ -12,7 +13,7 @@ import os.path as osp
 import shutil
 import tempfile
 import time
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from mmengine.config import DictAction
 
@@ -21,6 +22,9 @@ from sfc_plugin.apis.inference import load_config
 
 COLUMNS = (('config', 'config'), ('checkpoint', 'checkpoint'), ('dataset', 'dataset'), ('J&F', 'J&F'),
            ('J', 'J'), ('F', 'F'), ('seconds', 'seconds'))
+VARIANT_COLUMNS = (('variant', 'variant'),) + COLUMNS
+# (name, cfg options as key=value strings)
+Variant = Tuple[str, Sequence[str]]
 
 
 def config_name(config: str) -> str:
@@ -71,10 +75,12 @@ def evaluate_config(config: str, checkpoint: Optional[str] = None, work_dir: Opt
 
 def benchmark_vos(configs: Sequence[str], checkpoints: Optional[Sequence[Optional[str]]] = None,
                   work_dir: Optional[str] = None, cfg_options: Optional[Sequence[str]] = None,
-                  on_row: Optional[Callable[[List[dict]], None]] = None) -> List[dict]:
-    """One row per config, in order; ``checkpoints`` has one entry per config (None: the config's own
-    initialisation) or is None for none at all. ``on_row(rows)`` is called after each config, so that a
-    long run can save what it has measured so far."""
+                  on_row: Optional[Callable[[List[dict]], None]] = None,
+                  variants: Optional[Sequence[Variant]] = None) -> List[dict]:
+    """One row per config (per config and variant, variants inner, each row naming its variant), in order;
+    ``checkpoints`` has one entry per config (None: the config's own initialisation) or is None for none at all.
+    A variant's options apply after ``cfg_options``. ``on_row(rows)`` is called after each row, so that a long
+    run can save what it has measured so far."""
     if checkpoints is None:
         checkpoints = [None] * len(configs)
     if len(checkpoints) != len(configs):
@@ -85,8 +91,11 @@ def benchmark_vos(configs: Sequence[str], checkpoints: Optional[Sequence[Optiona
             raise FileNotFoundError(f'{config}: no such config')
     rows = []
     for index, (config, checkpoint) in enumerate(zip(configs, checkpoints)):
-        row_dir = None if work_dir is None else os.path.join(work_dir, f'{index:02d}_{config_name(config)}')
-        rows.append(evaluate_config(config, checkpoint, row_dir, cfg_options))
-        if on_row is not None:
-            on_row(rows)
+        for name, options in variants or [(None, [])]:
+            row_dir = None if work_dir is None else os.path.join(
+                work_dir, f'{index:02d}_{config_name(config)}' + (f'_{name}' if name else ''))
+            row = evaluate_config(config, checkpoint, row_dir, list(cfg_options or []) + list(options) or None)
+            rows.append(row if name is None else dict(variant=name, **row))
+            if on_row is not None:
+                on_row(rows)
     return rows
