@@ -69,3 +69,23 @@ def test_one_checkpoint_per_config_and_configs_must_exist(tmp_path, capsys):
     assert '1 checkpoints for 2 configs' in capsys.readouterr().err
     assert benchmark_vos_cli([str(tmp_path / 'missing.py')]) == 1
     assert 'missing.py: no such config' in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_variants_are_rows_of_their_own_settings(tmp_path):
+    """Each --variant is one row, named, whose J&F is tools/test.py's with the common and the variant's options."""
+    davis_root = str(tmp_path / 'DAVIS')
+    make_davis(davis_root, {'alpha': (4, 64, 96, 2)})
+    config = tiny_config(tmp_path, davis_root)
+    out = str(tmp_path / 'record.json')
+    assert benchmark_vos_cli([config, '--json', out, '--cfg-options', 'model.propagation.temperature=0.05',
+                              '--variant', 'top1', 'model.propagation.topk=1', '--variant', 'own']) == 0
+    with open(out) as file:
+        record = json.load(file)
+    assert [row['variant'] for row in record['rows']] == ['top1', 'own']
+    assert record['columns'][0] == ['variant', 'variant']
+    for row, options in zip(record['rows'], (['model.propagation.topk=1'], [])):
+        expected = run_test([config, '--work-dir', str(tmp_path / row['variant']), '--cfg-options',
+                             'model.propagation.temperature=0.05', *options])
+        assert row['J&F'] == pytest.approx(expected['J&F-Mean'], abs=1e-3)
+    assert '| top1 | tiny_davis |' in render_markdown(record)

@@ -24,11 +24,12 @@ def benchmark_backbones(configs: Sequence[str], size: Tuple[int, int] = (480, 85
     one warm-up run) and the feature shape, on scikit-image's ``astronaut`` resized to ``size`` (H, W).
 
     Variants of the same network are timed in alternation with the config's own run (so load changes hit all
-    alike), each adding its median, its speed-up over the variant (own / variant for a faster path, variant / own
-    for a slower one) and the largest feature difference:
+    alike), each adding its median, a speed-up and its largest feature difference from the own run:
 
-    - ``compare_layouts``: an ``SFCBackbone`` with ``channels_last`` off (the contiguous layout);
-    - ``compare_compiled``: the network through ``torch.compile``, with the seconds its first call took.
+    - ``compare_layouts``: an ``SFCBackbone`` with ``channels_last`` off; ``speedup_over_contiguous`` is
+      contiguous / own;
+    - ``compare_compiled``: the network through ``torch.compile``; ``compiled_speedup`` is own / compiled, and
+      ``compile_seconds`` the time its first call took.
     """
     from sfc_plugin.apis.inference import build_model
     from sfc_plugin.generators.offline_data import skimage_photo

@@ -94,6 +94,11 @@ def default_model() -> Tuple[str, None]:
     return DEFAULT_MODEL_CONFIG, None
 
 
+def torch_device(device: Optional[str] = None) -> torch.device:
+    """``device``, by default the current CUDA device if there is one, else the CPU."""
+    return torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+
+
 class TorchBackend(Backend):
     """The PyTorch model (a ``PropagationModel``) and :class:`TiledPropagator`, on the CPU or a CUDA device.
 
@@ -117,7 +122,7 @@ class TorchBackend(Backend):
     def __init__(self, model: torch.nn.Module, device: Optional[str] = None,
                  image_size: Optional[Sequence[int]] = None, source: Optional[dict] = None,
                  backbone_dtype: str = 'float32', compile_backbone: bool = False) -> None:
-        self.device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+        self.device = torch_device(device)
         if self.device.type == 'cuda' and not torch.cuda.is_available():
             raise ValueError(f'device {device}: torch sees no CUDA device here (torch {torch.__version__}, CUDA build: '
                              f'{torch.version.cuda})')
@@ -129,7 +134,6 @@ class TorchBackend(Backend):
             if self.device.type == 'cuda':
                 self.backbone = self.backbone.to(memory_format=torch.channels_last)
         self.backbone_dtype_name = self.backbone.amp_dtype or 'float32'
-        self.compile_backbone = compile_backbone
         self.run_backbone = torch.compile(self.backbone) if compile_backbone else self.backbone
         self.settings = model.settings
         self.image_size = tuple(int(v) for v in image_size) if image_size is not None else None
@@ -159,8 +163,6 @@ class TorchBackend(Backend):
     def features(self, image: Tensor) -> Tensor:
         if self.device.type == 'cuda' and self.backbone.amp_dtype is not None:
             image = image.contiguous(memory_format=torch.channels_last)
-        if not self.compile_backbone:
-            return self.backbone(image)[0]
         try:
             return self.run_backbone(image)[0]
         except torch._dynamo.exc.BackendCompilerFailed as error:  # e.g. no C++ compiler on this machine
@@ -404,8 +406,7 @@ def fast_mode(device: Optional[str] = None) -> Tuple[Dict[str, object], str]:
     else in float32; the short-term window holds :data:`FAST_CONTEXT_LEN` frames. Its masks differ from the
     default's; its J&F on the report sets is in docs/benchmarks.md.
     """
-    device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
-    if device.type == 'cuda':
+    if torch_device(device).type == 'cuda':
         dtype = 'float16'
     elif cpu_supports('_is_avx512_bf16_supported') or cpu_supports('_is_amx_tile_supported'):
         dtype = 'bfloat16'
