@@ -78,8 +78,10 @@ def test_variants_are_rows_of_their_own_settings(tmp_path):
     make_davis(davis_root, {'alpha': (4, 64, 96, 2)})
     config = tiny_config(tmp_path, davis_root)
     out = str(tmp_path / 'record.json')
-    assert benchmark_vos_cli([config, '--json', out, '--cfg-options', 'model.propagation.temperature=0.05',
-                              '--variant', 'top1', 'model.propagation.topk=1', '--variant', 'own']) == 0
+    # (kept work dirs: mmengine reuses a visualizer made within the same second, with its save dir)
+    assert benchmark_vos_cli([config, '--json', out, '--work-dir', str(tmp_path / 'bench'), '--cfg-options',
+                              'model.propagation.temperature=0.05', '--variant', 'top1', 'model.propagation.topk=1',
+                              '--variant', 'own']) == 0
     with open(out) as file:
         record = json.load(file)
     assert [row['variant'] for row in record['rows']] == ['top1', 'own']
