@@ -96,10 +96,11 @@ def test_export_folder_and_meta(fixed_export, tiny_checkpoint):
         meta = json.load(f)
     with open(tiny_checkpoint, 'rb') as f:
         checkpoint_sha256 = hashlib.sha256(f.read()).hexdigest()
-    expected = dict(format_version=2, image_size=[64, 96], feat_size=[8, 12], stride=8, channels=512,
+    expected = dict(format_version=3, image_size=[64, 96], feat_size=[8, 12], stride=8, channels=512,
                     num_labels=NUM_LABELS, propagation=dict(topk=5, context_len=4, radius=6, temperature=0.05,
                                                             radius_on_first=False, hard_labels=False,
-                                                            pad_with_first=True), fine_grained_weight=1.75,
+                                                            pad_with_first=True, dilution_gain=1.0),
+                    fine_grained_weight=1.75,
                     opset=17, precision='fp32', checkpoint_sha256=checkpoint_sha256,
                     files={'backbone': 'backbone.onnx', 'propagate': 'propagate.onnx'})
     assert {key: meta[key] for key in expected} == expected
@@ -344,6 +345,10 @@ def test_load_export_meta_refuses_stale_or_inconsistent_folders(tmp_path, fixed_
     # An export of format_version 1 (the settings as top-level keys) still reads, with the same settings.
     write({**{key: value for key, value in meta.items() if key != 'propagation'}, **meta['propagation'],
            'format_version': 1})
+    assert load_export_meta(folder).settings == load_export_meta(fixed_export).settings
+    # An export of format_version 2 predates dilution_gain: it reads as propagating without it.
+    write({**meta, 'propagation': {key: value for key, value in meta['propagation'].items() if key != 'dilution_gain'},
+           'format_version': 2})
     assert load_export_meta(folder).settings == load_export_meta(fixed_export).settings
     write({**meta, 'num_labels': NUM_LABELS + 1})  # the models were exported for NUM_LABELS
     with pytest.raises(ExportFormatError, match=r'propagate.onnx does not match meta.json: context_labels has shape'):

@@ -90,6 +90,7 @@ MODES = {
     'unpadded': dict(pad_with_first=False),
     'radius_on_first': dict(radius_on_first=True),
     'hard_labels': dict(hard_labels=True),
+    'dilution_gain': dict(dilution_gain=1.5),
 }
 
 

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from sfc_plugin.propagation import feature_size, label_values_of, mask_to_soft_labels, soft_labels_to_ids
+from sfc_plugin.propagation import (PropagationSettings, feature_size, label_values_of, mask_to_soft_labels,
+                                    soft_labels_to_ids)
+from sfc_plugin.propagation.labels import DILUTED_PEAK, lift_diluted_objects
 
 
 def bilinear_by_loops(image: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
@@ -80,3 +82,46 @@ def test_unknown_label_values_are_rejected():
         mask_to_soft_labels(np.array([[0, 4], [1, 1]]), [0, 1], (1, 1))
     with pytest.raises(ValueError, match='label values'):
         soft_labels_to_ids(torch.zeros(2, 3, 3), (24, 24), [0, 1, 2])
+
+
+def lift_by_hand(soft: np.ndarray, max_gain: float) -> np.ndarray:
+    """The dilution gain written out: per object a gain from its peak, then each cell divided by its total."""
+    gains = [1.0]
+    for k in range(1, soft.shape[0]):
+        peak = float(soft[k].max())
+        gains.append(min(1.0 / peak, max_gain) if DILUTED_PEAK <= peak < 1.0 else 1.0)
+    out = np.empty_like(soft)
+    for y in range(soft.shape[1]):
+        for x in range(soft.shape[2]):
+            cell = [gains[k] * soft[k, y, x] for k in range(soft.shape[0])]
+            out[:, y, x] = np.array(cell) / sum(cell)
+    return out
+
+
+def test_dilution_gain_matches_a_hand_computation():
+    g = torch.Generator().manual_seed(0)
+    soft = torch.softmax(0.3 * torch.randn(5, 5, 6, generator=g), 0)  # every cell below 0.4
+    soft[:, 0, 0] = torch.tensor([0.0, 1.0, 0.0, 0.0, 0.0])  # object 1 has a confident cell: unchanged
+    soft[:, 0, 1] = torch.tensor([0.4, 0.0, 0.6, 0.0, 0.0])  # object 2 diluted to a peak of 0.6: gain 1 / 0.6
+    soft[:, 0, 2] = torch.tensor([0.2, 0.0, 0.0, 0.8, 0.0])  # object 3 peaks at 0.8: gain 1.25
+    soft[4] = soft[4].clamp(max=0.3)  # object 4 fading out (peak below DILUTED_PEAK): unchanged
+    soft = soft / soft.sum(0, keepdim=True)
+    peaks = soft.flatten(1).amax(1)
+    assert peaks[1] == 1 and 0.55 < peaks[2] < 0.65 and 0.75 < peaks[3] < 0.85 and peaks[4] < DILUTED_PEAK
+    lifted = lift_diluted_objects(soft, max_gain=1.5)
+    np.testing.assert_allclose(lifted.numpy(), lift_by_hand(soft.double().numpy(), 1.5), atol=1e-6)
+    assert torch.allclose(lifted.sum(0), torch.ones(5, 6))
+    lifted_peaks = lifted.flatten(1).amax(1)
+    assert lifted_peaks[2] > peaks[2] and lifted_peaks[3] > peaks[3]
+    assert lifted_peaks[1] == 1 and lifted_peaks[4] <= peaks[4]  # only renormalised around the lifted objects
+    # the gain is capped: object 2 needs 1 / 0.6 but gets 1.5 at most, 1.2 with a lower cap
+    capped = lift_diluted_objects(soft, max_gain=1.2)
+    np.testing.assert_allclose(capped.numpy(), lift_by_hand(soft.double().numpy(), 1.2), atol=1e-6)
+    assert torch.allclose(lift_diluted_objects(soft, max_gain=1.0), soft)
+
+
+def test_dilution_gain_is_a_protocol_setting_of_at_least_one():
+    assert PropagationSettings().dilution_gain == 1.0
+    assert PropagationSettings(dilution_gain=1.5).protocol()['dilution_gain'] == 1.5
+    with pytest.raises(ValueError, match='dilution_gain must be >= 1'):
+        PropagationSettings(dilution_gain=0.9)

@@ -75,14 +75,17 @@ def run_label_propagator(frames, annotations, context_len, **options):
     return [core.step(f, annotations.get(t)) for t, f in enumerate(frames)]
 
 
-@pytest.mark.parametrize('hard_labels', [False, True])
-def test_dense_context_matches_the_label_propagator(hard_labels):
+@pytest.mark.parametrize('options', [{}, {'hard_labels': True}, {'dilution_gain': 2.0}])
+def test_dense_context_matches_the_label_propagator(options):
     """Keyframes while copies of frame 0 are in the window (t=2) and after (t=7); 3 labels in 5 channels."""
     m, k, exported_k = 3, 3, 5
     frames = video(11, seed=1)
     annotations = {t: soft_labels(k, seed=t) for t in (0, 2, 7)}
-    expected = run_label_propagator(frames, annotations, m, hard_labels=hard_labels)
-    settings = PropagationSettings(**SETTINGS, context_len=m, hard_labels=hard_labels)
+    expected = run_label_propagator(frames, annotations, m, **options)
+    if options.get('dilution_gain'):  # the setting changes the predictions, so the runs below must apply it
+        unlifted = run_label_propagator(frames, annotations, m)
+        assert not torch.allclose(expected[-1], unlifted[-1], atol=1e-3)
+    settings = PropagationSettings(**SETTINGS, context_len=m, **options)
     dense = ExportedStepPropagator(PropagationStep(H, W, settings), settings, C, exported_k, (H, W),
                                      torch.device('cpu'))
     for t, frame in enumerate(frames):

@@ -10,13 +10,13 @@ from PIL import Image
 
 from conftest import REPO_ROOT, make_checkpoint
 from sfc_plugin.apis.inference import build_model
-from sfc_plugin.datasets import DAVISDataset
+from sfc_plugin.datasets import DAVISDataset, JHMDBDataset
 from sfc_plugin.propagation import KeypointCodec, MaskCodec, label_values_of
 from sfc_plugin.runtime import propagate_video
 from sfc_plugin.runtime.backends import TorchBackend
 from sfc_plugin.runtime.propagator import VideoPropagator, prepare_image
 from sfc_plugin.utils import read_image, read_label_png, write_label_png
-from video_fixtures import make_davis
+from video_fixtures import make_davis, make_jhmdb
 
 TINY_CONFIG = os.path.join(REPO_ROOT, 'configs', 'sfc', 'sfc_r18-r18_tiny.py')
 NUM_FRAMES = 6
@@ -124,3 +124,12 @@ def test_keypoint_codec_round_trip():
     assert heatmaps.shape == (4, 12, 16) and heatmaps.dtype == torch.float32
     # topk=1 decodes each joint to its peak cell, the nearest: within half a cell (2 frame pixels here)
     assert np.abs(codec.decode(heatmaps) - keypoints).max() <= 2
+
+
+def test_the_dilution_gain_is_refused_for_keypoints(tmp_path):
+    """JHMDB's joint heatmaps have no background channel for the dilution gain to leave alone."""
+    root = str(tmp_path / 'jhmdb')
+    make_jhmdb(root, {'run_1': (3, 40, 56)})
+    model, _ = build_model(TINY_CONFIG, None, cfg_options={'model.propagation.dilution_gain': 1.5})
+    with pytest.raises(ValueError, match='dilution_gain is for masks'):
+        model.propagate_video(JHMDBDataset(data_root=root, ann_file='testlist_split1.txt')[0])

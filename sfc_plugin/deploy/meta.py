@@ -14,9 +14,10 @@ from sfc_plugin.propagation import PropagationSettings
 from sfc_plugin.utils import file_sha256, read_json, write_json
 
 # 2: the propagation settings as one object, ``propagation`` (PropagationSettings.protocol()); version 1 listed
-# them as top-level keys, which are still read.
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+# them as top-level keys, which are still read. 3: the settings include ``dilution_gain``; an older export predates
+# it and propagates without it (1.0).
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 META_FILE = 'meta.json'
 MODEL_FILES = {'backbone': 'backbone.onnx', 'propagate': 'propagate.onnx'}
 PRECISIONS = ('fp32', 'fp16')
@@ -105,7 +106,10 @@ class ExportMeta:
     def from_dict(cls, values: dict, source: str) -> 'ExportMeta':
         if values.get('format_version') == 1:  # the settings were top-level keys
             protocol = {name: values[name] for name in PropagationSettings.PROTOCOL if name in values}
-            values = dict(values, propagation=protocol, format_version=FORMAT_VERSION)
+            values = dict(values, propagation=protocol, format_version=2)
+        if values.get('format_version') == 2 and isinstance(values.get('propagation'), dict):
+            values = dict(values, propagation={'dilution_gain': 1.0, **values['propagation']},
+                          format_version=FORMAT_VERSION)
         names = {f.name for f in dataclasses.fields(cls)}
         required = {f.name for f in dataclasses.fields(cls)
                     if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}

@@ -80,6 +80,9 @@ class PropagationModel(BaseModel):
         network_size = tuple(input_size) if input_size is not None else (height, width)
         palette = None
         if task == 'pose':
+            if self.settings.dilution_gain > 1:
+                raise ValueError('model.propagation.dilution_gain is for masks (channel 0 the background); '
+                                 'keypoint heatmaps propagate without it (1.0)')
             keypoints = np.asarray(sample['keypoints'], np.float32)  # (T, J, 2) original pixels
             first_annotation = keypoints[0]
             codec = KeypointCodec((height, width), network_size, self.backbone.stride, self.keypoint_sigma,

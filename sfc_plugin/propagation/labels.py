@@ -59,3 +59,30 @@ def soft_labels_to_ids(soft: Tensor, image_size: Tuple[int, int], label_values: 
     upsampled = F.interpolate(soft[None].float(), size=tuple(image_size), mode='bilinear', align_corners=False)
     values = torch.as_tensor(list(label_values), dtype=torch.long, device=soft.device)
     return values[upsampled[0].argmax(0)]
+
+
+
+DILUTED_PEAK = 0.5  # an object whose labels peak below this is fading out (leaving, hidden), not diluted
+
+
+def lift_diluted_objects(soft: Tensor, max_gain: float) -> Tensor:
+    """Counter the dilution of thin and small objects' propagated labels (``PropagationSettings.dilution_gain``).
+
+    Each top-k blend mixes some background into an object only a cell or two wide, frame after frame, until
+    its argmax falls to the background: its labels peak ever lower. Each object channel k >= 1 whose peak
+    ``p_k = max(soft[k])`` is in ``[DILUTED_PEAK, 1)`` is scaled by ``min(1 / p_k, max_gain)``; then every cell is
+    renormalised to sum 1. The background (channel 0), objects with a confident cell (peak 1) and objects
+    fading out (peak below ``DILUTED_PEAK``) are unchanged, so an object that shrinks or leaves is not held.
+
+    Args:
+        soft: (K, h, w) propagated soft labels, channel 0 the background; cells sum to 1.
+        max_gain: the largest scale of an object's labels in one frame (>= 1).
+    Returns:
+        (K, h, w) soft labels.
+    """
+    peak = soft.flatten(1).amax(1)  # (K,)
+    gain = (1.0 / peak.clamp(min=1e-12)).clamp(1.0, max_gain)
+    gain = torch.where(peak >= DILUTED_PEAK, gain, torch.ones_like(gain))
+    gain[0] = 1.0
+    scaled = soft * gain[:, None, None]
+    return scaled / scaled.sum(0, keepdim=True).clamp(min=1e-12)

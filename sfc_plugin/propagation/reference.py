@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .geometry import within_radius
+from .labels import lift_diluted_objects
 from .settings import PropagationSettings
 
 
@@ -102,5 +103,7 @@ class ReferencePropagator:
         prediction = reference_propagate_step(feat, *self.long, [f for f, _ in self.window],
                                               [lab for _, lab in self.window], settings=self.settings,
                                               query_chunk=self.query_chunk)
+        if self.settings.dilution_gain > 1:
+            prediction = lift_diluted_objects(prediction, self.settings.dilution_gain)
         self.window.append((feat, prediction))
         return prediction

@@ -64,6 +64,9 @@ class PropagationSettings:
         hard_labels: blend one-hot labels (argmax of the carried soft labels) instead of soft ones.
         pad_with_first: start the window with ``context_len`` copies of the first frame (the reference's
             front padding), else with that frame once.
+        dilution_gain: beyond the reference (1.0, off): the largest per-frame gain that lifts a diluted object's
+            propagated labels back toward a confident peak, so thin and small objects do not fade into the
+            background (:func:`.labels.lift_diluted_objects`; masks only, channel 0 the background).
 
     How the exact result is computed (the labels are the same, up to the order of tied keys):
 
@@ -82,12 +85,14 @@ class PropagationSettings:
     radius_on_first: bool = False
     hard_labels: bool = False
     pad_with_first: bool = True
+    dilution_gain: float = 1.0
     select_dtype: SelectDType = 'auto'
     num_candidates: Optional[int] = None
     tile_size: Optional[Tuple[int, int]] = None
     batch_tiles: Optional[bool] = None
 
-    PROTOCOL = ('topk', 'context_len', 'radius', 'temperature', 'radius_on_first', 'hard_labels', 'pad_with_first')
+    PROTOCOL = ('topk', 'context_len', 'radius', 'temperature', 'radius_on_first', 'hard_labels', 'pad_with_first',
+                'dilution_gain')
 
     def __post_init__(self) -> None:
         if self.tile_size is not None:
@@ -100,6 +105,8 @@ class PropagationSettings:
             raise ValueError(f'radius must be positive, got {self.radius}')
         if not self.temperature > 0:
             raise ValueError(f'temperature must be positive, got {self.temperature}')
+        if not self.dilution_gain >= 1:
+            raise ValueError(f'dilution_gain must be >= 1 (1: off), got {self.dilution_gain}')
         if self.num_candidates is not None and self.num_candidates < self.topk:
             raise ValueError(f'num_candidates ({self.num_candidates}) must be >= topk ({self.topk})')
         resolve_select_dtype(self.select_dtype, 'cpu')  # reject unknown names early

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from .geometry import TileGeometry
+from .labels import lift_diluted_objects
 from .memory import ContextMemory, one_hot_argmax
 from .settings import PropagationSettings, resolve_select_dtype
 from .step import batch_tiles, predict_tiles
@@ -71,11 +72,15 @@ class StreamingPropagator:
         store: the context's storage and its prediction.
         context_len: m, entries of the short-term window.
         pad_with_first: start the window with m copies of the first frame.
+        dilution_gain: the ``PropagationSettings.dilution_gain`` applied to each prediction before it is stored
+            and returned (1.0: off).
     """
 
-    def __init__(self, store: ContextStore, context_len: int, pad_with_first: bool = True) -> None:
+    def __init__(self, store: ContextStore, context_len: int, pad_with_first: bool = True,
+                 dilution_gain: float = 1.0) -> None:
         self.store = store
         self.window = ContextWindow(context_len, pad_with_first)
+        self.dilution_gain = dilution_gain
 
     @torch.no_grad()
     def step(self, feat: Tensor, labels: Optional[Tensor] = None) -> Tensor:
@@ -101,6 +106,8 @@ class StreamingPropagator:
             self.store.write(self.window.append(), feat, stored)
             return labels
         prediction = self.store.predict(feat, self.window)
+        if self.dilution_gain > 1:
+            prediction = lift_diluted_objects(prediction, self.dilution_gain)
         self.store.write(self.window.append(), feat, prediction)
         return prediction
 
@@ -192,7 +199,8 @@ class TiledPropagator(StreamingPropagator):
 
     def __init__(self, settings: Optional[PropagationSettings] = None) -> None:
         self.settings = settings if settings is not None else PropagationSettings()
-        super().__init__(TiledContext(self.settings), self.settings.context_len, self.settings.pad_with_first)
+        super().__init__(TiledContext(self.settings), self.settings.context_len, self.settings.pad_with_first,
+                         self.settings.dilution_gain)
 
     @property
     def stats(self) -> Counter:
@@ -278,4 +286,4 @@ class ExportedStepPropagator(StreamingPropagator):
         settings.check_fixed_context('the exported step')
         self.settings = settings
         super().__init__(DenseContext(run_step, settings.context_len, channels, num_labels, feat_size, device),
-                         settings.context_len, settings.pad_with_first)
+                         settings.context_len, settings.pad_with_first, settings.dilution_gain)
