@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from sfc_plugin.propagation import PropagationSettings
 from sfc_plugin.runtime.batch import JobListError, read_job_list
 from sfc_plugin.runtime.masks import MaskError, keyframe_paths, load_annotations
 from sfc_plugin.runtime.video_io import (BackgroundWriter, FrameSource, OutputError, OverlayVideo, PrefetchReader,
@@ -288,3 +289,16 @@ def test_a_run_killed_while_finishing_is_still_known_finished(tmp_path, monkeypa
     monkeypatch.undo()
     assert removed  # some labels are gone ...
     assert resume_module.RunState(str(tmp_path), {'video': 'v.mp4'}).resume() is True  # ... and none is needed
+
+
+def test_a_run_of_an_earlier_version_resumes_with_the_settings_added_since_at_their_defaults(tmp_path):
+    """A finished run whose signature predates dilution_gain is the same run as one with the gain off (what it
+    ran), and not the same as one with the gain on."""
+    from sfc_plugin.runtime import resume as resume_module
+    settings = PropagationSettings(topk=5).protocol()
+    earlier = {key: value for key, value in settings.items() if key != 'dilution_gain'}
+    resume_module.RunState(str(tmp_path), {'video': 'v.mp4', 'settings': earlier}).finish()
+    assert resume_module.RunState(str(tmp_path), {'video': 'v.mp4', 'settings': settings}).resume() is True
+    lifted = dict(settings, dilution_gain=2.0)
+    with pytest.raises(resume_module.ResumeError, match='used another settings'):
+        resume_module.RunState(str(tmp_path), {'video': 'v.mp4', 'settings': lifted}).resume()

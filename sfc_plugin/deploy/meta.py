@@ -108,7 +108,7 @@ class ExportMeta:
             protocol = {name: values[name] for name in PropagationSettings.PROTOCOL if name in values}
             values = dict(values, propagation=protocol, format_version=2)
         if values.get('format_version') == 2 and isinstance(values.get('propagation'), dict):
-            values = dict(values, propagation={'dilution_gain': 1.0, **values['propagation']},
+            values = dict(values, propagation=PropagationSettings.complete_protocol(values['propagation']),
                           format_version=FORMAT_VERSION)
         names = {f.name for f in dataclasses.fields(cls)}
         required = {f.name for f in dataclasses.fields(cls)

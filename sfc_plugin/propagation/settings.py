@@ -93,6 +93,7 @@ class PropagationSettings:
 
     PROTOCOL = ('topk', 'context_len', 'radius', 'temperature', 'radius_on_first', 'hard_labels', 'pad_with_first',
                 'dilution_gain')
+    ADDED_LATER = ('dilution_gain',)  # absent from protocols stored before it existed; its default is what they ran
 
     def __post_init__(self) -> None:
         if self.tile_size is not None:
@@ -125,6 +126,12 @@ class PropagationSettings:
     def candidates(self) -> int:
         """Candidates per query of the two-stage path: ``num_candidates``, by default ``max(32, 2 * topk)``."""
         return self.num_candidates if self.num_candidates is not None else max(32, 2 * self.topk)
+
+    @classmethod
+    def complete_protocol(cls, stored: Mapping[str, Any]) -> Dict[str, Any]:
+        """A stored :meth:`protocol` (an export's, a run's) with the settings added after it was written set to
+        their defaults, which reproduce what it ran."""
+        return {**{name: getattr(cls, name) for name in cls.ADDED_LATER}, **stored}
 
     def protocol(self) -> Dict[str, Any]:
         """The settings that decide the labels, as JSON values (exports, summaries, resume signatures)."""

@@ -24,6 +24,7 @@ from typing import Callable, Dict, Iterable, Optional
 
 import numpy as np
 
+from sfc_plugin.propagation import PropagationSettings
 from sfc_plugin.utils import atomic_path, read_json, write_json
 
 STATE_DIR = '.sfc-propagate'
@@ -101,6 +102,8 @@ class RunState:
         if state.get('format_version') != STATE_FORMAT_VERSION or not isinstance(state.get('signature'), dict):
             raise ResumeError(f'{self.path}: not a resume state of this sfc_plugin; run without --resume')
         stored = state['signature']
+        if isinstance(stored.get('settings'), dict):  # a run of an earlier version lacks the settings added since
+            stored = dict(stored, settings=PropagationSettings.complete_protocol(stored['settings']))
         differing = sorted(key for key in set(stored) | set(self.signature)
                            if stored.get(key) != self.signature.get(key))
         if differing:
