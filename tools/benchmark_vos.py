@@ -14,8 +14,9 @@
 Each config is evaluated as ``python tools/test.py CONFIG [CHECKPOINT]`` evaluates it (the same code:
 mmengine's Runner, the config's dataset, model and DAVIS J&F), so every number is the one that command
 prints. Rows: config, checkpoint, dataset (data root and split), J&F-Mean, J-Mean, F-Mean (%) and the
-seconds taken; with ``--variant``, one row per config and variant. ``--json`` writes a result record (rewritten after each config, so a stopped run keeps
-its finished rows) that ``tools/write_results.py`` renders into the docs.
+seconds taken; with ``--variant``, one row per config and variant. ``--json`` writes a result record
+(rewritten after each row, so a stopped run keeps its finished rows) that ``tools/write_results.py`` renders
+into the docs.
 """
 import argparse
 import sys

@@ -91,10 +91,10 @@ def model_specs(config: str, checkpoint: Optional[str], work_dir: str, sizes: Di
                 num_labels: int) -> Dict[str, Dict[str, dict]]:
     """{size name: {backend label: load_backend kwargs}} for the backends usable here."""
     specs = {}
+    fast_options, fast_dtype = fast_mode('cpu')
     for name, size in sizes.items():
         export_dir = os.path.join(work_dir, f'export_{name}')
         export_onnx(config, checkpoint, export_dir, ExportOptions(image_size=size, num_labels=num_labels, verify=False))
-        fast_options, fast_dtype = fast_mode('cpu')
         entries = {'torch-cpu': dict(config=config, checkpoint=checkpoint, device='cpu'),
                    'torch-cpu-fast': dict(config=config, checkpoint=checkpoint, device='cpu', cfg_options=fast_options,
                                           backbone_dtype=fast_dtype),

@@ -61,7 +61,6 @@ def soft_labels_to_ids(soft: Tensor, image_size: Tuple[int, int], label_values: 
     return values[upsampled[0].argmax(0)]
 
 
-
 DILUTED_PEAK = 0.5  # an object whose labels peak below this is fading out (leaving, hidden), not diluted
 
 
