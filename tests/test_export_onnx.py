@@ -96,7 +96,7 @@ def test_export_folder_and_meta(fixed_export, tiny_checkpoint):
         meta = json.load(f)
     with open(tiny_checkpoint, 'rb') as f:
         checkpoint_sha256 = hashlib.sha256(f.read()).hexdigest()
-    expected = dict(format_version=3, image_size=[64, 96], feat_size=[8, 12], stride=8, channels=512,
+    expected = dict(format_version=4, image_size=[64, 96], feat_size=[8, 12], stride=8, channels=512,
                     num_labels=NUM_LABELS, propagation=dict(topk=5, context_len=4, radius=6, temperature=0.05,
                                                             radius_on_first=False, hard_labels=False,
                                                             pad_with_first=True, dilution_gain=1.0),
@@ -346,10 +346,13 @@ def test_load_export_meta_refuses_stale_or_inconsistent_folders(tmp_path, fixed_
     write({**{key: value for key, value in meta.items() if key != 'propagation'}, **meta['propagation'],
            'format_version': 1})
     assert load_export_meta(folder).settings == load_export_meta(fixed_export).settings
-    # An export of format_version 2 predates dilution_gain: it reads as propagating without it.
-    write({**meta, 'propagation': {key: value for key, value in meta['propagation'].items() if key != 'dilution_gain'},
-           'format_version': 2})
-    assert load_export_meta(folder).settings == load_export_meta(fixed_export).settings
+    # An export of format_version 2 predates dilution_gain, one of version 3 guided upsampling: they read as
+    # propagating and decoding without them.
+    later = {2: ('dilution_gain', 'guide_radius', 'guide_eps'), 3: ('guide_radius', 'guide_eps')}
+    for version, absent in later.items():
+        write({**meta, 'propagation': {key: value for key, value in meta['propagation'].items() if key not in absent},
+               'format_version': version})
+        assert load_export_meta(folder).settings == load_export_meta(fixed_export).settings
     write({**meta, 'num_labels': NUM_LABELS + 1})  # the models were exported for NUM_LABELS
     with pytest.raises(ExportFormatError, match=r'propagate.onnx does not match meta.json: context_labels has shape'):
         load_export_meta(folder)

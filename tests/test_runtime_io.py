@@ -292,13 +292,13 @@ def test_a_run_killed_while_finishing_is_still_known_finished(tmp_path, monkeypa
 
 
 def test_a_run_of_an_earlier_version_resumes_with_the_settings_added_since_at_their_defaults(tmp_path):
-    """A finished run whose signature predates dilution_gain is the same run as one with the gain off (what it
-    ran), and not the same as one with the gain on."""
+    """A finished run whose signature predates dilution_gain and guided upsampling is the same run as one with
+    them off (what it ran), and not the same as one with either on."""
     from sfc_plugin.runtime import resume as resume_module
     settings = PropagationSettings(topk=5).protocol()
-    earlier = {key: value for key, value in settings.items() if key != 'dilution_gain'}
+    earlier = {key: value for key, value in settings.items() if key not in PropagationSettings.ADDED_LATER}
     resume_module.RunState(str(tmp_path), {'video': 'v.mp4', 'settings': earlier}).finish()
     assert resume_module.RunState(str(tmp_path), {'video': 'v.mp4', 'settings': settings}).resume() is True
-    lifted = dict(settings, dilution_gain=2.0)
-    with pytest.raises(resume_module.ResumeError, match='used another settings'):
-        resume_module.RunState(str(tmp_path), {'video': 'v.mp4', 'settings': lifted}).resume()
+    for changed in ({'dilution_gain': 2.0}, {'guide_radius': 1.0}):
+        with pytest.raises(resume_module.ResumeError, match='used another settings'):
+            resume_module.RunState(str(tmp_path), {'video': 'v.mp4', 'settings': dict(settings, **changed)}).resume()

@@ -12,6 +12,7 @@ from conftest import REPO_ROOT, make_checkpoint
 from sfc_plugin.apis.inference import build_model
 from sfc_plugin.datasets import DAVISDataset, JHMDBDataset
 from sfc_plugin.propagation import KeypointCodec, MaskCodec, label_values_of
+from sfc_plugin.propagation.upsampling import upsample_labels
 from sfc_plugin.runtime import propagate_video
 from sfc_plugin.runtime.backends import TorchBackend
 from sfc_plugin.runtime.propagator import VideoPropagator, prepare_image
@@ -65,6 +66,31 @@ def test_evaluation_and_the_runtime_write_the_same_label_maps(model, davis, tmp_
     expected = evaluate(model, davis)
     assert set(np.unique(expected[1:])) == {0, 1, 2}
     np.testing.assert_array_equal(run_runtime(model, davis, first_mask_path(davis), str(tmp_path / 'out')), expected)
+
+
+@pytest.mark.slow
+def test_guided_upsampling_in_evaluation_and_the_runtime(model, davis, tmp_path, monkeypatch):
+    """With guide_radius both decode each frame guided by the frame itself at the masks' size, into the same maps;
+    the propagated labels are the bilinear run's."""
+    bilinear = evaluate(model, davis)
+    monkeypatch.setattr(model, 'settings', model.settings.replace(guide_radius=1.0))
+    guided = evaluate(model, davis)
+    assert (guided[1:] != bilinear[1:]).sum() > 0
+    np.testing.assert_array_equal(run_runtime(model, davis, first_mask_path(davis), str(tmp_path / 'out')), guided)
+    # The same labels, decoded by hand: the core's soft labels upsampled guided by each frame.
+    backend = TorchBackend(model, 'cpu')
+    first, _ = read_label_png(first_mask_path(davis))
+    codec = MaskCodec.for_benchmark(first)
+    video = VideoPropagator(backend, codec)
+    for index, name in enumerate(sorted(os.listdir(frame_dir(davis)))):
+        rgb = read_image(os.path.join(frame_dir(davis), name))
+        host = video.step(prepare_image(rgb, backend.input_size(rgb.shape[:2])), first if index == 0 else None, rgb)
+        if index:
+            soft, frame = torch.from_numpy(host.numpy()[1]), prepare_image(rgb, rgb.shape[:2])
+            upsampled = upsample_labels(soft, rgb.shape[:2], frame, guide_radius=1.0)
+            np.testing.assert_array_equal(np.array(codec.label_values)[upsampled.argmax(0).numpy()], guided[index])
+    with pytest.raises(ValueError, match='needs the frame as rgb'):
+        video.step(prepare_image(rgb, backend.input_size(rgb.shape[:2])))
 
 
 @pytest.mark.slow
@@ -126,10 +152,14 @@ def test_keypoint_codec_round_trip():
     assert np.abs(codec.decode(heatmaps) - keypoints).max() <= 2
 
 
-def test_the_dilution_gain_is_refused_for_keypoints(tmp_path):
-    """JHMDB's joint heatmaps have no background channel for the dilution gain to leave alone."""
+def test_mask_settings_are_refused_for_keypoints(tmp_path):
+    """JHMDB's joint heatmaps have no background channel for the dilution gain to leave alone, and are decoded to
+    joints, not upsampled."""
     root = str(tmp_path / 'jhmdb')
     make_jhmdb(root, {'run_1': (3, 40, 56)})
     model, _ = build_model(TINY_CONFIG, None, cfg_options={'model.propagation.dilution_gain': 1.5})
     with pytest.raises(ValueError, match='dilution_gain is for masks'):
+        model.propagate_video(JHMDBDataset(data_root=root, ann_file='testlist_split1.txt')[0])
+    model, _ = build_model(TINY_CONFIG, None, cfg_options={'model.propagation.guide_radius': 1.0})
+    with pytest.raises(ValueError, match='guide_radius upsamples masks'):
         model.propagate_video(JHMDBDataset(data_root=root, ann_file='testlist_split1.txt')[0])

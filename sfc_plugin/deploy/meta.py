@@ -15,9 +15,10 @@ from sfc_plugin.utils import file_sha256, read_json, write_json
 
 # 2: the propagation settings as one object, ``propagation`` (PropagationSettings.protocol()); version 1 listed
 # them as top-level keys, which are still read. 3: the settings include ``dilution_gain``; an older export predates
-# it and propagates without it (1.0).
-FORMAT_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+# it and propagates without it (1.0). 4: they include ``guide_radius`` and ``guide_eps``; an older export decodes
+# with bilinear upsampling (radius 0).
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 META_FILE = 'meta.json'
 MODEL_FILES = {'backbone': 'backbone.onnx', 'propagate': 'propagate.onnx'}
 PRECISIONS = ('fp32', 'fp16')
@@ -107,7 +108,7 @@ class ExportMeta:
         if values.get('format_version') == 1:  # the settings were top-level keys
             protocol = {name: values[name] for name in PropagationSettings.PROTOCOL if name in values}
             values = dict(values, propagation=protocol, format_version=2)
-        if values.get('format_version') == 2 and isinstance(values.get('propagation'), dict):
+        if values.get('format_version') in (2, 3) and isinstance(values.get('propagation'), dict):
             values = dict(values, propagation=PropagationSettings.complete_protocol(values['propagation']),
                           format_version=FORMAT_VERSION)
         names = {f.name for f in dataclasses.fields(cls)}

@@ -83,6 +83,9 @@ class PropagationModel(BaseModel):
             if self.settings.dilution_gain > 1:
                 raise ValueError('model.propagation.dilution_gain is for masks (channel 0 the background); '
                                  'keypoint heatmaps propagate without it (1.0)')
+            if self.settings.guide_radius > 0:
+                raise ValueError('model.propagation.guide_radius upsamples masks; keypoints are decoded from the '
+                                 'label maps without it (0)')
             keypoints = np.asarray(sample['keypoints'], np.float32)  # (T, J, 2) original pixels
             first_annotation = keypoints[0]
             codec = KeypointCodec((height, width), network_size, self.backbone.stride, self.keypoint_sigma,
@@ -90,14 +93,17 @@ class PropagationModel(BaseModel):
             predictions = np.zeros_like(keypoints)
         else:
             first_annotation, palette = read_label_png(sample['first_anno_path'], require_indexed=task == 'vos')
-            codec = MaskCodec.for_benchmark(first_annotation)
+            codec = MaskCodec.for_benchmark(first_annotation).with_guide(self.settings)
             predictions = np.zeros((len(frame_paths), height, width), np.uint8)
         loop = VideoLabelLoop(TiledPropagator(self.settings), codec)
         start = time.perf_counter()
 
+        device = next(self.backbone.parameters()).device
         for index, path in enumerate(frame_paths):
-            feat = self.backbone(self._load_frame(path, (height, width), input_size))[0]  # (C, h, w)
-            prediction = loop.step(feat, first_annotation if index == 0 else None)
+            image = self._read_frame(path, (height, width))
+            feat = self.backbone(self._network_input(image, input_size, device))[0]  # (C, h, w)
+            guide = image_tensor(image, device)[0] if task != 'pose' and codec.guided else None
+            prediction = loop.step(feat, first_annotation if index == 0 else None, guide)
             predictions[index] = prediction.cpu().numpy() if isinstance(prediction, torch.Tensor) else prediction
             if self.out_dir is not None and task != 'pose':
                 stem = osp.splitext(osp.basename(path))[0]
@@ -111,14 +117,18 @@ class PropagationModel(BaseModel):
         result['pred_keypoints' if task == 'pose' else 'pred_ids'] = predictions
         return result
 
-    def _load_frame(self, path: str, ori_shape: Tuple[int, int],
-                    input_size: Optional[Tuple[int, int]]) -> Tensor:
-        """Read one frame as a (1, 3, H, W) float tensor in [0, 1] on the model's device."""
+    @staticmethod
+    def _read_frame(path: str, ori_shape: Tuple[int, int]) -> np.ndarray:
+        """One frame as (H, W, 3) uint8 RGB; VideoDataError unless it has the video's size."""
         image = read_image(path)
         if image.shape[:2] != tuple(ori_shape):
             raise VideoDataError(f'{path}: frame size {image.shape[:2]} differs from the '
                                  f'video size {tuple(ori_shape)}')
+        return image
+
+    @staticmethod
+    def _network_input(image: np.ndarray, input_size: Optional[Tuple[int, int]], device: torch.device) -> Tensor:
+        """A frame as the network takes it: (1, 3, H, W) float in [0, 1] at ``input_size`` on ``device``."""
         if input_size is not None:
             image = cv2.resize(image, (input_size[1], input_size[0]), interpolation=cv2.INTER_LINEAR)
-        device = next(self.backbone.parameters()).device
         return image_tensor(image, device)

@@ -18,6 +18,7 @@ from torch import Tensor
 from sfc_plugin.structures import VOID_ID
 from .keypoints import cells_to_image, heatmaps_to_keypoints, keypoints_to_heatmaps, resize_keypoints
 from .labels import mask_to_soft_labels, soft_labels_to_ids
+from .settings import PropagationSettings
 
 
 class LabelCodec(Protocol):
@@ -26,8 +27,9 @@ class LabelCodec(Protocol):
     def encode(self, annotation, feat_size: Tuple[int, int]) -> Tensor:
         """An annotated frame's (K, h, w) float32 soft labels for a ``feat_size`` (h, w) feature map."""
 
-    def decode(self, soft: Tensor):
-        """A predicted frame's (K, h, w) soft labels -> the task's prediction at the frame's size."""
+    def decode(self, soft: Tensor, image: Optional[Tensor] = None):
+        """A predicted frame's (K, h, w) soft labels (and the (3, H, W) frame, for a codec that uses it) -> the
+        task's prediction at the frame's size."""
 
 
 def label_values_of(masks: Iterable[np.ndarray], void_id: Optional[int] = None) -> List[int]:
@@ -44,16 +46,28 @@ class MaskCodec:
 
     Args:
         label_values: the classes, background 0 included.
-        frame_size: (H, W) of the frames; predictions are upsampled to it (bilinear, argmax).
+        frame_size: (H, W) of the frames; predictions are upsampled to it (bilinear, or guided by the frame:
+            ``guide_radius`` > 0, see :func:`.upsampling.upsample_labels`), argmax.
         void_id: an id that marks unlabelled pixels rather than an object (counted as background when encoding);
             None: every id is a class. Use :meth:`for_benchmark` or :meth:`for_user_masks`.
+        guide_radius, guide_eps: ``PropagationSettings``' guided upsampling (:meth:`with_guide`).
     """
 
-    def __init__(self, label_values: Sequence[int], frame_size: Tuple[int, int],
-                 void_id: Optional[int] = None) -> None:
+    def __init__(self, label_values: Sequence[int], frame_size: Tuple[int, int], void_id: Optional[int] = None,
+                 guide_radius: float = 0.0, guide_eps: float = 1e-4) -> None:
         self.label_values = [int(v) for v in label_values]
         self.frame_size = (int(frame_size[0]), int(frame_size[1]))
         self.void_id = void_id
+        self.guide_radius, self.guide_eps = float(guide_radius), float(guide_eps)
+
+    def with_guide(self, settings: PropagationSettings) -> 'MaskCodec':
+        """This codec decoding with ``settings``' guided upsampling (``guide_radius``, ``guide_eps``)."""
+        return MaskCodec(self.label_values, self.frame_size, self.void_id, settings.guide_radius, settings.guide_eps)
+
+    @property
+    def guided(self) -> bool:
+        """Whether :meth:`decode` needs the frame."""
+        return self.guide_radius > 0
 
     @classmethod
     def for_benchmark(cls, first_ids: np.ndarray) -> 'MaskCodec':
@@ -72,9 +86,11 @@ class MaskCodec:
             ids = torch.where(ids == self.void_id, torch.zeros_like(ids), ids)
         return mask_to_soft_labels(ids, self.label_values, feat_size)
 
-    def decode(self, soft: Tensor) -> Tensor:
-        """(K, h, w) soft labels -> (H, W) int64 ids on the labels' device."""
-        return soft_labels_to_ids(soft, self.frame_size, self.label_values)
+    def decode(self, soft: Tensor, image: Optional[Tensor] = None) -> Tensor:
+        """(K, h, w) soft labels -> (H, W) int64 ids on the labels' device; ``image``: the (3, H, W) frame as RGB
+        in [0, 1], needed when :attr:`guided`."""
+        return soft_labels_to_ids(soft, self.frame_size, self.label_values, image, self.guide_radius,
+                                  self.guide_eps)
 
 
 class KeypointCodec:
@@ -101,7 +117,8 @@ class KeypointCodec:
         keypoints = resize_keypoints(annotation, self.frame_size, self.network_size)
         return torch.from_numpy(keypoints_to_heatmaps(keypoints, feat_size, self.stride, self.sigma))
 
-    def decode(self, soft: Tensor) -> np.ndarray:
-        """(J + 1, h, w) label maps -> (J, 2) float64 joints in frame pixels (NaN for a joint with an empty map)."""
+    def decode(self, soft: Tensor, image: Optional[Tensor] = None) -> np.ndarray:
+        """(J + 1, h, w) label maps -> (J, 2) float64 joints in frame pixels (NaN for a joint with an empty map);
+        the frame ``image`` is not used."""
         cells = heatmaps_to_keypoints(soft.cpu().numpy(), topk=self.topk)
         return cells_to_image(cells, self.stride, self.network_size, self.frame_size)

@@ -2,8 +2,8 @@
 
 Frame 0's label values define the classes (background included). Its mask becomes a one-hot map at
 image size, resized bilinearly (``align_corners=False``) to the feature size ``ceil(H/8) x ceil(W/8)``;
-a predicted soft map is resized bilinearly back to the image size and its argmax mapped to the label
-values.
+a predicted soft map is resized bilinearly back to the image size (optionally guided by the frame,
+:mod:`.upsampling`) and its argmax mapped to the label values.
 """
 import math
 from typing import Optional, Sequence, Tuple, Union
@@ -12,6 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from .upsampling import upsample_labels
 
 ArrayLike = Union[Tensor, np.ndarray]
 
@@ -51,14 +53,16 @@ def mask_to_soft_labels(ids: ArrayLike, label_values: Sequence[int], feat_size: 
     return soft[0]
 
 
-def soft_labels_to_ids(soft: Tensor, image_size: Tuple[int, int], label_values: Sequence[int]) -> Tensor:
-    """(K, h, w) soft labels -> (H, W) int64 label values (bilinear upsampling, argmax)."""
+def soft_labels_to_ids(soft: Tensor, image_size: Tuple[int, int], label_values: Sequence[int],
+                       image: Optional[Tensor] = None, guide_radius: float = 0.0, guide_eps: float = 1e-4) -> Tensor:
+    """(K, h, w) soft labels -> (H, W) int64 label values: bilinear upsampling (guided by the (3, H, W) frame
+    ``image`` when ``guide_radius`` > 0, :func:`.upsampling.upsample_labels`), argmax."""
     if soft.dim() != 3 or soft.shape[0] != len(label_values):
         raise ValueError(f'soft must be ({len(label_values)}, h, w) for {len(label_values)} label values, '
                          f'got {tuple(soft.shape)}')
-    upsampled = F.interpolate(soft[None].float(), size=tuple(image_size), mode='bilinear', align_corners=False)
+    upsampled = upsample_labels(soft, image_size, image, guide_radius, guide_eps)
     values = torch.as_tensor(list(label_values), dtype=torch.long, device=soft.device)
-    return values[upsampled[0].argmax(0)]
+    return values[upsampled.argmax(0)]
 
 
 DILUTED_PEAK = 0.5  # an object whose labels peak below this is fading out (leaving, hidden), not diluted

@@ -67,6 +67,10 @@ class PropagationSettings:
         dilution_gain: beyond the reference (1.0, off): the largest per-frame gain that lifts a diluted object's
             propagated labels back toward a confident peak, so thin and small objects do not fade into the
             background (:func:`.labels.lift_diluted_objects`; masks only, channel 0 the background).
+        guide_radius: beyond the reference (0, off: bilinear): the window radius, in feature cells, of the guided
+            filter that upsamples a predicted frame's labels along the frame's own edges
+            (:func:`.upsampling.upsample_labels`; masks only, the stored labels unchanged).
+        guide_eps: the guided filter's regulariser (RGB in [0, 1]): smaller follows weaker edges.
 
     How the exact result is computed (the labels are the same, up to the order of tied keys):
 
@@ -86,14 +90,17 @@ class PropagationSettings:
     hard_labels: bool = False
     pad_with_first: bool = True
     dilution_gain: float = 1.0
+    guide_radius: float = 0.0
+    guide_eps: float = 1e-4
     select_dtype: SelectDType = 'auto'
     num_candidates: Optional[int] = None
     tile_size: Optional[Tuple[int, int]] = None
     batch_tiles: Optional[bool] = None
 
     PROTOCOL = ('topk', 'context_len', 'radius', 'temperature', 'radius_on_first', 'hard_labels', 'pad_with_first',
-                'dilution_gain')
-    ADDED_LATER = ('dilution_gain',)  # absent from protocols stored before it existed; its default is what they ran
+                'dilution_gain', 'guide_radius', 'guide_eps')
+    # Absent from protocols stored before they existed; their defaults are what those ran.
+    ADDED_LATER = ('dilution_gain', 'guide_radius', 'guide_eps')
 
     def __post_init__(self) -> None:
         if self.tile_size is not None:
@@ -108,6 +115,10 @@ class PropagationSettings:
             raise ValueError(f'temperature must be positive, got {self.temperature}')
         if not self.dilution_gain >= 1:
             raise ValueError(f'dilution_gain must be >= 1 (1: off), got {self.dilution_gain}')
+        if not self.guide_radius >= 0:
+            raise ValueError(f'guide_radius must be >= 0 (0: off), got {self.guide_radius}')
+        if not self.guide_eps > 0:
+            raise ValueError(f'guide_eps must be positive, got {self.guide_eps}')
         if self.num_candidates is not None and self.num_candidates < self.topk:
             raise ValueError(f'num_candidates ({self.num_candidates}) must be >= topk ({self.topk})')
         resolve_select_dtype(self.select_dtype, 'cpu')  # reject unknown names early

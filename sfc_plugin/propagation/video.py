@@ -38,14 +38,15 @@ class VideoLabelLoop:
             return None
         return self.propagator.step(feat)
 
-    def decode(self, soft: Tensor) -> Any:
-        """A predicted frame's soft labels -> the task's prediction (see the codec)."""
-        return self.codec.decode(soft)
+    def decode(self, soft: Tensor, image: Optional[Tensor] = None) -> Any:
+        """A predicted frame's soft labels -> the task's prediction (see the codec; ``image``, the (3, H, W)
+        frame, for a codec that upsamples guided by it)."""
+        return self.codec.decode(soft, image)
 
-    def step(self, feat: Tensor, annotation: Any = None) -> Any:
+    def step(self, feat: Tensor, annotation: Any = None, image: Optional[Tensor] = None) -> Any:
         """:meth:`propagate` then :meth:`decode`: the frame's prediction (its annotation, if it has one)."""
         soft = self.propagate(feat, annotation)
-        return annotation if soft is None else self.decode(soft)
+        return annotation if soft is None else self.decode(soft, image)
 
     @torch.no_grad()
     def restore(self, feat: Tensor, long_memory: bool, annotation: Any = None,

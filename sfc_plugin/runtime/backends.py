@@ -27,7 +27,8 @@ from sfc_plugin.apis.inference import build_model
 from sfc_plugin.deploy import (EngineMismatchError, ExportFormatError, ExportMeta, TensorRTUnavailableError,
                                cuda_device, load_export_meta, onnxruntime_session, tensorrt_version)
 from sfc_plugin.deploy.tensorrt_engine import ENGINE_FILES
-from sfc_plugin.propagation import ExportedStepPropagator, Propagator, TiledPropagator, network_input_size
+from sfc_plugin.propagation import (ExportedStepPropagator, PropagationSettings, Propagator, TiledPropagator,
+                                    network_input_size)
 from sfc_plugin.propagation.settings import cpu_supports
 from sfc_plugin.utils import file_sha256
 from sfc_plugin.utils.assets import DEFAULT_MODEL_CHECKPOINT, DEFAULT_MODEL_CONFIG
@@ -48,11 +49,13 @@ class Backend(abc.ABC):
         device: where inputs, features and the context live.
         max_labels: label channels the model takes (background included); None: any number.
         context_len: m, frames of the short-term window.
+        settings: the propagation settings (the model's, or those an export was made with).
     """
     name: str
     device: torch.device
     max_labels: Optional[int] = None
     context_len: int
+    settings: PropagationSettings
 
     @abc.abstractmethod
     def input_size(self, frame_size: Tuple[int, int]) -> Tuple[int, int]:
@@ -195,7 +198,8 @@ class ExportBackend(Backend):
         except ValueError as error:
             raise ExportFormatError(str(error)) from error
         self.max_labels = self.meta.num_labels
-        self.context_len = self.meta.settings.context_len
+        self.settings = self.meta.settings
+        self.context_len = self.settings.context_len
         self.size_warnings: Set[Tuple[int, int]] = set()  # frame sizes told to run at the export's size
 
     def input_size(self, frame_size: Tuple[int, int]) -> Tuple[int, int]:

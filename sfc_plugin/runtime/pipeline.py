@@ -188,7 +188,7 @@ class VideoRun:
             self.writer.put((index, rgb, None, None))  # for the overlay and the object counts
             return
         mask = self.annotations.masks.get(index)
-        host = self.propagator.step(image, mask)
+        host = self.propagator.step(image, mask, rgb)
         self._hand_on()
         self.pending = (index, rgb, host, mask is not None)
         self.written += 1

@@ -90,7 +90,8 @@ class VideoPropagator:
 
     Args:
         backend: see :mod:`.backends`.
-        codec: the video's masks codec (``MaskCodec.for_user_masks``: its label values and frame size).
+        codec: the video's masks codec (``MaskCodec.for_user_masks``: its label values and frame size); it decodes
+            with the backend's settings' upsampling (guided by the frame, when they say so).
 
     Attributes:
         seconds: time per stage ('backbone', 'propagate', 'postprocess'), summed over frames (device time on a
@@ -102,7 +103,7 @@ class VideoPropagator:
             raise ValueError(f'{len(codec.label_values)} label values {codec.label_values}, but the model takes at '
                              f'most {backend.max_labels} label channels')
         self.backend = backend
-        self.loop = VideoLabelLoop(backend.new_propagator(), codec)
+        self.loop = VideoLabelLoop(backend.new_propagator(), codec.with_guide(backend.settings))
         self.clock = StageClock(backend.device)
 
     @property
@@ -116,13 +117,14 @@ class VideoPropagator:
         return feat
 
     @torch.no_grad()
-    def step(self, image: Tensor, mask: Optional[np.ndarray] = None) -> HostFrame:
+    def step(self, image: Tensor, mask: Optional[np.ndarray] = None, rgb: Optional[np.ndarray] = None) -> HostFrame:
         """Segment the next frame (queued on the device; nothing waits for it).
 
         Args:
             image: (3, h', w') float32 RGB in [0, 1] at the backend's input size for the frame (see
                 :func:`prepare_image`), on any device.
             mask: (H, W) integer ids for an annotated frame (required for the first frame).
+            rgb: the (H, W, 3) uint8 frame at the masks' size; needed when the settings guide the upsampling.
         Returns:
             The (H, W) uint8 ids (the mask itself for an annotated frame) and, for a predicted frame, the
             (k, h, w) soft labels, as a :class:`HostFrame`.
@@ -133,7 +135,13 @@ class VideoPropagator:
         start = self.clock.add('propagate', start)
         if soft is None:
             return HostFrame(torch.from_numpy(np.asarray(mask, np.uint8)), None)
-        frame = HostFrame(self.loop.decode(soft).to(torch.uint8), soft)
+        guide = None
+        if self.loop.codec.guided:
+            if rgb is None:
+                raise ValueError('the settings upsample the labels guided by the frame (guide_radius '
+                                 f'{self.loop.codec.guide_radius}): step() needs the frame as rgb')
+            guide = prepare_image(rgb, rgb.shape[:2]).to(self.backend.device, non_blocking=True)
+        frame = HostFrame(self.loop.decode(soft, guide).to(torch.uint8), soft)
         self.clock.add('postprocess', start)
         return frame
 
