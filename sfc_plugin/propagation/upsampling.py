@@ -1,10 +1,10 @@
 """Soft labels at feature resolution -> the frame's size: bilinear (the reference) or guided by the frame.
 
 The stride-8 labels blur every object edge over a cell (8 frame pixels at 480p) and thin parts narrower than a
-cell survive only as a faint ridge. :func:`guided_filter` (He et al., "Guided Image Filtering", ECCV 2010, the
-colour version) fits each label channel, in every window of the frame, as a linear function of the frame's RGB,
-so the upsampled labels change where the image changes: edges snap to the frame's colour edges. Only the
-decoded masks change; the soft labels the propagation stores stay the ones it predicted.
+cell survive only as a faint ridge. The guided filter (He et al., "Guided Image Filtering", ECCV 2010, the
+colour version; :func:`guided_coefficients`) fits each label channel, in every window, as a linear function of
+the frame's RGB, so the upsampled labels change where the image changes: edges snap to the frame's colour
+edges. Only the decoded masks change; the soft labels the propagation stores stay the ones it predicted.
 """
 from typing import Optional, Tuple
 
@@ -44,13 +44,6 @@ def guided_coefficients(image: Tensor, src: Tensor, radius: int, eps: float) -> 
     a = (_inverse_3x3(var_i)[:, :, :, None] * cov_ip[:, None]).sum(2)  # (N, 3, K, H, W)
     b = mean_p - (a * mean_i[:, :, None]).sum(1)  # (N, K, H, W)
     return box_mean(a.flatten(1, 2), radius).view_as(a), box_mean(b, radius)
-
-
-def guided_filter(image: Tensor, src: Tensor, radius: int, eps: float) -> Tensor:
-    """Colour guided filter of ``src`` (N, K, H, W) by ``image`` (N, 3, H, W), both float32: each pixel's
-    :func:`guided_coefficients` applied to its own colour."""
-    slopes, offsets = guided_coefficients(image, src, radius, eps)
-    return (slopes * image[:, :, None]).sum(1) + offsets
 
 
 def upsample_labels(soft: Tensor, frame_size: Tuple[int, int], image: Optional[Tensor] = None,
