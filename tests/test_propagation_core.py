@@ -1,5 +1,6 @@
 """The tiled propagation core against the dense reference and an explicit-loop oracle."""
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -351,3 +352,22 @@ def test_benchmark_takes_real_features_from_a_file(tmp_path):
     with pytest.raises(ValueError, match='3 frames of features, frame 3 asked'):
         random_frame(config, 3)
     assert scaled(config, 0.5, 30).features_file is None  # real features exist at the full size only
+
+
+def test_benchmark_product_bound_counts_the_pairs_a_query_may_use():
+    from sfc_plugin.benchmarks.propagation import BenchmarkConfig, pairs_within_radius, product_bound
+    height, width, radius = 6, 9, 2.5
+    ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing='ij')
+    cells = torch.stack([ys.flatten(), xs.flatten()], 1)
+    offsets = cells[:, None] - cells[None]  # every (query, key) pair of the map
+    by_pairs = int((offsets.pow(2).sum(-1) < radius ** 2).sum())
+    assert pairs_within_radius(height, width, radius) == by_pairs < 21 * height * width  # 21 offsets in the disk
+    settings = PropagationSettings(context_len=4, radius=radius)
+    config = BenchmarkConfig(height=height, width=width, channels=10, settings=settings)
+    bound = product_bound(config, gemm_gflops=2.0)
+    flop = 2 * 10 * (4 * by_pairs + (height * width) ** 2)  # the short-term pairs and the whole long memory
+    assert bound['gflop_per_frame'] == pytest.approx(flop / 1e9)
+    assert bound['lower_bound_ms_per_frame'] == pytest.approx(flop / 2e9 * 1e3)
+    assert bound['dense_to_exact_products'] == pytest.approx(2 * 10 * 5 * (height * width) ** 2 / flop)
+    on_first = product_bound(replace(config, settings=settings.replace(radius_on_first=True)), 2.0)
+    assert on_first['gflop_per_frame'] == pytest.approx(2 * 10 * 5 * by_pairs / 1e9)

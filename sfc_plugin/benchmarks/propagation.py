@@ -7,6 +7,12 @@ context of distinct frames. Peak memory: every measurement runs in a fresh proce
 'spawn') whose peak resident set size (``VmHWM`` on Linux, see :func:`sfc_plugin.utils.memory.peak_rss_mb`)
 is reported; it includes torch's CPU allocations, which tracemalloc does not see, and the interpreter with
 torch loaded (``startup_mb``, the peak before any input exists).
+
+Product bound: the fp32 products of scoring every key the protocol lets a query see (each short-term key within
+the radius, the whole long memory) per frame, over the best fp32 GEMM throughput this process reaches at the
+long memory's shape: a floor on the time of any exact implementation that scores every such key (only a proven
+pruning of keys could go below it), and the most such an implementation gains over the dense reference by
+computing fewer products.
 """
 import argparse
 import ctypes
@@ -27,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from mmengine.logging import MMLogger
 
-from sfc_plugin.propagation import (PropagationSettings, TiledPropagator, TileGeometry, propagate_step,
-                                    reference_propagate_step, resolve_select_dtype)
+from sfc_plugin.propagation import (PropagationSettings, TiledPropagator, TileGeometry, disk_reach, propagate_step,
+                                    reference_propagate_step, resolve_select_dtype, within_radius)
 from sfc_plugin.utils.memory import peak_rss_mb
 from .common import cpu_info, in_fresh_process
 
@@ -186,6 +192,46 @@ def measure_reference(config: BenchmarkConfig, num_queries: int, query_chunk: in
                 peak_mb=peak_mb, startup_mb=startup_mb, agreement=agreement)
 
 
+def pairs_within_radius(height: int, width: int, radius: float) -> int:
+    """(query, key) pairs of two ``height x width`` maps whose offset lies within ``radius``: for each offset in
+    the disk, the queries whose key at that offset is inside the map."""
+    reach = disk_reach(radius)
+    offsets = torch.arange(-reach, reach + 1)
+    inside = within_radius(offsets[:, None], offsets[None, :], radius)  # (2r + 1, 2r + 1)
+    rows, cols = (height - offsets.abs()).clamp(min=0), (width - offsets.abs()).clamp(min=0)
+    return int((inside * rows[:, None] * cols[None, :]).sum())
+
+
+def measure_gemm(config: BenchmarkConfig, repeats: int = 5) -> float:
+    """Best fp32 GFLOP/s of the long memory's product, (h * w, C) x (C, h * w), in a measuring process."""
+    _setup(config)
+    cells = config.height * config.width
+    queries = torch.randn(cells, config.channels, device=config.device)
+    keys = torch.randn(config.channels, cells, device=config.device)
+    best = float('inf')
+    for _ in range(repeats + 1):  # the first run warms up
+        _sync(config.device)
+        start = time.perf_counter()
+        queries @ keys
+        _sync(config.device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * cells * cells * config.channels / best / 1e9
+
+
+def product_bound(config: BenchmarkConfig, gemm_gflops: float) -> dict:
+    """The fp32 products of one steady-state frame that score every key a query may use (the m short-term
+    frames' pairs within the radius, the long memory's pairs: all of them, or within the radius with
+    ``radius_on_first``), as GFLOP and as milliseconds at ``gemm_gflops``; and the dense reference's products
+    over those (every query against all m + 1 frames)."""
+    settings, cells = config.settings, config.height * config.width
+    within = pairs_within_radius(config.height, config.width, settings.radius)
+    pairs = settings.context_len * within + (within if settings.radius_on_first else cells * cells)
+    flop = 2 * config.channels * pairs
+    dense_flop = 2 * config.channels * (settings.context_len + 1) * cells * cells
+    return dict(gemm_gflops=gemm_gflops, gflop_per_frame=flop / 1e9, lower_bound_ms_per_frame=flop / gemm_gflops / 1e6,
+                dense_to_exact_products=dense_flop / flop)
+
+
 def scaled(config: BenchmarkConfig, scale: float, frames: int) -> BenchmarkConfig:
     """The configuration with the feature map's sides scaled by ``scale``."""
     return replace(config, height=max(1, round(config.height * scale)), width=max(1, round(config.width * scale)),
@@ -201,7 +247,9 @@ def run_benchmark(config: BenchmarkConfig, reference_frames: int = 2, query_chun
     core = in_fresh_process(measure_core, config)
     log(f'core: {core["ms_per_frame"]:.0f} ms/frame; reference: {reference_frames} frames')
     reference = in_fresh_process(measure_reference, config, reference_frames, query_chunk)
-    log(f'reference: {reference["ms_per_frame"]:.0f} ms/frame; video length {lengths} at scale {length_scale}')
+    bound = product_bound(config, in_fresh_process(measure_gemm, config))
+    log(f'reference: {reference["ms_per_frame"]:.0f} ms/frame; products at least '
+        f'{bound["lower_bound_ms_per_frame"]:.0f} ms/frame; video length {lengths} at scale {length_scale}')
     pinned = replace(config, malloc_mmap_threshold=config.malloc_mmap_threshold or LIVE_MEMORY_MMAP_THRESHOLD)
     by_length = [in_fresh_process(measure_core, scaled(pinned, length_scale, frames)) for frames in lengths]
     log(f'resolution scales {scales}')
@@ -226,6 +274,7 @@ def run_benchmark(config: BenchmarkConfig, reference_frames: int = 2, query_chun
         core_select_dtype=core['select_dtype'],
         core_tile_size=core['tile_size'],
         core_stats=core['stats'],
+        product_bound=dict(bound, core_over_bound=core['ms_per_frame'] / bound['lower_bound_ms_per_frame']),
         core_ms_per_frame_first_frames=core['ms_per_frame_early'],
         core_steady_frames=core['steady_frames'],
         reference_frames=reference['frames'],
@@ -246,7 +295,11 @@ def run_benchmark(config: BenchmarkConfig, reference_frames: int = 2, query_chun
                         f'{pinned.malloc_mmap_threshold} bytes (video-length runs, so that the peak follows '
                         'the memory in use; their times include the extra page faults); held_mb: bytes of '
                         'the tensors the propagator keeps between frames',
-            agreement='core propagate_step vs dense reference on the same query and context frames'),
+            agreement='core propagate_step vs dense reference on the same query and context frames',
+            product_bound='fp32 products of the pairs within the radius (all of the long memory unless '
+                          'radius_on_first) at the best GEMM throughput of a (h * w, C) x (C, h * w) product '
+                          'in the same threads: the floor of an exact implementation that scores every key a query '
+                          "may use; core_over_bound: the core's steady-state time over it"),
         environment=dict(torch=torch.__version__, threads=config.threads or torch.get_num_threads(),
                          **cpu_info(), select_dtype=core['select_dtype'],
                          load_average_before=load_before, load_average_after=os.getloadavg()))
