@@ -99,7 +99,8 @@ def test_export_folder_and_meta(fixed_export, tiny_checkpoint):
     expected = dict(format_version=4, image_size=[64, 96], feat_size=[8, 12], stride=8, channels=512,
                     num_labels=NUM_LABELS, propagation=dict(topk=5, context_len=4, radius=6, temperature=0.05,
                                                             radius_on_first=False, hard_labels=False,
-                                                            pad_with_first=True, dilution_gain=1.0),
+                                                            pad_with_first=True, dilution_gain=1.0, guide_radius=0.0,
+                                                            guide_eps=1e-4),
                     fine_grained_weight=1.75,
                     opset=17, precision='fp32', checkpoint_sha256=checkpoint_sha256,
                     files={'backbone': 'backbone.onnx', 'propagate': 'propagate.onnx'})
