@@ -102,7 +102,7 @@ class PropagationModel(BaseModel):
         for index, path in enumerate(frame_paths):
             image = self._read_frame(path, (height, width))
             feat = self.backbone(self._network_input(image, input_size, device))[0]  # (C, h, w)
-            guide = image_tensor(image, device)[0] if task != 'pose' and codec.guided else None
+            guide = image_tensor(image, device)[0] if self.settings.guide_radius > 0 else None  # masks only
             prediction = loop.step(feat, first_annotation if index == 0 else None, guide)
             predictions[index] = prediction.cpu().numpy() if isinstance(prediction, torch.Tensor) else prediction
             if self.out_dir is not None and task != 'pose':
