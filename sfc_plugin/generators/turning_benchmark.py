@@ -12,7 +12,7 @@ attempt])`` and is stored in ``meta.json``.
 import json
 import math
 import os
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -250,8 +250,10 @@ def _texture(frame: np.ndarray, texture: dict) -> np.ndarray:
     return cv2.resize(crop, (TEXTURE_SIDE, TEXTURE_SIDE), interpolation=cv2.INTER_AREA).astype(np.float64)
 
 
-def render_video(plan: dict) -> Tuple[List[np.ndarray], List[np.ndarray]]:
-    """Frames (H, W, 3) uint8 RGB and label maps (H, W) uint8 of a planned video."""
+def render_video(plan: dict, textures: Optional[Dict[int, np.ndarray]] = None
+                 ) -> Tuple[List[np.ndarray], List[np.ndarray]]:
+    """Frames (H, W, 3) uint8 RGB and label maps (H, W) uint8 of a planned video; ``textures`` (object id ->
+    (TEXTURE_SIDE, TEXTURE_SIDE, 3) RGB) replace the planned textures of those objects."""
     height, width = plan['size']
     start, stop = plan['background']['frames']
     needed: Dict[str, set] = {plan['background']['clip']: set(range(start, stop))}
@@ -259,7 +261,7 @@ def render_video(plan: dict) -> Tuple[List[np.ndarray], List[np.ndarray]]:
         needed.setdefault(obj['texture']['clip'], set()).add(obj['texture']['frame'])
     decoded = {clip: read_clip_frames(clip, indices) for clip, indices in needed.items()}
     textures = {obj['id']: _texture(decoded[obj['texture']['clip']][obj['texture']['frame']], obj['texture'])
-                for obj in plan['objects']}
+                for obj in plan['objects']} | {k: np.asarray(v, np.float64) for k, v in (textures or {}).items()}
     frames, label_maps = [], []
     for t in range(plan['num_frames']):
         background = camera_view(decoded[plan['background']['clip']][start + t], plan['background'], t,
