@@ -17,7 +17,6 @@ import json
 import os
 from typing import Dict, List, Sequence
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -26,7 +25,7 @@ from torch import Tensor
 
 from sfc_plugin.propagation import (MaskCodec, PropagationSettings, TiledPropagator, VideoLabelLoop,
                                     network_input_size, reference_propagate_step)
-from sfc_plugin.utils import image_tensor, read_image, read_label_png
+from sfc_plugin.utils import read_image, read_label_png
 
 COLUMNS = (('video', 'video'), ('object', 'object'), ('hidden', 'hidden frames'), ('back', 'frames back'),
            ('propagated_iou', 'propagated IoU (%)'), ('frame0_recall', 'oracle frame 0: recall (%)'),
@@ -97,6 +96,16 @@ def returning_object_rows(video: str, feats: Tensor, label_maps: np.ndarray, hid
     return rows
 
 
+@torch.no_grad()
+def video_features(model, frames: Sequence[np.ndarray]) -> Tensor:
+    """(T, C, h, w) features (on the CPU) of RGB frames (H, W, 3) uint8, as the evaluation computes them:
+    ``model`` (a ``PropagationModel``) scales each frame up to its ``min_input_side`` for the backbone."""
+    device = next(model.backbone.parameters()).device
+    input_size = network_input_size(frames[0].shape[:2], model.min_input_side)
+    return torch.stack([model.backbone(model._network_input(frame, input_size, device))[0].cpu()
+                        for frame in frames])
+
+
 def read_benchmark_video(data_root: str, video: str) -> tuple:
     """A video of a DAVIS-layout benchmark: (T, H, W, 3) uint8 RGB frames and (T, H, W) label maps."""
     frame_dir = os.path.join(data_root, 'JPEGImages', '480p', video)
@@ -117,15 +126,11 @@ def benchmark_returning(model, data_root: str) -> List[dict]:
                                 'benchmark (tools/make_vos_benchmark.py --kind turning) records there')
     with open(meta_path) as file:
         videos = [video for video in json.load(file)['videos'] if video.get('hidden_frames')]
-    device = next(model.backbone.parameters()).device
     rows = []
     progress = ProgressBar(len(videos))
     for video in videos:
         frames, label_maps = read_benchmark_video(data_root, video['name'])
-        height, width = network_input_size(frames.shape[1:3], model.min_input_side)
-        feats = torch.stack([model.backbone(image_tensor(cv2.resize(frame, (width, height),
-                                                                    interpolation=cv2.INTER_LINEAR), device))[0]
-                             for frame in frames]).cpu()
-        rows += returning_object_rows(video['name'], feats, label_maps, video['hidden_frames'], model.settings)
+        rows += returning_object_rows(video['name'], video_features(model, frames), label_maps,
+                                      video['hidden_frames'], model.settings)
         progress.update()
     return rows
