@@ -3,12 +3,14 @@ record renders; on a tiny DAVIS-layout dataset written by the test."""
 import importlib.util
 import json
 import os
+import time
 
 import pytest
 
 from conftest import REPO_ROOT
 from sfc_plugin.apis import test as run_test
 from sfc_plugin.benchmarks.results import render_markdown
+from sfc_plugin.benchmarks.vos import evaluate_config
 from video_fixtures import make_davis
 
 TINY_MODEL = """
@@ -91,3 +93,17 @@ def test_variants_are_rows_of_their_own_settings(tmp_path):
                              'model.propagation.temperature=0.05', *options])
         assert row['J&F'] == pytest.approx(expected['J&F-Mean'], abs=1e-3)
     assert '| top1 | tiny_davis |' in render_markdown(record)
+
+
+@pytest.mark.slow
+def test_two_evaluations_that_start_in_the_same_second(tmp_path, monkeypatch):
+    # mmengine names a run's visualizer after its config and the second it started: without a name of its
+    # own, the second evaluation would reuse the first one's, whose temporary work dir is already removed
+    davis_root = str(tmp_path / 'DAVIS')
+    make_davis(davis_root, {'alpha': (3, 64, 96, 1)})
+    config = tiny_config(tmp_path, davis_root)
+    strftime = time.strftime
+    monkeypatch.setattr(time, 'strftime', lambda fmt, *args: '20261207_120000' if fmt == '%Y%m%d_%H%M%S'
+                        else strftime(fmt, *args))
+    first, second = (evaluate_config(config, cfg_options=['model.propagation.topk=3']) for _ in range(2))
+    assert first['J&F'] == second['J&F']

@@ -31,6 +31,9 @@ def benchmark_training(config: str,
     """
     cfg = load_config(config)
     cfg.work_dir = tempfile.mkdtemp(prefix='sfc_benchmark_train_')
+    # a name of its own: mmengine's message hub (whose timings this reads) and visualizer are looked up by
+    # experiment name, by default the config's file name and the second the run started
+    cfg.experiment_name = f'{osp.splitext(osp.basename(config))[0]}_{time.time_ns()}'
     cfg.train_cfg.max_iters = warmup + iters
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=10**9, by_epoch=False)
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=10**9)

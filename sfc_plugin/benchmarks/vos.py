@@ -55,7 +55,11 @@ def evaluate_config(config: str, checkpoint: Optional[str] = None, work_dir: Opt
     process, timed; ``cfg_options`` as written on that command line (``key=value`` strings)."""
     temporary = work_dir is None
     work_dir = tempfile.mkdtemp(prefix='sfc_vos_') if temporary else work_dir
-    argv = [config] + ([checkpoint] if checkpoint else []) + ['--work-dir', work_dir] + (['--cfg-options', *cfg_options] if cfg_options else [])
+    # mmengine names a run's logger and visualizer after its config and the second it started; a second run
+    # in this process within the same second would get the first one's (writing into its removed work dir)
+    experiment = f'experiment_name={config_name(config)}_{time.time_ns()}'
+    argv = [config] + ([checkpoint] if checkpoint else []) + ['--work-dir', work_dir,
+                                                                '--cfg-options', *(cfg_options or []), experiment]
     try:
         start = time.perf_counter()
         metrics = run_test(argv)
