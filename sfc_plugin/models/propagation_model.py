@@ -3,7 +3,6 @@ import os.path as osp
 import time
 from typing import List, Optional, Tuple
 
-import cv2
 import numpy as np
 import torch
 from mmengine.logging import print_log
@@ -14,7 +13,7 @@ from sfc_plugin.propagation import (KeypointCodec, MaskCodec, PropagationSetting
                                     network_input_size)
 from sfc_plugin.registry import MODELS
 from sfc_plugin.structures import VideoDataError, validate_video_sample
-from sfc_plugin.utils import image_tensor, read_image, read_label_png, write_label_png
+from sfc_plugin.utils import prepare_image, read_image, read_label_png, write_label_png
 
 
 @MODELS.register_module()
@@ -101,8 +100,8 @@ class PropagationModel(BaseModel):
         device = next(self.backbone.parameters()).device
         for index, path in enumerate(frame_paths):
             image = self._read_frame(path, (height, width))
-            feat = self.backbone(self._network_input(image, input_size, device))[0]  # (C, h, w)
-            guide = image_tensor(image, device)[0] if self.settings.guide_radius > 0 else None  # masks only
+            feat = self.backbone(prepare_image(image, network_size)[None].to(device))[0]  # (C, h, w)
+            guide = prepare_image(image, (height, width)).to(device) if self.settings.guide_radius > 0 else None
             prediction = loop.step(feat, first_annotation if index == 0 else None, guide)
             predictions[index] = prediction.cpu().numpy() if isinstance(prediction, torch.Tensor) else prediction
             if self.out_dir is not None and task != 'pose':
@@ -125,10 +124,3 @@ class PropagationModel(BaseModel):
             raise VideoDataError(f'{path}: frame size {image.shape[:2]} differs from the '
                                  f'video size {tuple(ori_shape)}')
         return image
-
-    @staticmethod
-    def _network_input(image: np.ndarray, input_size: Optional[Tuple[int, int]], device: torch.device) -> Tensor:
-        """A frame as the network takes it: (1, 3, H, W) float in [0, 1] at ``input_size`` on ``device``."""
-        if input_size is not None:
-            image = cv2.resize(image, (input_size[1], input_size[0]), interpolation=cv2.INTER_LINEAR)
-        return image_tensor(image, device)

@@ -17,12 +17,12 @@ import torch
 from mmengine.logging import print_log
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from sfc_plugin.utils import file_sha256, read_label_png, write_json, write_label_png
+from sfc_plugin.utils import file_sha256, prepare_image, read_label_png, write_json, write_label_png
 from sfc_plugin.utils.io import ensure_writable_dir
 from .backends import Backend
 from .masks import Annotations, MaskError, load_annotations
 from .presence import DEFAULT_VANISH_FRAMES, ObjectPresence
-from .propagator import VideoPropagator, prepare_image
+from .propagator import VideoPropagator
 from .resume import RunState, completed_frames, resume_plan
 from .video_io import BackgroundWriter, FrameSource, OutputError, OverlayVideo, PrefetchReader
 

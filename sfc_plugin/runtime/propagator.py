@@ -8,24 +8,13 @@ import time
 from collections import Counter
 from typing import List, Optional, Tuple, Union
 
-import cv2
 import numpy as np
 import torch
 from torch import Tensor
 
 from sfc_plugin.propagation import MaskCodec, VideoLabelLoop
+from sfc_plugin.utils import prepare_image
 from .backends import Backend
-
-
-def prepare_image(rgb: np.ndarray, size: Tuple[int, int]) -> Tensor:
-    """(H, W, 3) uint8 RGB -> (3, h, w) float32 in [0, 1] at ``size`` (bilinear, as the evaluation's loader)."""
-    if rgb.shape[:2] != tuple(size):
-        rgb = cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
-    # NumPy, not torch: this runs in the reader thread, where a torch op would start a second OpenMP team
-    # competing with the model's for the same cores.
-    image = np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32)
-    image /= 255
-    return torch.from_numpy(image)
 
 
 class HostFrame:
@@ -122,7 +111,7 @@ class VideoPropagator:
 
         Args:
             image: (3, h', w') float32 RGB in [0, 1] at the backend's input size for the frame (see
-                :func:`prepare_image`), on any device.
+                :func:`sfc_plugin.utils.prepare_image`), on any device.
             mask: (H, W) integer ids for an annotated frame (required for the first frame).
             rgb: the (H, W, 3) uint8 frame at the masks' size; needed when the settings guide the upsampling.
         Returns:

@@ -24,6 +24,18 @@ def image_tensor(rgb: np.ndarray, device: Optional[torch.device] = None) -> torc
     return torch.from_numpy(np.ascontiguousarray(rgb)).to(device).permute(2, 0, 1)[None].float().div_(255)
 
 
+def prepare_image(rgb: np.ndarray, size: Tuple[int, int]) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB -> (3, h, w) float32 in [0, 1] at ``size`` (bilinear): a frame as the networks take
+    it, in evaluation and in the runtime."""
+    if rgb.shape[:2] != tuple(size):
+        rgb = cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+    # NumPy, not torch: the runtime runs this in its reader thread, where a torch op would start a second
+    # OpenMP team competing with the model's for the same cores.
+    image = np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32)
+    image /= 255
+    return torch.from_numpy(image)
+
+
 def file_sha256(path: str, chunk_bytes: int = 1 << 22) -> str:
     """Hex SHA-256 of a file."""
     digest = hashlib.sha256()
