@@ -33,7 +33,9 @@ COLUMNS = (('video', 'video'), ('object', 'object'), ('hidden', 'hidden frames')
 
 
 def cell_labels(label_map: np.ndarray, num_labels: int, feat_size: Sequence[int]) -> Tensor:
-    """(K, h, w) share of each label in each feature cell (area average of the one-hot (H, W) map)."""
+    """(K, h, w) share of each label in each feature cell (area average of the one-hot (H, W) map): the truth
+    per cell. The propagation encodes an annotation differently (``mask_to_soft_labels``: bilinear, as the
+    reference)."""
     one_hot = F.one_hot(torch.from_numpy(label_map.astype(np.int64)), num_labels).permute(2, 0, 1).float()
     return F.interpolate(one_hot[None], size=tuple(feat_size), mode='area')[0]
 
