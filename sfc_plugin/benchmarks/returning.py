@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from mmengine.utils import ProgressBar
 from torch import Tensor
 
+from sfc_plugin.datasets import DAVISDataset
 from sfc_plugin.propagation import (MaskCodec, PropagationSettings, TiledPropagator, VideoLabelLoop,
                                     network_input_size, reference_propagate_step)
 from sfc_plugin.utils import prepare_image, read_image, read_json, read_label_png
@@ -59,16 +60,24 @@ def appearance_oracle(feats: Tensor, labels: Tensor, memory_frame: int, frames: 
 
 
 @torch.no_grad()
+def propagated_masks(feats: Tensor, label_maps: np.ndarray, settings: PropagationSettings) -> np.ndarray:
+    """(T, H, W) masks propagated through features (T, C, h, w) from frame 0's true label map (the evaluation's
+    core and codec)."""
+    loop = VideoLabelLoop(TiledPropagator(settings), MaskCodec.for_benchmark(label_maps[0]))
+    return np.stack([np.asarray(loop.step(feat, label_maps[0] if t == 0 else None)) for t, feat in enumerate(feats)])
+
+
+def mask_ious(predicted: np.ndarray, label_maps: np.ndarray, obj: int) -> np.ndarray:
+    """(T,) IoU of object ``obj`` in predicted and true (T, H, W) masks (arrays or lists of (H, W) arrays); NaN
+    where both are empty."""
+    predicted, truth = np.asarray(predicted) == obj, np.asarray(label_maps) == obj
+    union = (predicted | truth).sum((1, 2))
+    return np.where(union > 0, (predicted & truth).sum((1, 2)) / np.maximum(union, 1), np.nan)
+
+
 def propagated_ious(feats: Tensor, label_maps: np.ndarray, obj: int, settings: PropagationSettings) -> np.ndarray:
     """(T,) IoU of object ``obj``'s propagated and true masks (NaN where both are empty), frame 0 annotated."""
-    loop = VideoLabelLoop(TiledPropagator(settings), MaskCodec.for_benchmark(label_maps[0]))
-    ious = []
-    for t, feat in enumerate(feats):
-        predicted = np.asarray(loop.step(feat, label_maps[0] if t == 0 else None)) == obj
-        truth = label_maps[t] == obj
-        union = (predicted | truth).sum()
-        ious.append((predicted & truth).sum() / union if union else np.nan)
-    return np.array(ious)
+    return mask_ious(propagated_masks(feats, label_maps, settings), label_maps, obj)
 
 
 def returning_object_rows(video: str, feats: Tensor, label_maps: np.ndarray, hidden_frames: Sequence[int],
@@ -79,7 +88,7 @@ def returning_object_rows(video: str, feats: Tensor, label_maps: np.ndarray, hid
         return []
     num_labels = int(label_maps.max()) + 1
     labels = torch.stack([cell_labels(m, num_labels, feats.shape[-2:]) for m in label_maps])  # (T, K, h, w)
-    rows = []
+    rows, predicted = [], None
     for obj in range(1, num_labels):
         if (label_maps[list(hidden_frames)] == obj).any():
             continue
@@ -87,7 +96,8 @@ def returning_object_rows(video: str, feats: Tensor, label_maps: np.ndarray, hid
         if not back:
             continue
         view = int(np.argmax([(m == obj).sum() for m in label_maps[:hidden_frames[0]]]))
-        ious = propagated_ious(feats, label_maps, obj, settings)
+        predicted = propagated_masks(feats, label_maps, settings) if predicted is None else predicted
+        ious = mask_ious(predicted, label_maps, obj)
         frame0 = appearance_oracle(feats, labels, 0, back, obj, settings)
         largest = appearance_oracle(feats, labels, view, back, obj, settings)
         rows.append(dict(video=video, object=obj, hidden=f'{hidden_frames[0]}-{hidden_frames[-1]}', back=len(back),
@@ -107,16 +117,6 @@ def video_features(model, frames: Sequence[np.ndarray]) -> Tensor:
                         for frame in frames])
 
 
-def read_benchmark_video(data_root: str, video: str) -> tuple:
-    """A video of a DAVIS-layout benchmark: (T, H, W, 3) uint8 RGB frames and (T, H, W) label maps."""
-    frame_dir = os.path.join(data_root, 'JPEGImages', '480p', video)
-    names = sorted(os.path.splitext(name)[0] for name in os.listdir(frame_dir) if name.endswith('.jpg'))
-    frames = np.stack([read_image(os.path.join(frame_dir, f'{name}.jpg')) for name in names])
-    label_maps = np.stack([read_label_png(os.path.join(data_root, 'Annotations', '480p', video, f'{name}.png'))[0]
-                           for name in names])
-    return frames, label_maps
-
-
 @torch.no_grad()
 def benchmark_returning(model, data_root: str) -> List[dict]:
     """Rows of :data:`COLUMNS` for every returning object of the turning benchmark in ``data_root``, with
@@ -124,12 +124,16 @@ def benchmark_returning(model, data_root: str) -> List[dict]:
     meta = read_json(os.path.join(data_root, 'meta.json'), FileNotFoundError,
                      'not found; this benchmark reads the hidden frames that a turning benchmark '
                      '(tools/make_vos_benchmark.py --kind turning) records there')
-    videos = [video for video in meta.get('videos', []) if video.get('hidden_frames')]
+    hidden = {video['name']: video['hidden_frames'] for video in meta.get('videos', []) if video.get('hidden_frames')}
+    dataset = DAVISDataset(data_root=data_root)  # its checks name a missing or mismatched frame's file
+    samples = [dataset.get_data_info(index) for index in range(len(dataset))]
+    samples = [sample for sample in samples if sample['video'] in hidden]
     rows = []
-    progress = ProgressBar(len(videos))
-    for video in videos:
-        frames, label_maps = read_benchmark_video(data_root, video['name'])
-        rows += returning_object_rows(video['name'], video_features(model, frames), label_maps,
-                                      video['hidden_frames'], model.settings)
+    progress = ProgressBar(len(samples))
+    for sample in samples:
+        frames = np.stack([read_image(path) for path in sample['frame_paths']])
+        label_maps = np.stack([read_label_png(path)[0] for path in sample['anno_paths']])
+        rows += returning_object_rows(sample['video'], video_features(model, frames), label_maps,
+                                      hidden[sample['video']], model.settings)
         progress.update()
     return rows

